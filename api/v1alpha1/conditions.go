@@ -1,0 +1,35 @@
+package v1alpha1
+
+// Condition types. They follow kstatus: Ready is True when the object is fully reconciled,
+// Reconciling is True while the operator works towards it, Stalled is True when it cannot
+// progress without a change from a person.
+const (
+	// ConditionReady says the object is reconciled.
+	ConditionReady = "Ready"
+	// ConditionReconciling says the operator is working on the object.
+	ConditionReconciling = "Reconciling"
+	// ConditionStalled says the object cannot progress until a person changes something.
+	ConditionStalled = "Stalled"
+	// ConditionGatesPassed, on a ModelVersion, says whether its metrics pass every gate.
+	ConditionGatesPassed = "GatesPassed"
+)
+
+// Condition reasons. Each is documented in docs/troubleshooting.md with what to do.
+const (
+	// ReasonReconciled: the decision is made and recorded.
+	ReasonReconciled = "Reconciled"
+	// ReasonProgressing: the operator is applying a decision.
+	ReasonProgressing = "Progressing"
+	// ReasonModelNotFound: the version's RegisteredModel does not exist (yet); the version waits.
+	ReasonModelNotFound = "ModelNotFound"
+	// ReasonDuplicateVersion: another ModelVersion of the model claims the same version number.
+	ReasonDuplicateVersion = "DuplicateVersion"
+	// ReasonAllGatesPassed: every gate holds.
+	ReasonAllGatesPassed = "AllGatesPassed"
+	// ReasonNoGates: the model has no gates, so every version passes.
+	ReasonNoGates = "NoGates"
+	// ReasonGateFailed: a metric is outside its gate's bound.
+	ReasonGateFailed = "GateFailed"
+	// ReasonMetricMissing: the version does not report a metric that a gate needs.
+	ReasonMetricMissing = "MetricMissing"
+)

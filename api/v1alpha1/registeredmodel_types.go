@@ -1,0 +1,247 @@
+package v1alpha1
+
+import (
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/runtime"
+)
+
+// PromotionMode says who promotes a version that passes the gates.
+// +kubebuilder:validation:Enum=Automatic;Manual
+type PromotionMode string
+
+const (
+	// PromotionAutomatic promotes the newest version that passes every gate.
+	PromotionAutomatic PromotionMode = "Automatic"
+	// PromotionManual keeps versions that pass every gate in Staging until a person asks for
+	// Production with spec.stage on the version.
+	PromotionManual PromotionMode = "Manual"
+)
+
+// Direction says which way a metric improves.
+// +kubebuilder:validation:Enum=HigherIsBetter;LowerIsBetter
+type Direction string
+
+const (
+	// HigherIsBetter is for metrics such as accuracy.
+	HigherIsBetter Direction = "HigherIsBetter"
+	// LowerIsBetter is for metrics such as loss or overfitting.
+	LowerIsBetter Direction = "LowerIsBetter"
+)
+
+// Gate is one quality threshold that a version must meet to leave the None stage.
+// +kubebuilder:validation:XValidation:rule="has(self.min) || has(self.max)",message="a gate needs min, max or both, for example {metric: test_accuracy, min: 0.85}"
+// +kubebuilder:validation:XValidation:rule="!has(self.min) || !has(self.max) || double(self.min) <= double(self.max)",message="a gate's min must not be greater than its max"
+type Gate struct {
+	// metric is the name of the metric the gate reads from each version's spec.metrics.
+	// +required
+	// +kubebuilder:validation:MinLength=1
+	// +kubebuilder:validation:MaxLength=63
+	// +kubebuilder:validation:Pattern=`^[A-Za-z_][A-Za-z0-9_.\-/]*$`
+	Metric string `json:"metric"`
+
+	// min is the smallest value that passes (inclusive).
+	// +optional
+	Min *Number `json:"min,omitempty"`
+
+	// max is the largest value that passes (inclusive).
+	// +optional
+	Max *Number `json:"max,omitempty"`
+}
+
+// Improvement is the champion/challenger rule: a version is promoted automatically only when it
+// beats the current Production version on one metric by at least minDelta.
+type Improvement struct {
+	// metric is the metric compared between the candidate and the Production version.
+	// +required
+	// +kubebuilder:validation:MinLength=1
+	// +kubebuilder:validation:MaxLength=63
+	// +kubebuilder:validation:Pattern=`^[A-Za-z_][A-Za-z0-9_.\-/]*$`
+	Metric string `json:"metric"`
+
+	// minDelta is how much better the candidate must be; 0 lets a tie through.
+	// +optional
+	// +kubebuilder:default=0
+	MinDelta *Number `json:"minDelta,omitempty"`
+
+	// direction says which way the metric improves; HigherIsBetter by default.
+	// +optional
+	// +kubebuilder:default=HigherIsBetter
+	Direction Direction `json:"direction,omitempty"`
+}
+
+// Promotion is the policy that decides which version serves as Production.
+type Promotion struct {
+	// mode is Automatic (the newest version that passes the gates becomes Production) or Manual
+	// (versions that pass wait in Staging for a spec.stage request).
+	// +optional
+	// +kubebuilder:default=Automatic
+	Mode PromotionMode `json:"mode,omitempty"`
+
+	// gates must all hold for a version to be promoted. The first gate's metric is the model's
+	// primary metric, shown by `kubectl get modelversions`.
+	// +optional
+	// +listType=map
+	// +listMapKey=metric
+	// +kubebuilder:validation:MaxItems=16
+	Gates []Gate `json:"gates,omitempty"`
+
+	// requireImprovement, when set, also requires a candidate to beat the current Production version.
+	// +optional
+	RequireImprovement *Improvement `json:"requireImprovement,omitempty"`
+}
+
+// RegisteredModelSpec defines a model and the rules for promoting its versions.
+type RegisteredModelSpec struct {
+	// description says what the model does.
+	// +optional
+	// +kubebuilder:validation:MaxLength=1024
+	Description string `json:"description,omitempty"`
+
+	// promotion is the policy that decides which version is Production.
+	// +optional
+	// +kubebuilder:default={mode: Automatic}
+	Promotion Promotion `json:"promotion,omitempty"`
+}
+
+// HistoryReason says why a version changed stage.
+type HistoryReason string
+
+const (
+	// ReasonGatesPassed: the version passed every gate and was promoted automatically.
+	ReasonGatesPassed HistoryReason = "GatesPassed"
+	// ReasonManualRequest: a person asked for the stage with spec.stage.
+	ReasonManualRequest HistoryReason = "ManualRequest"
+	// ReasonRollback: a person asked for an older version as Production.
+	ReasonRollback HistoryReason = "Rollback"
+	// ReasonSuperseded: another version took its place as Production.
+	ReasonSuperseded HistoryReason = "Superseded"
+	// ReasonRolledBack: the version was Production and a person rolled back from it.
+	ReasonRolledBack HistoryReason = "RolledBack"
+	// ReasonArchiveRequest: a person retired the version with spec.stage: Archived.
+	ReasonArchiveRequest HistoryReason = "ArchiveRequest"
+	// ReasonRestored: the Production version was archived on request and this one, the
+	// previous Production version, was restored.
+	ReasonRestored HistoryReason = "Restored"
+	// ReasonGatesFailed: the version no longer passes every gate.
+	ReasonGatesFailed HistoryReason = "GatesFailed"
+	// ReasonUnarchived: a person returned an Archived version to the candidates with spec.stage: Staging.
+	ReasonUnarchived HistoryReason = "Unarchived"
+)
+
+// HistoryEntry is one stage transition of one version.
+type HistoryEntry struct {
+	// version is the version number that changed stage.
+	// +required
+	Version int64 `json:"version"`
+
+	// from is the stage the version left.
+	// +required
+	From Stage `json:"from"`
+
+	// to is the stage the version entered.
+	// +required
+	To Stage `json:"to"`
+
+	// reason is a CamelCase word: GatesPassed, ManualRequest, Rollback, Superseded, RolledBack,
+	// ArchiveRequest, Restored, Unarchived.
+	// +required
+	// +kubebuilder:validation:MaxLength=64
+	Reason HistoryReason `json:"reason"`
+
+	// message says what happened in words, with the numbers that decided it.
+	// +optional
+	// +kubebuilder:validation:MaxLength=1024
+	Message string `json:"message,omitempty"`
+
+	// time is when the operator made the change.
+	// +required
+	Time metav1.Time `json:"time"`
+}
+
+// MaxHistory is how many transitions a RegisteredModel keeps; the oldest are dropped first.
+const MaxHistory = 100
+
+// RegisteredModelStatus is what the operator decided and observed for the model.
+type RegisteredModelStatus struct {
+	// conditions hold Ready (the decision is made and written to every version), Reconciling and Stalled.
+	// +optional
+	// +listType=map
+	// +listMapKey=type
+	// +kubebuilder:validation:MaxItems=16
+	Conditions []metav1.Condition `json:"conditions,omitempty"`
+
+	// observedGeneration is the spec generation the status describes.
+	// +optional
+	ObservedGeneration int64 `json:"observedGeneration,omitempty"`
+
+	// productionVersion is the version number in Production; absent when there is none.
+	// This field is the single source of truth: each version's status.stage follows it.
+	// +optional
+	ProductionVersion *int64 `json:"productionVersion,omitempty"`
+
+	// automaticPromotionFloor is the version number above which automatic promotion looks for a
+	// candidate. It is the Production version after an automatic promotion, and the newest
+	// version that existed when a person asked for the current Production version, so that a
+	// rollback holds until a newer version is registered.
+	// +optional
+	AutomaticPromotionFloor int64 `json:"automaticPromotionFloor,omitempty"`
+
+	// latestVersion is the highest version number registered for the model.
+	// +optional
+	LatestVersion *int64 `json:"latestVersion,omitempty"`
+
+	// versionCount is how many ModelVersions belong to the model.
+	// +optional
+	VersionCount int32 `json:"versionCount,omitempty"`
+
+	// history lists stage transitions, newest last, at most 100.
+	// +optional
+	// +listType=atomic
+	// +kubebuilder:validation:MaxItems=100
+	History []HistoryEntry `json:"history,omitempty"`
+}
+
+// RegisteredModel is a model whose versions are promoted through None, Staging, Production and
+// Archived by quality gates and by requests on the versions.
+// +kubebuilder:object:root=true
+// +kubebuilder:subresource:status
+// +kubebuilder:resource:shortName=rm,categories=podium
+// +kubebuilder:printcolumn:name="Production",type=integer,JSONPath=`.status.productionVersion`
+// +kubebuilder:printcolumn:name="Latest",type=integer,JSONPath=`.status.latestVersion`
+// +kubebuilder:printcolumn:name="Ready",type=string,JSONPath=`.status.conditions[?(@.type=="Ready")].status`
+// +kubebuilder:printcolumn:name="Mode",type=string,JSONPath=`.spec.promotion.mode`,priority=1
+// +kubebuilder:printcolumn:name="Status",type=string,JSONPath=`.status.conditions[?(@.type=="Ready")].message`,priority=1
+// +kubebuilder:printcolumn:name="Age",type=date,JSONPath=`.metadata.creationTimestamp`
+// +kubebuilder:validation:XValidation:rule="self.metadata.name.size() <= 45",message="a RegisteredModel name may have at most 45 characters, so that the names of the objects derived from it (such as <name>-predictor-staging) stay within 63"
+// +kubebuilder:validation:XValidation:rule="self.metadata.name.matches('^[a-z]([-a-z0-9]*[a-z0-9])?$')",message="a RegisteredModel name must start with a lowercase letter and hold only lowercase letters, digits and '-', such as battle-winner-predictor"
+type RegisteredModel struct {
+	metav1.TypeMeta `json:",inline"`
+
+	// metadata is standard object metadata.
+	// +optional
+	metav1.ObjectMeta `json:"metadata,omitzero"`
+
+	// spec defines the model and its promotion policy.
+	// +required
+	Spec RegisteredModelSpec `json:"spec"`
+
+	// status is what the operator decided.
+	// +optional
+	Status RegisteredModelStatus `json:"status,omitzero"`
+}
+
+// +kubebuilder:object:root=true
+
+// RegisteredModelList contains a list of RegisteredModel.
+type RegisteredModelList struct {
+	metav1.TypeMeta `json:",inline"`
+	metav1.ListMeta `json:"metadata,omitzero"`
+	Items           []RegisteredModel `json:"items"`
+}
+
+func init() {
+	SchemeBuilder.Register(func(scheme *runtime.Scheme) error {
+		scheme.AddKnownTypes(SchemeGroupVersion, &RegisteredModel{}, &RegisteredModelList{})
+		return nil
+	})
+}

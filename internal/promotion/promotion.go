@@ -1,0 +1,434 @@
+// Package promotion holds Podium's promotion rules as a pure function: given a model's policy,
+// its recorded decision and its versions, Decide says which version is Production and which
+// stage every other version is in. It reads no cluster and keeps no state, so every rule is
+// tested with table tests.
+//
+// The rules, in the order they apply:
+//
+//   - Events are ordered on one clock, the version numbers: the registration of version n stands
+//     at n; a stage request stands just after the newest version that existed when the operator
+//     first saw it (a request written into the manifest of a version that is new to the operator
+//     stands just after that version). Newer events win.
+//   - Automatic mode promotes the newest version above the floor (status.automaticPromotionFloor)
+//     that passes every gate and requireImprovement. A lower version never displaces a higher one
+//     that was promoted automatically, and a rollback holds until a newer version is registered.
+//   - A Production request promotes the version even when its gates fail (a rollback when it is
+//     older); the version it replaces becomes Archived and is never promoted automatically again.
+//   - An Archived request retires a version. Retiring the Production version restores the
+//     previous Production version from the history, or leaves the model with none.
+//   - A Staging request returns an Archived version to the candidates.
+//   - Versions that claim a version number another version also claims are never promoted.
+package promotion
+
+import (
+	"fmt"
+	"slices"
+	"time"
+
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+
+	mlv1 "github.com/podium-dev/podium/api/v1alpha1"
+)
+
+// Version is what the rules need to know about one ModelVersion.
+type Version struct {
+	Name    string
+	Number  int64
+	Metrics map[string]mlv1.Number
+	// Request is spec.stage; ObservedRequest is status.observedStageRequest.
+	Request         mlv1.Stage
+	ObservedRequest mlv1.Stage
+	// Stage is the stage recorded in the version's status; empty for a version never decided.
+	Stage      mlv1.Stage
+	Generation int64
+}
+
+// Input is a model's policy, its recorded decision and its versions.
+type Input struct {
+	Policy mlv1.Promotion
+	// Production and Floor are the RegisteredModel's recorded decision.
+	Production *int64
+	Floor      int64
+	History    []mlv1.HistoryEntry
+	Versions   []Version
+}
+
+// VersionDecision is the stage decided for one version and what explains it.
+type VersionDecision struct {
+	Stage           mlv1.Stage
+	ObservedRequest mlv1.Stage
+	Gates           GateOutcome
+	PrimaryMetric   string
+	// Duplicate is true when another version claims the same number.
+	Duplicate bool
+	// Note explains a request that was not acted on, if any.
+	Note string
+}
+
+// Transition is one change of stage, for the history and for Events.
+type Transition struct {
+	Name    string
+	Version int64
+	From    mlv1.Stage
+	To      mlv1.Stage
+	Reason  mlv1.HistoryReason
+	Message string
+}
+
+// Decision is the outcome of Decide.
+type Decision struct {
+	Production  *int64
+	Floor       int64
+	Latest      *int64
+	Versions    map[string]VersionDecision
+	Transitions []Transition
+}
+
+// event is a promotion or a request, placed on the version-number clock: registration of n at 2n,
+// a request made after version L at 2L+1.
+type event struct {
+	position int64
+	version  *Version
+	request  mlv1.Stage // empty for a registration
+}
+
+// decider carries the state Decide folds the events into.
+type decider struct {
+	in         Input
+	production *int64
+	position   int64 // the clock position of the current Production decision
+	floor      int64
+	latest     int64
+	byNumber   map[int64][]*Version
+	gates      map[string]GateOutcome
+	archived   map[string]bool // versions that are Archived after the events
+	reasons    map[string]reason
+	notes      map[string]string
+}
+
+type reason struct {
+	reason  mlv1.HistoryReason
+	message string
+}
+
+// Decide applies the promotion rules. It never mutates its input.
+func Decide(in Input) Decision {
+	d := &decider{
+		in:       in,
+		floor:    in.Floor,
+		byNumber: map[int64][]*Version{},
+		gates:    map[string]GateOutcome{},
+		archived: map[string]bool{},
+		reasons:  map[string]reason{},
+		notes:    map[string]string{},
+	}
+	for i := range in.Versions {
+		v := &in.Versions[i]
+		d.byNumber[v.Number] = append(d.byNumber[v.Number], v)
+		d.gates[v.Name] = EvaluateGates(in.Policy.Gates, v.Metrics)
+		d.latest = max(d.latest, v.Number)
+		if v.Stage == mlv1.StageArchived {
+			d.archived[v.Name] = true
+		}
+	}
+	if in.Production == nil && len(in.History) == 0 {
+		// The model's status was lost (restored from a backup without status, say): the version
+		// whose own status says Production is still the truth.
+		for i := range in.Versions {
+			if v := &in.Versions[i]; v.Stage == mlv1.StageProduction && len(d.byNumber[v.Number]) == 1 {
+				in.Production, in.Floor = &v.Number, max(in.Floor, v.Number)
+				d.in, d.floor = in, in.Floor
+			}
+		}
+	}
+	if in.Production != nil {
+		p := *in.Production
+		d.production = &p
+		d.position = 2 * in.Floor
+		if p != in.Floor {
+			d.position++ // the current Production came from a request
+		}
+	}
+
+	for _, e := range d.events() {
+		if e.request == "" {
+			d.promoteAutomatically(e.version)
+		} else {
+			d.handleRequest(e)
+		}
+	}
+	return d.result()
+}
+
+// events lists the automatic candidates and the new requests, oldest first.
+func (d *decider) events() []event {
+	var events []event
+	for i := range d.in.Versions {
+		v := &d.in.Versions[i]
+		if d.isDuplicate(v) {
+			if isNewRequest(v) {
+				d.notes[v.Name] = fmt.Sprintf("The request for %s waits: version %d is claimed by more than one ModelVersion", v.Request, v.Number)
+			}
+			continue
+		}
+		if d.in.Policy.Mode != mlv1.PromotionManual && v.Number > d.floor && !d.archived[v.Name] && d.gates[v.Name].Passed {
+			events = append(events, event{position: 2 * v.Number, version: v})
+		}
+		if isNewRequest(v) {
+			pos := 2*d.latest + 1
+			if v.Stage == "" && v.Generation == 1 {
+				pos = 2*v.Number + 1 // written into the manifest the version was registered with
+			}
+			events = append(events, event{position: pos, version: v, request: v.Request})
+		}
+	}
+	slices.SortStableFunc(events, func(a, b event) int {
+		if a.position != b.position {
+			return int(a.position - b.position)
+		}
+		return int(a.version.Number - b.version.Number)
+	})
+	return events
+}
+
+func isNewRequest(v *Version) bool {
+	return v.Request != "" && v.Request != mlv1.StageNone && v.Request != v.ObservedRequest
+}
+
+func (d *decider) isDuplicate(v *Version) bool { return len(d.byNumber[v.Number]) > 1 }
+
+// promoteAutomatically makes v Production when it is newer than the current decision and beats
+// the current Production version where requireImprovement asks for it.
+func (d *decider) promoteAutomatically(v *Version) {
+	if 2*v.Number <= d.position || d.isProduction(v) {
+		return
+	}
+	if rule := d.in.Policy.RequireImprovement; rule != nil && d.production != nil {
+		if champion := d.holder(*d.production); champion != nil {
+			if ok, why := improves(rule, v.Metrics, champion.Metrics); !ok {
+				d.notes[v.Name] = why
+				return
+			}
+		}
+	}
+	d.promote(v, 2*v.Number, v.Number, mlv1.ReasonGatesPassed, "Passed every gate: "+d.gates[v.Name].Message)
+}
+
+// handleRequest acts on a new spec.stage request.
+func (d *decider) handleRequest(e event) {
+	v := e.version
+	switch e.request {
+	case mlv1.StageProduction:
+		if d.isProduction(v) {
+			return
+		}
+		if e.position < d.position {
+			d.notes[v.Name] = fmt.Sprintf("The Production request in the version's manifest was superseded by version %d, promoted later", *d.production)
+			return
+		}
+		floor := (e.position - 1) / 2
+		r, msg := mlv1.ReasonManualRequest, "Promoted by a spec.stage: Production request"
+		if d.production != nil && v.Number < *d.production {
+			r, msg = mlv1.ReasonRollback, fmt.Sprintf("Rolled back from version %d by a spec.stage: Production request", *d.production)
+		}
+		if g := d.gates[v.Name]; !g.Passed {
+			msg += "; its gates do not pass (" + g.Message + ")"
+		}
+		d.promote(v, e.position, floor, r, msg)
+	case mlv1.StageArchived:
+		wasProduction := d.isProduction(v)
+		d.archive(v, mlv1.ReasonArchiveRequest, "Retired by a spec.stage: Archived request")
+		if wasProduction {
+			d.production = nil
+			d.position, d.floor = e.position, (e.position-1)/2
+			d.restorePrevious(v)
+		}
+	case mlv1.StageStaging:
+		if d.archived[v.Name] {
+			delete(d.archived, v.Name)
+			d.reasons[v.Name] = reason{mlv1.ReasonUnarchived, "Returned to the candidates by a spec.stage: Staging request"}
+		}
+	}
+}
+
+// promote makes v Production and archives the version it replaces.
+func (d *decider) promote(v *Version, position, floor int64, r mlv1.HistoryReason, msg string) {
+	if d.production != nil {
+		if old := d.holder(*d.production); old != nil {
+			oldReason, oldMsg := mlv1.ReasonSuperseded, fmt.Sprintf("Replaced by version %d", v.Number)
+			if r == mlv1.ReasonRollback {
+				oldReason, oldMsg = mlv1.ReasonRolledBack, fmt.Sprintf("Rolled back to version %d", v.Number)
+			}
+			d.archive(old, oldReason, oldMsg)
+		}
+	}
+	n := v.Number
+	d.production = &n
+	d.position, d.floor = position, floor
+	delete(d.archived, v.Name)
+	d.reasons[v.Name] = reason{r, msg}
+}
+
+func (d *decider) archive(v *Version, r mlv1.HistoryReason, msg string) {
+	d.archived[v.Name] = true
+	d.reasons[v.Name] = reason{r, msg}
+}
+
+// restorePrevious makes the newest earlier Production version from the history Production
+// again, skipping versions that are gone, duplicated, or were retired on request since.
+func (d *decider) restorePrevious(retired *Version) {
+	retiredOnRequest := map[int64]bool{retired.Number: true}
+	for i := len(d.in.History) - 1; i >= 0; i-- {
+		h := d.in.History[i]
+		if h.To == mlv1.StageArchived && h.Reason == mlv1.ReasonArchiveRequest {
+			retiredOnRequest[h.Version] = true
+		}
+		if h.To != mlv1.StageProduction || retiredOnRequest[h.Version] {
+			continue
+		}
+		if prev := d.unique(h.Version); prev != nil {
+			n := prev.Number
+			d.production = &n
+			delete(d.archived, prev.Name)
+			d.reasons[prev.Name] = reason{mlv1.ReasonRestored, fmt.Sprintf("Restored because version %d was retired", retired.Number)}
+			return
+		}
+	}
+}
+
+// unique returns the only version with number n, or nil when none or several claim it.
+func (d *decider) unique(n int64) *Version {
+	if vs := d.byNumber[n]; len(vs) == 1 {
+		return vs[0]
+	}
+	return nil
+}
+
+// holder returns the ModelVersion that carries version n's Production stage, if any.
+func (d *decider) holder(n int64) *Version {
+	for _, v := range d.byNumber[n] {
+		if d.holdsProduction(v) {
+			return v
+		}
+	}
+	return nil
+}
+
+func (d *decider) isProduction(v *Version) bool {
+	return d.production != nil && *d.production == v.Number && d.holdsProduction(v)
+}
+
+// holdsProduction says whether v is the ModelVersion that carries its number's Production stage:
+// the only one with that number, or, among duplicates, the one that was Production before the
+// duplicate appeared.
+func (d *decider) holdsProduction(v *Version) bool {
+	if !d.isDuplicate(v) {
+		return true
+	}
+	return v.Stage == mlv1.StageProduction
+}
+
+// result derives every version's stage from the events' outcome.
+func (d *decider) result() Decision {
+	out := Decision{Production: d.production, Floor: d.floor, Versions: map[string]VersionDecision{}}
+	if d.latest > 0 {
+		l := d.latest
+		out.Latest = &l
+	}
+	for i := range d.in.Versions {
+		v := &d.in.Versions[i]
+		g := d.gates[v.Name]
+		vd := VersionDecision{
+			Stage:           d.stageOf(v, g),
+			ObservedRequest: v.Request,
+			Gates:           g,
+			PrimaryMetric:   PrimaryMetric(d.in.Policy.Gates, v.Metrics),
+			Duplicate:       d.isDuplicate(v),
+			Note:            d.notes[v.Name],
+		}
+		if vd.Duplicate && isNewRequest(v) {
+			vd.ObservedRequest = v.ObservedRequest // the request waits for the duplicate to go
+		}
+		out.Versions[v.Name] = vd
+		if vd.Stage != v.Stage && (v.Stage != "" || vd.Stage != mlv1.StageNone) {
+			r, ok := d.reasons[v.Name]
+			if !ok {
+				r = derivedReason(vd.Stage, g)
+			}
+			out.Transitions = append(out.Transitions, Transition{
+				Name: v.Name, Version: v.Number, From: v.Stage, To: vd.Stage, Reason: r.reason, Message: r.message,
+			})
+		}
+	}
+	// Leave-Production first, then the rest, so that whoever applies the transitions in order
+	// never shows two Production versions.
+	slices.SortStableFunc(out.Transitions, func(a, b Transition) int {
+		return rank(a) - rank(b)
+	})
+	return out
+}
+
+func rank(t Transition) int {
+	switch {
+	case t.From == mlv1.StageProduction:
+		return 0
+	case t.To == mlv1.StageProduction:
+		return 2
+	}
+	return 1
+}
+
+func (d *decider) stageOf(v *Version, g GateOutcome) mlv1.Stage {
+	switch {
+	case d.isProduction(v):
+		return mlv1.StageProduction
+	case d.archived[v.Name], v.Stage == mlv1.StageProduction:
+		return mlv1.StageArchived
+	case d.isDuplicate(v):
+		return mlv1.StageNone
+	case !g.Passed:
+		return mlv1.StageNone
+	case d.in.Policy.Mode != mlv1.PromotionManual && d.production != nil && v.Number < *d.production:
+		// Passed, but an older version than the automatic choice: it would have been promoted and
+		// replaced had the versions arrived in order, so it ends Archived whatever the order.
+		return mlv1.StageArchived
+	}
+	return mlv1.StageStaging
+}
+
+func derivedReason(to mlv1.Stage, g GateOutcome) reason {
+	switch to {
+	case mlv1.StageStaging:
+		return reason{mlv1.ReasonGatesPassed, "Passed every gate: " + g.Message}
+	case mlv1.StageArchived:
+		return reason{mlv1.ReasonSuperseded, "Passed every gate, but a newer version is Production"}
+	}
+	return reason{mlv1.ReasonGatesFailed, g.Message}
+}
+
+// AppendHistory adds the transitions to the history, stamps them with now, skips a transition that
+// repeats the newest entry of its version (a decision applied twice), and keeps the newest MaxHistory.
+func AppendHistory(history []mlv1.HistoryEntry, ts []Transition, now time.Time) []mlv1.HistoryEntry {
+	out := slices.Clone(history)
+	for _, t := range ts {
+		if last := lastEntry(out, t.Version); last != nil && last.From == t.From && last.To == t.To && last.Reason == t.Reason {
+			continue
+		}
+		out = append(out, mlv1.HistoryEntry{
+			Version: t.Version, From: t.From, To: t.To, Reason: t.Reason, Message: t.Message, Time: metav1.NewTime(now),
+		})
+	}
+	if len(out) > mlv1.MaxHistory {
+		out = out[len(out)-mlv1.MaxHistory:]
+	}
+	return out
+}
+
+func lastEntry(h []mlv1.HistoryEntry, version int64) *mlv1.HistoryEntry {
+	for i := len(h) - 1; i >= 0; i-- {
+		if h[i].Version == version {
+			return &h[i]
+		}
+	}
+	return nil
+}

@@ -1,0 +1,430 @@
+package promotion
+
+import (
+	"fmt"
+	"math/rand/v2"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	mlv1 "github.com/podium-dev/podium/api/v1alpha1"
+)
+
+// --- fixture builders ---
+
+func num(s string) *mlv1.Number { n := mlv1.Number(s); return &n }
+
+func gate(metric, lo, hi string) mlv1.Gate {
+	g := mlv1.Gate{Metric: metric}
+	if lo != "" {
+		g.Min = num(lo)
+	}
+	if hi != "" {
+		g.Max = num(hi)
+	}
+	return g
+}
+
+// seedPolicy is the seed system's rule: promote when test_accuracy >= 0.85.
+func seedPolicy() mlv1.Promotion {
+	return mlv1.Promotion{Mode: mlv1.PromotionAutomatic, Gates: []mlv1.Gate{gate("test_accuracy", "0.85", "")}}
+}
+
+func version(n int64, accuracy string) Version {
+	v := Version{Name: fmt.Sprintf("m-%d", n), Number: n, Generation: 1, Metrics: map[string]mlv1.Number{}}
+	if accuracy != "" {
+		v.Metrics["test_accuracy"] = mlv1.Number(accuracy)
+	}
+	return v
+}
+
+func requesting(v Version, stage mlv1.Stage) Version { v.Request = stage; return v }
+
+// world plays the controller's part around Decide: it records each decision the way the
+// controller writes it to the RegisteredModel's and the ModelVersions' status.
+type world struct {
+	policy     mlv1.Promotion
+	production *int64
+	floor      int64
+	history    []mlv1.HistoryEntry
+	versions   []Version
+}
+
+func (w *world) add(vs ...Version) { w.versions = append(w.versions, vs...) }
+
+func (w *world) find(name string) *Version {
+	for i := range w.versions {
+		if w.versions[i].Name == name {
+			return &w.versions[i]
+		}
+	}
+	return nil
+}
+
+// request changes spec.stage on a registered version, as kubectl patch does.
+func (w *world) request(name string, stage mlv1.Stage) {
+	v := w.find(name)
+	v.Request = stage
+	v.Generation++
+}
+
+func (w *world) reconcile(t *testing.T) Decision {
+	t.Helper()
+	d := Decide(Input{Policy: w.policy, Production: w.production, Floor: w.floor, History: w.history, Versions: slices.Clone(w.versions)})
+	w.production, w.floor = d.Production, d.Floor
+	w.history = AppendHistory(w.history, d.Transitions, time.Unix(0, 0))
+	for i := range w.versions {
+		vd := d.Versions[w.versions[i].Name]
+		w.versions[i].Stage, w.versions[i].ObservedRequest = vd.Stage, vd.ObservedRequest
+	}
+	productions := 0
+	for _, v := range w.versions {
+		if v.Stage == mlv1.StageProduction {
+			productions++
+		}
+	}
+	if productions > 1 {
+		t.Fatalf("two Production versions: %v", w.stages())
+	}
+	return d
+}
+
+func (w *world) stages() string {
+	var parts []string
+	for _, v := range w.versions {
+		parts = append(parts, fmt.Sprintf("%s=%s", v.Name, v.Stage))
+	}
+	slices.Sort(parts)
+	return strings.Join(parts, " ")
+}
+
+func (w *world) productionVersion() int64 {
+	if w.production == nil {
+		return 0
+	}
+	return *w.production
+}
+
+func expectStages(t *testing.T, w *world, want string) {
+	t.Helper()
+	if got := w.stages(); got != want {
+		t.Fatalf("stages:\n got %s\nwant %s", got, want)
+	}
+}
+
+// --- gates ---
+
+func TestEvaluateGates(t *testing.T) {
+	tests := []struct {
+		name    string
+		gates   []mlv1.Gate
+		metrics map[string]mlv1.Number
+		passed  bool
+		reason  string
+		message string
+	}{
+		{"the seed's v2 below the gate fails with the numbers", []mlv1.Gate{gate("test_accuracy", "0.85", "")},
+			map[string]mlv1.Number{"test_accuracy": "0.8203"}, false, mlv1.ReasonGateFailed, "test_accuracy 0.8203 < 0.85"},
+		{"a value equal to min passes", []mlv1.Gate{gate("test_accuracy", "0.85", "")},
+			map[string]mlv1.Number{"test_accuracy": "0.850"}, true, mlv1.ReasonAllGatesPassed, "test_accuracy 0.850 >= 0.85"},
+		{"max is an upper bound", []mlv1.Gate{gate("overfitting", "", "0.05")},
+			map[string]mlv1.Number{"overfitting": "0.0501"}, false, mlv1.ReasonGateFailed, "overfitting 0.0501 > 0.05"},
+		{"exact decimals: 0.1+0.2 style rounding never flips a gate", []mlv1.Gate{gate("m", "0.3", "")},
+			map[string]mlv1.Number{"m": "0.30000000000000000001"}, true, mlv1.ReasonAllGatesPassed, "m 0.30000000000000000001 >= 0.3"},
+		{"a missing metric fails and says which", []mlv1.Gate{gate("test_accuracy", "0.85", ""), gate("overfitting", "", "0.05")},
+			map[string]mlv1.Number{"test_accuracy": "0.9"}, false, mlv1.ReasonMetricMissing, "overfitting is missing; the gate overfitting <= 0.05 needs it"},
+		{"the first failure names the reason", []mlv1.Gate{gate("a", "1", ""), gate("b", "1", "")},
+			map[string]mlv1.Number{"a": "0"}, false, mlv1.ReasonGateFailed, "a 0 < 1; b is missing; the gate b >= 1 needs it"},
+		{"no gates pass everything", nil, nil, true, mlv1.ReasonNoGates, "The model has no gates"},
+		{"min and max together", []mlv1.Gate{gate("m", "1", "2")},
+			map[string]mlv1.Number{"m": "2.5"}, false, mlv1.ReasonGateFailed, "m 2.5 > 2"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			got := EvaluateGates(tt.gates, tt.metrics)
+			if got.Passed != tt.passed || got.Reason != tt.reason || got.Message != tt.message {
+				t.Fatalf("got (%v, %s, %q), want (%v, %s, %q)", got.Passed, got.Reason, got.Message, tt.passed, tt.reason, tt.message)
+			}
+			if len(got.Results) != len(tt.gates) {
+				t.Fatalf("got %d gate results, want %d", len(got.Results), len(tt.gates))
+			}
+		})
+	}
+}
+
+// --- the rules ---
+
+func TestSeedScenarioInOrder(t *testing.T) {
+	w := &world{policy: seedPolicy()}
+	w.add(version(2, "0.8203"))
+	w.reconcile(t)
+	expectStages(t, w, "m-2=None")
+	w.add(version(3, "0.8512"))
+	w.reconcile(t)
+	expectStages(t, w, "m-2=None m-3=Production")
+	w.add(version(4, "0.8723"))
+	d := w.reconcile(t)
+	expectStages(t, w, "m-2=None m-3=Archived m-4=Production")
+	if len(d.Transitions) != 2 || d.Transitions[0].From != mlv1.StageProduction || d.Transitions[1].To != mlv1.StageProduction {
+		t.Fatalf("transitions must leave Production before entering it: %+v", d.Transitions)
+	}
+	if d.Transitions[0].Reason != mlv1.ReasonSuperseded || d.Transitions[1].Reason != mlv1.ReasonGatesPassed {
+		t.Fatalf("reasons: %+v", d.Transitions)
+	}
+}
+
+func TestSeedScenarioGivesOneResultInEveryOrder(t *testing.T) {
+	rng := rand.New(rand.NewPCG(1, 2))
+	all := []Version{version(2, "0.8203"), version(3, "0.8512"), version(4, "0.8723")}
+	for range 200 {
+		order := slices.Clone(all)
+		rng.Shuffle(len(order), func(i, j int) { order[i], order[j] = order[j], order[i] })
+		w := &world{policy: seedPolicy()}
+		// arrive in random batches, with a reconcile after each
+		for len(order) > 0 {
+			k := 1 + rng.IntN(len(order))
+			w.add(order[:k]...)
+			order = order[k:]
+			w.reconcile(t)
+		}
+		expectStages(t, w, "m-2=None m-3=Archived m-4=Production")
+	}
+}
+
+func TestLowerVersionNeverDisplacesAutomaticHigher(t *testing.T) {
+	w := &world{policy: seedPolicy()}
+	w.add(version(4, "0.8723"))
+	w.reconcile(t)
+	w.add(version(3, "0.99"))
+	w.reconcile(t)
+	expectStages(t, w, "m-3=Archived m-4=Production")
+}
+
+func TestRollbackByRequest(t *testing.T) {
+	w := &world{policy: seedPolicy()}
+	w.add(version(2, "0.8203"), version(3, "0.8512"), version(4, "0.8723"))
+	w.reconcile(t)
+	w.request("m-3", mlv1.StageProduction)
+	d := w.reconcile(t)
+	expectStages(t, w, "m-2=None m-3=Production m-4=Archived")
+	if d.Transitions[0].Reason != mlv1.ReasonRolledBack || d.Transitions[1].Reason != mlv1.ReasonRollback {
+		t.Fatalf("reasons: %+v", d.Transitions)
+	}
+	// a converged world decides nothing new
+	if d := w.reconcile(t); len(d.Transitions) != 0 {
+		t.Fatalf("a second reconcile changed stages: %+v", d.Transitions)
+	}
+	// the rolled-back-from version is not promoted again by the automatic rule
+	w.find("m-4").Metrics["test_accuracy"] = "0.95"
+	w.reconcile(t)
+	expectStages(t, w, "m-2=None m-3=Production m-4=Archived")
+	// the newest event wins: a later version that passes is promoted over the rollback
+	w.add(version(5, "0.88"))
+	w.reconcile(t)
+	expectStages(t, w, "m-2=None m-3=Archived m-4=Archived m-5=Production")
+	// and v3's standing request is not acted on a second time
+	w.reconcile(t)
+	expectStages(t, w, "m-2=None m-3=Archived m-4=Archived m-5=Production")
+}
+
+func TestRollbackToVersionWhoseGatesFail(t *testing.T) {
+	w := &world{policy: seedPolicy()}
+	w.add(version(2, "0.8203"), version(4, "0.8723"))
+	w.reconcile(t)
+	w.request("m-2", mlv1.StageProduction)
+	d := w.reconcile(t)
+	expectStages(t, w, "m-2=Production m-4=Archived")
+	last := d.Transitions[len(d.Transitions)-1]
+	if !strings.Contains(last.Message, "its gates do not pass (test_accuracy 0.8203 < 0.85)") {
+		t.Fatalf("the history must say the gates fail: %q", last.Message)
+	}
+}
+
+func TestRequestingTheSameStageAgainNeedsAChange(t *testing.T) {
+	w := &world{policy: seedPolicy()}
+	w.add(version(3, "0.8512"), version(4, "0.8723"))
+	w.reconcile(t)
+	w.request("m-3", mlv1.StageProduction)
+	w.reconcile(t)
+	w.add(version(5, "0.9"))
+	w.reconcile(t)
+	expectStages(t, w, "m-3=Archived m-4=Archived m-5=Production")
+	w.request("m-3", "")
+	w.reconcile(t)
+	w.request("m-3", mlv1.StageProduction)
+	w.reconcile(t)
+	expectStages(t, w, "m-3=Production m-4=Archived m-5=Archived")
+}
+
+func TestManualModeWaitsInStaging(t *testing.T) {
+	w := &world{policy: seedPolicy()}
+	w.policy.Mode = mlv1.PromotionManual
+	w.add(version(2, "0.8203"), version(3, "0.8512"), version(4, "0.8723"))
+	w.reconcile(t)
+	expectStages(t, w, "m-2=None m-3=Staging m-4=Staging")
+	w.request("m-3", mlv1.StageProduction)
+	d := w.reconcile(t)
+	expectStages(t, w, "m-2=None m-3=Production m-4=Staging")
+	if d.Transitions[0].Reason != mlv1.ReasonManualRequest {
+		t.Fatalf("reason: %+v", d.Transitions)
+	}
+	w.request("m-4", mlv1.StageProduction)
+	w.reconcile(t)
+	expectStages(t, w, "m-2=None m-3=Archived m-4=Production")
+}
+
+func TestArchivingProductionRestoresThePreviousOne(t *testing.T) {
+	w := &world{policy: seedPolicy()}
+	w.add(version(3, "0.8512"))
+	w.reconcile(t)
+	w.add(version(4, "0.8723"))
+	w.reconcile(t)
+	w.request("m-4", mlv1.StageArchived)
+	d := w.reconcile(t)
+	expectStages(t, w, "m-3=Production m-4=Archived")
+	if d.Transitions[0].Reason != mlv1.ReasonArchiveRequest || d.Transitions[1].Reason != mlv1.ReasonRestored {
+		t.Fatalf("reasons: %+v", d.Transitions)
+	}
+	// retiring the restored one too leaves no Production, and nothing older is promoted automatically
+	w.request("m-3", mlv1.StageArchived)
+	w.reconcile(t)
+	expectStages(t, w, "m-3=Archived m-4=Archived")
+	if w.production != nil {
+		t.Fatalf("production = %d, want none", *w.production)
+	}
+	// a newer version is promoted as usual
+	w.add(version(5, "0.9"))
+	w.reconcile(t)
+	expectStages(t, w, "m-3=Archived m-4=Archived m-5=Production")
+}
+
+func TestStagingRequestUnarchives(t *testing.T) {
+	w := &world{policy: seedPolicy()}
+	w.policy.Mode = mlv1.PromotionManual
+	w.add(version(3, "0.8512"))
+	w.reconcile(t)
+	w.request("m-3", mlv1.StageArchived)
+	w.reconcile(t)
+	expectStages(t, w, "m-3=Archived")
+	w.request("m-3", mlv1.StageStaging)
+	w.reconcile(t)
+	expectStages(t, w, "m-3=Staging")
+}
+
+func TestDuplicatesAreNeverPromoted(t *testing.T) {
+	w := &world{policy: seedPolicy()}
+	a, b := version(4, "0.9"), version(4, "0.95")
+	b.Name = "m-4-copy"
+	w.add(a, b)
+	w.reconcile(t)
+	expectStages(t, w, "m-4-copy=None m-4=None")
+	if w.production != nil {
+		t.Fatal("a duplicated number became Production")
+	}
+	// a request on a duplicate waits
+	w.request("m-4", mlv1.StageProduction)
+	d := w.reconcile(t)
+	if w.production != nil || !strings.Contains(d.Versions["m-4"].Note, "claimed by more than one") {
+		t.Fatalf("request on a duplicate was acted on: %+v", d.Versions["m-4"])
+	}
+	// once the copy is deleted, the request is acted on
+	w.versions = slices.DeleteFunc(w.versions, func(v Version) bool { return v.Name == "m-4-copy" })
+	w.reconcile(t)
+	expectStages(t, w, "m-4=Production")
+}
+
+func TestDuplicateOfProductionKeepsTheOriginal(t *testing.T) {
+	w := &world{policy: seedPolicy()}
+	w.add(version(4, "0.9"))
+	w.reconcile(t)
+	copyV := version(4, "0.99")
+	copyV.Name = "m-4-copy"
+	w.add(copyV)
+	w.reconcile(t)
+	expectStages(t, w, "m-4-copy=None m-4=Production")
+	w.add(version(5, "0.91"))
+	w.reconcile(t)
+	expectStages(t, w, "m-4-copy=None m-4=Archived m-5=Production")
+}
+
+func TestRequireImprovement(t *testing.T) {
+	w := &world{policy: seedPolicy()}
+	w.policy.RequireImprovement = &mlv1.Improvement{Metric: "test_accuracy", MinDelta: num("0.01")}
+	w.add(version(3, "0.8512"))
+	w.reconcile(t)
+	w.add(version(4, "0.8600"))
+	d := w.reconcile(t)
+	expectStages(t, w, "m-3=Production m-4=Staging")
+	if d.Versions["m-4"].Note != "test_accuracy 0.8600 does not improve on Production's 0.8512 by at least 0.01" {
+		t.Fatalf("note: %q", d.Versions["m-4"].Note)
+	}
+	w.add(version(5, "0.8723"))
+	w.reconcile(t)
+	// v4 is now older than the Production version: it can never be promoted automatically
+	expectStages(t, w, "m-3=Archived m-4=Archived m-5=Production")
+}
+
+func TestRequireImprovementLowerIsBetter(t *testing.T) {
+	w := &world{policy: mlv1.Promotion{
+		Gates:              []mlv1.Gate{gate("loss", "", "1")},
+		RequireImprovement: &mlv1.Improvement{Metric: "loss", Direction: mlv1.LowerIsBetter},
+	}}
+	a, b := version(1, ""), version(2, "")
+	a.Metrics["loss"], b.Metrics["loss"] = "0.5", "0.6"
+	w.add(a)
+	w.reconcile(t)
+	w.add(b)
+	w.reconcile(t)
+	expectStages(t, w, "m-1=Production m-2=Staging")
+}
+
+func TestRequestInTheRegistrationManifest(t *testing.T) {
+	t.Run("a newer version registered together wins over it", func(t *testing.T) {
+		w := &world{policy: seedPolicy()}
+		w.add(requesting(version(3, "0.8512"), mlv1.StageProduction), version(4, "0.8723"))
+		w.reconcile(t)
+		expectStages(t, w, "m-3=Archived m-4=Production")
+	})
+	t.Run("it stands whatever arrived first", func(t *testing.T) {
+		w := &world{policy: seedPolicy()}
+		w.add(version(4, "0.8723"))
+		w.reconcile(t)
+		w.add(requesting(version(3, "0.8512"), mlv1.StageProduction))
+		w.reconcile(t)
+		expectStages(t, w, "m-3=Archived m-4=Production")
+	})
+	t.Run("the newest version's request wins", func(t *testing.T) {
+		w := &world{policy: seedPolicy()}
+		w.add(version(3, "0.8512"), requesting(version(5, "0.80"), mlv1.StageProduction), version(4, "0.8723"))
+		w.reconcile(t)
+		expectStages(t, w, "m-3=Archived m-4=Archived m-5=Production")
+	})
+}
+
+func TestLostModelStatusKeepsProduction(t *testing.T) {
+	w := &world{policy: seedPolicy()}
+	w.add(version(3, "0.8512"), version(4, "0.8723"))
+	w.reconcile(t)
+	w.request("m-3", mlv1.StageProduction)
+	w.reconcile(t)
+	// the RegisteredModel's status is gone; the versions' statuses remain
+	w.production, w.floor, w.history = nil, 0, nil
+	w.reconcile(t)
+	expectStages(t, w, "m-3=Production m-4=Archived")
+}
+
+func TestHistoryIsBoundedAndSkipsRepeats(t *testing.T) {
+	ts := []Transition{{Version: 1, From: mlv1.StageStaging, To: mlv1.StageProduction, Reason: mlv1.ReasonGatesPassed}}
+	h := AppendHistory(nil, ts, time.Now())
+	h = AppendHistory(h, ts, time.Now())
+	if len(h) != 1 {
+		t.Fatalf("a repeated transition was recorded twice: %d entries", len(h))
+	}
+	for i := range 150 {
+		h = AppendHistory(h, []Transition{{Version: int64(i + 2), To: mlv1.StageStaging}}, time.Now())
+	}
+	if len(h) != mlv1.MaxHistory || h[len(h)-1].Version != 151 {
+		t.Fatalf("history has %d entries ending at %d", len(h), h[len(h)-1].Version)
+	}
+}
