@@ -36,6 +36,10 @@ var (
 	probeAddr    string // the manager's health probe address
 	manager      *managerProcess
 	hostname     string
+
+	// showManagerLog is cleared once BeforeSuite has succeeded and set again by a failed spec:
+	// the manager log is printed when the manager is stopped while it is set.
+	showManagerLog = true
 )
 
 func TestE2E(t *testing.T) {
@@ -97,7 +101,7 @@ var _ = BeforeSuite(func(ctx SpecContext) {
 	DeferCleanup(func() {
 		By("stopping the manager")
 		manager.stop(30 * time.Second)
-		if CurrentSpecReport().Failed() {
+		if showManagerLog {
 			manager.printLog()
 		}
 	})
@@ -111,12 +115,13 @@ var _ = BeforeSuite(func(ctx SpecContext) {
 		g.Expect(err).NotTo(HaveOccurred())
 		return code
 	}).Should(Equal(200))
+	showManagerLog = false
 }, NodeTimeout(10*time.Minute))
 
-// Every failed spec shows the manager log.
+// A failed spec shows the manager log when the suite ends.
 var _ = AfterEach(func() {
-	if CurrentSpecReport().Failed() && manager != nil {
-		manager.printLog()
+	if CurrentSpecReport().Failed() {
+		showManagerLog = true
 	}
 })
 
