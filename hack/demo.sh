@@ -9,7 +9,8 @@
 #
 # The manager's pid and log files live in $PODIUM_DEMO_DIR (default: <podium cache>/demo), the
 # cluster in hack/kwok-cluster.sh's workdir; nothing is written into the repository except bin/.
-# PODIUM_DEMO_PROBE_ADDR sets the manager's health probe address (default 127.0.0.1:18081).
+# PODIUM_DEMO_PROBE_ADDR sets the manager's health probe address (default 127.0.0.1:18081);
+# PODIUM_DEMO_SAMPLES another kustomization or manifest directory to apply (default config/samples).
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -20,6 +21,7 @@ PID_FILE="$DEMO_DIR/manager.pid"
 LOG_FILE="$DEMO_DIR/manager.log"
 MANAGER="$ROOT/bin/manager"
 PROBE_ADDR="${PODIUM_DEMO_PROBE_ADDR:-127.0.0.1:18081}"
+SAMPLES="${PODIUM_DEMO_SAMPLES:-$ROOT/config/samples}"
 WAIT_SECONDS=120
 
 log() { echo "demo: $*" >&2; }
@@ -34,7 +36,7 @@ manager_pid() {
   pid="$(cat "$PID_FILE")"
   [[ "$pid" =~ ^[0-9]+$ && -r "/proc/$pid/cmdline" ]] || return 1
   # Only a process that runs this repository's manager: the pid may have been reused.
-  tr '\0' ' ' <"/proc/$pid/cmdline" | grep -qF "$MANAGER " || return 1
+  tr '\0' ' ' <"/proc/$pid/cmdline" | grep -F "$MANAGER " >/dev/null || return 1
   echo "$pid"
 }
 
@@ -85,8 +87,9 @@ reconciled() {
   ready="$(kubectl get registeredmodel "$2" -n "$1" \
     -o jsonpath='{.status.conditions[?(@.type=="Ready")].status}' 2>/dev/null || true)"
   [[ -n "$ready" ]] && return 0
-  grep -F 'Reconcile successful' "$LOG_FILE" | grep -F '"controller": "registeredmodel"' |
-    grep -F "\"namespace\": \"$1\"" | grep -qF "\"name\": \"$2\""
+  # The log is JSON or zap's console format: "key":"value" or "key": "value".
+  grep -F 'Reconcile successful' "$LOG_FILE" | grep -E '"controller": ?"registeredmodel"' |
+    grep -E "\"namespace\": ?\"$1\"" | grep -E "\"name\": ?\"$2\"" >/dev/null
 }
 
 # wait_reconciled waits until the operator has reconciled every RegisteredModel. Once the
@@ -96,7 +99,7 @@ wait_reconciled() {
   local models ns name i
   models="$(kubectl get registeredmodels -A \
     -o jsonpath='{range .items[*]}{.metadata.namespace}{" "}{.metadata.name}{"\n"}{end}')"
-  [[ -n "$models" ]] || die "config/samples created no RegisteredModel"
+  [[ -n "$models" ]] || die "$SAMPLES created no RegisteredModel"
   while read -r ns name; do
     log "waiting for the operator to reconcile registeredmodel $ns/$name"
     for ((i = 0; i < WAIT_SECONDS; i++)); do
@@ -139,8 +142,12 @@ up() {
   kubectl apply --server-side -f "$ROOT/config/crd/bases" >&2
   kubectl wait --for=condition=Established --timeout=60s -f "$ROOT/config/crd/bases" >&2
   start_manager
-  log "applying config/samples"
-  kubectl apply -k "$ROOT/config/samples" >&2
+  log "applying $SAMPLES"
+  if [[ -f "$SAMPLES/kustomization.yaml" ]]; then
+    kubectl apply -k "$SAMPLES" >&2
+  else
+    kubectl apply -f "$SAMPLES" >&2
+  fi
   wait_reconciled
   show
 }
