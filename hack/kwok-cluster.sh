@@ -92,7 +92,7 @@ delete_cluster() {
       pid="$(cat "$pidfile")"
       # Only a process of this cluster (its command line names the workdir): pids get reused.
       if [[ "$pid" =~ ^[0-9]+$ && -r "/proc/$pid/cmdline" ]] &&
-        tr '\0' ' ' <"/proc/$pid/cmdline" | grep -qF "$dir/"; then
+        tr '\0' ' ' <"/proc/$pid/cmdline" | grep -F "$dir/" >/dev/null; then
         kill "$pid" 2>/dev/null || true
       fi
     done
