@@ -19,13 +19,9 @@ import (
 // and starts bin/manager as a child process; everything is torn down again, also on failure.
 // Run it with 'make test-e2e', which provisions the binaries and builds the manager first.
 
-const (
-	// managerNamespace holds the manager's leader-election Lease. Out of cluster,
-	// controller-runtime cannot find its own namespace, so the manager is told it explicitly.
-	managerNamespace = "podium-system"
-	// managerLeaderElectionID is the Lease name set in cmd/main.go.
-	managerLeaderElectionID = "5c0b9d65.podium.dev"
-)
+// managerNamespace holds the manager's leader-election Lease. Out of cluster,
+// controller-runtime cannot find its own namespace, so the manager is told it explicitly.
+const managerNamespace = "podium-system"
 
 var (
 	repoRoot     string // the repository, where the tests run kubectl and the scripts from
