@@ -134,9 +134,9 @@ type HistoryEntry struct {
 	// +required
 	Version int64 `json:"version"`
 
-	// from is the stage the version left.
-	// +required
-	From Stage `json:"from"`
+	// from is the stage the version left; absent for a version decided for the first time.
+	// +optional
+	From Stage `json:"from,omitempty"`
 
 	// to is the stage the version entered.
 	// +required

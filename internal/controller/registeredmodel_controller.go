@@ -1,63 +1,250 @@
-/*
-Copyright 2026.
-
-Licensed under the Apache License, Version 2.0 (the "License");
-you may not use this file except in compliance with the License.
-You may obtain a copy of the License at
-
-    http://www.apache.org/licenses/LICENSE-2.0
-
-Unless required by applicable law or agreed to in writing, software
-distributed under the License is distributed on an "AS IS" BASIS,
-WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
-See the License for the specific language governing permissions and
-limitations under the License.
-*/
-
+// Package controller holds Podium's reconcilers. The RegisteredModel reconciler is the single
+// writer of every promotion decision: it writes the RegisteredModel's status and, from it, the
+// status of each of the model's ModelVersions. It never writes a spec.
 package controller
 
 import (
+	"cmp"
 	"context"
+	"fmt"
+	"slices"
+	"time"
 
-	"k8s.io/apimachinery/pkg/runtime"
+	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/api/equality"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/klog/v2"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/handler"
 	logf "sigs.k8s.io/controller-runtime/pkg/log"
+	"sigs.k8s.io/controller-runtime/pkg/recorder"
 
-	mlv1alpha1 "github.com/podium-dev/podium/api/v1alpha1"
+	mlv1 "github.com/podium-dev/podium/api/v1alpha1"
+	"github.com/podium-dev/podium/internal/promotion"
 )
 
-// RegisteredModelReconciler reconciles a RegisteredModel object
+// VersionModelIndex indexes ModelVersions by namespace and spec.registeredModel, so a model's
+// versions are read from the cache without listing the namespace.
+const VersionModelIndex = "spec.registeredModel"
+
+// FieldOwner is the manager name Podium writes with.
+const FieldOwner = "podium"
+
+// RegisteredModelReconciler decides which version of a model is Production and records the
+// decision on the model and its versions.
 type RegisteredModelReconciler struct {
 	client.Client
-	Scheme *runtime.Scheme
+	Recorder recorder.EventRecorder
+	// Now returns the current time; tests may fix it.
+	Now func() time.Time
 }
 
-// +kubebuilder:rbac:groups=ml.podium.dev,resources=registeredmodels,verbs=get;list;watch;create;update;patch;delete
-// +kubebuilder:rbac:groups=ml.podium.dev,resources=registeredmodels/status,verbs=get;update;patch
-// +kubebuilder:rbac:groups=ml.podium.dev,resources=registeredmodels/finalizers,verbs=update
+// +kubebuilder:rbac:groups=ml.podium.dev,resources=registeredmodels;modelversions,verbs=get;list;watch
+// +kubebuilder:rbac:groups=ml.podium.dev,resources=registeredmodels/status;modelversions/status,verbs=get;update;patch
+// +kubebuilder:rbac:groups=events.k8s.io,resources=events,verbs=create;patch
 
-// Reconcile is part of the main kubernetes reconciliation loop which aims to
-// move the current state of the cluster closer to the desired state.
-// TODO(user): Modify the Reconcile function to compare the state specified by
-// the RegisteredModel object against the actual cluster state, and then
-// perform operations to make the cluster state reflect the state specified by
-// the user.
-//
-// For more details, check Reconcile and its Result here:
-// - https://pkg.go.dev/sigs.k8s.io/controller-runtime@v0.25.0/pkg/reconcile
+// Reconcile observes a model and its versions, decides with the promotion rules, and records the
+// decision: the model's status first (the single source of truth, written with optimistic
+// locking so that no decision is made twice on stale data), then the versions that leave
+// Production, then the rest, then the version that enters Production. So no observer ever sees
+// two Production versions of one model.
 func (r *RegisteredModelReconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Result, error) {
-	_ = logf.FromContext(ctx)
+	log := logf.FromContext(ctx)
 
-	// TODO(user): your logic here
+	versions, err := r.versionsOf(ctx, req.Namespace, req.Name)
+	if err != nil {
+		return ctrl.Result{}, err
+	}
+	model := &mlv1.RegisteredModel{}
+	if err := r.Get(ctx, req.NamespacedName, model); err != nil {
+		if apierrors.IsNotFound(err) {
+			return ctrl.Result{}, r.reconcileOrphans(ctx, req.Name, versions)
+		}
+		return ctrl.Result{}, err
+	}
+	if !model.DeletionTimestamp.IsZero() {
+		return ctrl.Result{}, nil
+	}
 
+	decision := promotion.Decide(observe(model, versions))
+	now := r.now()
+	if err := r.recordModel(ctx, model, versions, decision, now); err != nil {
+		return ctrl.Result{}, err
+	}
+	if err := r.recordVersions(ctx, model, versions, decision); err != nil {
+		return ctrl.Result{}, err
+	}
+	for _, t := range decision.Transitions {
+		log.Info("Stage changed", "registeredModel", klog.KObj(model), "version", t.Version,
+			"from", t.From, "to", t.To, "reason", t.Reason)
+	}
 	return ctrl.Result{}, nil
 }
 
-// SetupWithManager sets up the controller with the Manager.
+// versionsOf reads a model's versions from the cache, ordered by version number then name.
+func (r *RegisteredModelReconciler) versionsOf(ctx context.Context, namespace, model string) ([]mlv1.ModelVersion, error) {
+	var list mlv1.ModelVersionList
+	if err := r.List(ctx, &list, client.InNamespace(namespace), client.MatchingFields{VersionModelIndex: model}); err != nil {
+		return nil, err
+	}
+	slices.SortFunc(list.Items, func(a, b mlv1.ModelVersion) int {
+		return cmp.Or(cmp.Compare(a.Spec.Version, b.Spec.Version), cmp.Compare(a.Name, b.Name))
+	})
+	return list.Items, nil
+}
+
+// observe turns the cluster's objects into the promotion rules' input.
+func observe(model *mlv1.RegisteredModel, versions []mlv1.ModelVersion) promotion.Input {
+	in := promotion.Input{
+		Policy:     model.Spec.Promotion,
+		Production: model.Status.ProductionVersion,
+		Floor:      model.Status.AutomaticPromotionFloor,
+		History:    model.Status.History,
+	}
+	for i := range versions {
+		v := &versions[i]
+		in.Versions = append(in.Versions, promotion.Version{
+			Name:            v.Name,
+			Number:          v.Spec.Version,
+			Metrics:         v.Spec.Metrics,
+			Request:         v.Spec.Stage,
+			ObservedRequest: v.Status.ObservedStageRequest,
+			Stage:           v.Status.Stage,
+			Generation:      v.Generation,
+		})
+	}
+	return in
+}
+
+// recordModel writes the model's status when the decision changes it, and emits an Event on the
+// model for each transition. A conflict means the decision was made on a stale model: the
+// error requeues the model and nothing else is written.
+func (r *RegisteredModelReconciler) recordModel(ctx context.Context, model *mlv1.RegisteredModel,
+	versions []mlv1.ModelVersion, d promotion.Decision, now time.Time) error {
+	want := modelStatus(model, len(versions), d, now)
+	if equality.Semantic.DeepEqual(model.Status, want) {
+		return nil
+	}
+	patch := client.MergeFromWithOptions(model.DeepCopy(), client.MergeFromWithOptimisticLock{})
+	model.Status = want
+	if err := r.Status().Patch(ctx, model, patch, client.FieldOwner(FieldOwner)); err != nil {
+		return fmt.Errorf("recording the decision on RegisteredModel %s: %w", klog.KObj(model), err)
+	}
+	for _, t := range d.Transitions {
+		r.Recorder.Eventf(model, nil, eventType(t), string(t.Reason), "Promote",
+			"Version %d (%s): %s -> %s: %s", t.Version, t.Name, stageName(t.From), t.To, t.Message)
+	}
+	return nil
+}
+
+// recordVersions writes each version's status where it differs from the decision, in the order
+// that never shows two Production versions, and emits an Event on each version that changed stage.
+func (r *RegisteredModelReconciler) recordVersions(ctx context.Context, model *mlv1.RegisteredModel,
+	versions []mlv1.ModelVersion, d promotion.Decision) error {
+	byName := map[string]*mlv1.ModelVersion{}
+	for i := range versions {
+		byName[versions[i].Name] = &versions[i]
+	}
+	// Transitions come ordered: leaving Production, others, entering Production. Versions whose
+	// stage does not change (new gate results, an observed request) come in between.
+	var order []string
+	changed := map[string]promotion.Transition{}
+	for _, t := range d.Transitions {
+		changed[t.Name] = t
+	}
+	for _, t := range d.Transitions {
+		if t.To != mlv1.StageProduction {
+			order = append(order, t.Name)
+		}
+	}
+	for i := range versions {
+		if _, ok := changed[versions[i].Name]; !ok {
+			order = append(order, versions[i].Name)
+		}
+	}
+	for _, t := range d.Transitions {
+		if t.To == mlv1.StageProduction {
+			order = append(order, t.Name)
+		}
+	}
+	for _, name := range order {
+		v := byName[name]
+		want := versionStatus(model, v, d.Versions[name])
+		if equality.Semantic.DeepEqual(v.Status, want) {
+			continue
+		}
+		patch := client.MergeFrom(v.DeepCopy())
+		v.Status = want
+		if err := r.Status().Patch(ctx, v, patch, client.FieldOwner(FieldOwner)); err != nil {
+			if apierrors.IsNotFound(err) {
+				continue
+			}
+			return fmt.Errorf("recording the stage of ModelVersion %s: %w", klog.KObj(v), err)
+		}
+		if t, ok := changed[name]; ok {
+			r.Recorder.Eventf(v, model, eventType(t), string(t.Reason), "Promote",
+				"%s -> %s: %s", stageName(t.From), t.To, t.Message)
+		}
+	}
+	return nil
+}
+
+// reconcileOrphans marks the versions of a model that does not exist: they wait, and are
+// decided as soon as the model appears.
+func (r *RegisteredModelReconciler) reconcileOrphans(ctx context.Context, model string, versions []mlv1.ModelVersion) error {
+	for i := range versions {
+		v := &versions[i]
+		want := orphanStatus(v, model)
+		if equality.Semantic.DeepEqual(v.Status, want) {
+			continue
+		}
+		patch := client.MergeFrom(v.DeepCopy())
+		v.Status = want
+		if err := r.Status().Patch(ctx, v, patch, client.FieldOwner(FieldOwner)); client.IgnoreNotFound(err) != nil {
+			return fmt.Errorf("recording that the model of ModelVersion %s is missing: %w", klog.KObj(v), err)
+		}
+	}
+	return nil
+}
+
+func (r *RegisteredModelReconciler) now() time.Time {
+	if r.Now != nil {
+		return r.Now()
+	}
+	return time.Now()
+}
+
+func eventType(t promotion.Transition) string {
+	if t.Reason == mlv1.ReasonGatesFailed {
+		return corev1.EventTypeWarning
+	}
+	return corev1.EventTypeNormal
+}
+
+func stageName(s mlv1.Stage) string {
+	if s == "" {
+		return "(new)"
+	}
+	return string(s)
+}
+
+// SetupWithManager registers the cache index and the watches: a model is reconciled when it or
+// any of its versions changes.
 func (r *RegisteredModelReconciler) SetupWithManager(mgr ctrl.Manager) error {
+	if err := mgr.GetFieldIndexer().IndexField(context.Background(), &mlv1.ModelVersion{}, VersionModelIndex,
+		func(o client.Object) []string { return []string{o.(*mlv1.ModelVersion).Spec.RegisteredModel} }); err != nil {
+		return err
+	}
 	return ctrl.NewControllerManagedBy(mgr).
-		For(&mlv1alpha1.RegisteredModel{}).
+		For(&mlv1.RegisteredModel{}).
+		Watches(&mlv1.ModelVersion{}, handler.EnqueueRequestsFromMapFunc(modelOfVersion)).
 		Named("registeredmodel").
 		Complete(r)
+}
+
+func modelOfVersion(_ context.Context, o client.Object) []ctrl.Request {
+	v := o.(*mlv1.ModelVersion)
+	return []ctrl.Request{{NamespacedName: types.NamespacedName{Namespace: v.Namespace, Name: v.Spec.RegisteredModel}}}
 }

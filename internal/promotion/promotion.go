@@ -402,16 +402,19 @@ func derivedReason(to mlv1.Stage, g GateOutcome) reason {
 		return reason{mlv1.ReasonGatesPassed, "Passed every gate: " + g.Message}
 	case mlv1.StageArchived:
 		return reason{mlv1.ReasonSuperseded, "Passed every gate, but a newer version is Production"}
+	case mlv1.StageProduction:
+		return reason{mlv1.ReasonGatesPassed, "Production, as recorded on the model"}
 	}
 	return reason{mlv1.ReasonGatesFailed, g.Message}
 }
 
 // AppendHistory adds the transitions to the history, stamps them with now, skips a transition that
-// repeats the newest entry of its version (a decision applied twice), and keeps the newest MaxHistory.
+// repeats the newest entry of its version (a decision whose recording on the version was retried),
+// and keeps the newest MaxHistory.
 func AppendHistory(history []mlv1.HistoryEntry, ts []Transition, now time.Time) []mlv1.HistoryEntry {
 	out := slices.Clone(history)
 	for _, t := range ts {
-		if last := lastEntry(out, t.Version); last != nil && last.From == t.From && last.To == t.To && last.Reason == t.Reason {
+		if last := lastEntry(out, t.Version); last != nil && last.From == t.From && last.To == t.To {
 			continue
 		}
 		out = append(out, mlv1.HistoryEntry{

@@ -1,0 +1,111 @@
+package controller
+
+import (
+	"context"
+
+	. "github.com/onsi/ginkgo/v2"
+	. "github.com/onsi/gomega"
+
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+
+	mlv1 "github.com/podium-dev/podium/api/v1alpha1"
+)
+
+// These specs prove that bad input is refused at apply time by the real API server, with a
+// message that says what to do.
+var _ = Describe("Validation at apply time", func() {
+	var ns string
+	BeforeEach(func(ctx context.Context) { ns = newNamespace(ctx) })
+
+	DescribeTable("a ModelVersion is rejected",
+		func(ctx context.Context, mutate func(*mlv1.ModelVersion), message string) {
+			v := seedVersion(ns, 1, "0.9")
+			mutate(v)
+			err := k8sClient.Create(ctx, v)
+			Expect(err).To(HaveOccurred())
+			Expect(err.Error()).To(ContainSubstring(message))
+		},
+		Entry("when version is 0", func(v *mlv1.ModelVersion) { v.Spec.Version = 0 },
+			"spec.version: Invalid value: 0: spec.version in body should be greater than or equal to 1"),
+		Entry("when the URI scheme is not supported", func(v *mlv1.ModelVersion) { v.Spec.Artifact.URI = "ftp://host/model" },
+			"artifact.uri must start with one of s3://, gs://, azblob://, http://, https://, file://, pvc://"),
+		Entry("when the URI is empty", func(v *mlv1.ModelVersion) { v.Spec.Artifact.URI = "" },
+			"spec.artifact.uri"),
+		Entry("when the digest is not sha256", func(v *mlv1.ModelVersion) { v.Spec.Artifact.Digest = "md5:abc" },
+			"artifact.digest must be sha256: followed by 64 lowercase hex digits"),
+		Entry("when the stage request is unknown", func(v *mlv1.ModelVersion) { v.Spec.Stage = "Live" },
+			`supported values: "None", "Staging", "Production", "Archived"`),
+		Entry("when a metric name has a space", func(v *mlv1.ModelVersion) { v.Spec.Metrics["test accuracy"] = "1" },
+			"metric names start with a letter or '_'"),
+		Entry("when the model name is empty", func(v *mlv1.ModelVersion) { v.Spec.RegisteredModel = "" },
+			"spec.registeredModel"),
+	)
+
+	It("keeps metric values exactly as written", func(ctx context.Context) {
+		v := seedVersion(ns, 1, "0.8723")
+		v.Spec.Metrics["n"] = "200"
+		create(ctx, v)
+		got := getVersion(ctx, ns, v.Name)
+		Expect(got.Spec.Metrics).To(HaveKeyWithValue("test_accuracy", mlv1.Number("0.8723")))
+		Expect(got.Spec.Metrics).To(HaveKeyWithValue("n", mlv1.Number("200")))
+	})
+
+	It("refuses a metric written as a string", func(ctx context.Context) {
+		u := &unstructured.Unstructured{Object: map[string]any{
+			"apiVersion": "ml.podium.dev/v1alpha1", "kind": "ModelVersion",
+			"metadata": map[string]any{"name": "s", "namespace": ns},
+			"spec": map[string]any{"registeredModel": "m", "version": int64(1),
+				"artifact": map[string]any{"uri": "s3://b/k/"}, "metrics": map[string]any{"acc": "0.9"}},
+		}}
+		err := k8sClient.Create(ctx, u)
+		Expect(err).To(HaveOccurred())
+		Expect(err.Error()).To(ContainSubstring(`spec.metrics.acc: Invalid value: "string": spec.metrics.acc in body must be of type number`))
+	})
+
+	DescribeTable("a ModelVersion's identity cannot change",
+		func(ctx context.Context, mutate func(*mlv1.ModelVersion), message string) {
+			v := seedVersion(ns, 1, "0.9")
+			create(ctx, v)
+			mutate(v)
+			err := k8sClient.Update(ctx, v)
+			Expect(err).To(HaveOccurred())
+			Expect(err.Error()).To(ContainSubstring(message))
+		},
+		Entry("version", func(v *mlv1.ModelVersion) { v.Spec.Version = 2 }, "version cannot be changed"),
+		Entry("registeredModel", func(v *mlv1.ModelVersion) { v.Spec.RegisteredModel = "other" }, "registeredModel cannot be changed"),
+		Entry("artifact", func(v *mlv1.ModelVersion) { v.Spec.Artifact.URI = "s3://elsewhere/" }, "artifact cannot be changed"),
+	)
+
+	DescribeTable("a RegisteredModel is rejected",
+		func(ctx context.Context, mutate func(*mlv1.RegisteredModel), message string) {
+			m := seedModel(ns)
+			mutate(m)
+			err := k8sClient.Create(ctx, m)
+			Expect(err).To(HaveOccurred())
+			Expect(err.Error()).To(ContainSubstring(message))
+		},
+		Entry("when a gate has neither min nor max", func(m *mlv1.RegisteredModel) {
+			m.Spec.Promotion.Gates = []mlv1.Gate{{Metric: "test_accuracy"}}
+		}, "a gate needs min, max or both"),
+		Entry("when a gate's min is above its max", func(m *mlv1.RegisteredModel) {
+			m.Spec.Promotion.Gates = []mlv1.Gate{{Metric: "a", Min: numPtr("2"), Max: numPtr("1")}}
+		}, "a gate's min must not be greater than its max"),
+		Entry("when two gates name the same metric", func(m *mlv1.RegisteredModel) {
+			m.Spec.Promotion.Gates = append(m.Spec.Promotion.Gates, mlv1.Gate{Metric: "test_accuracy", Max: numPtr("1")})
+		}, "Duplicate value"),
+		Entry("when the mode is unknown", func(m *mlv1.RegisteredModel) { m.Spec.Promotion.Mode = "Sometimes" },
+			`supported values: "Automatic", "Manual"`),
+		Entry("when the name is too long for the objects derived from it", func(m *mlv1.RegisteredModel) {
+			m.Name = "a-model-name-that-is-much-too-long-for-its-deployment"
+		}, "at most 45 characters"),
+		Entry("when the name starts with a digit", func(m *mlv1.RegisteredModel) { m.Name = "1model" },
+			"must start with a lowercase letter"),
+	)
+
+	It("defaults the promotion mode to Automatic", func(ctx context.Context) {
+		m := seedModel(ns)
+		m.Spec.Promotion.Mode = ""
+		create(ctx, m)
+		Expect(getModel(ctx, ns, m.Name).Spec.Promotion.Mode).To(Equal(mlv1.PromotionAutomatic))
+	})
+})
