@@ -3,14 +3,15 @@
 #
 # Usage: hack/demo.sh up     provision the binaries, build the manager, create (or reuse) the kwok
 #                            cluster, install the CRDs, (re)start the manager in the background,
-#                            apply config/samples, wait until the operator has reconciled them,
-#                            show the result and the commands to try next; the cluster stays up
+#                            tell the story of config/samples (promotion by the gates, archive,
+#                            rollback by kubectl patch), show the result and the commands to try
+#                            next; the cluster stays up
 #        hack/demo.sh down   stop the manager and delete the cluster (a no-op when nothing runs)
 #
 # The manager's pid and log files live in $PODIUM_DEMO_DIR (default: <podium cache>/demo), the
 # cluster in hack/kwok-cluster.sh's workdir; nothing is written into the repository except bin/.
 # PODIUM_DEMO_PROBE_ADDR sets the manager's health probe address (default 127.0.0.1:18081);
-# PODIUM_DEMO_SAMPLES another kustomization or manifest directory to apply (default config/samples).
+# PODIUM_DEMO_SAMPLES another directory holding the sample files (default config/samples).
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -58,11 +59,9 @@ start_manager() {
   mkdir -p "$DEMO_DIR"
   log "starting the manager (log: $LOG_FILE)"
   # A session of its own, so the manager outlives make and no terminal signal reaches it.
-  # --zap-log-level=5 makes controller-runtime log each successful reconcile (see wait_reconciled).
   KUBECONFIG="$KUBECONFIG_PATH" setsid "$MANAGER" \
     --health-probe-bind-address="$PROBE_ADDR" \
     --metrics-bind-address=0 \
-    --zap-log-level=5 \
     </dev/null >"$LOG_FILE" 2>&1 &
   echo $! >"$PID_FILE"
   local i
@@ -79,53 +78,65 @@ start_manager() {
   die "the manager did not become ready on http://$PROBE_ADDR/readyz; its log is $LOG_FILE"
 }
 
-# reconciled NAMESPACE NAME tells whether the operator has reconciled that RegisteredModel: it
-# has a Ready condition or, while the controller sets none, the manager logged a successful
-# reconcile of it.
-reconciled() {
-  local ready
-  ready="$(kubectl get registeredmodel "$2" -n "$1" \
-    -o jsonpath='{.status.conditions[?(@.type=="Ready")].status}' 2>/dev/null || true)"
-  [[ -n "$ready" ]] && return 0
-  # The log is JSON or zap's console format: "key":"value" or "key": "value".
-  grep -F 'Reconcile successful' "$LOG_FILE" | grep -E '"controller": ?"registeredmodel"' |
-    grep -E "\"namespace\": ?\"$1\"" | grep -E "\"name\": ?\"$2\"" >/dev/null
+NS="pokemon"
+MODEL="battle-winner-predictor"
+
+# step prints a headline for one part of the story.
+step() { printf '\n\033[1m== %s\033[0m\n' "$*" >&2; }
+
+# wait_for KIND/NAME JSONPATH VALUE waits until the operator has written VALUE at JSONPATH.
+wait_for() {
+  kubectl wait -n "$NS" --for=jsonpath="$2"="$3" --timeout="${WAIT_SECONDS}s" "$1" >/dev/null ||
+    die "$1 did not reach $2=$3 within ${WAIT_SECONDS}s; the manager log is $LOG_FILE"
 }
 
-# wait_reconciled waits until the operator has reconciled every RegisteredModel. Once the
-# controller sets a Ready condition, all of this becomes:
-#   kubectl wait --for=condition=Ready registeredmodels --all -A --timeout="${WAIT_SECONDS}s"
-wait_reconciled() {
-  local models ns name i
-  models="$(kubectl get registeredmodels -A \
-    -o jsonpath='{range .items[*]}{.metadata.namespace}{" "}{.metadata.name}{"\n"}{end}')"
-  [[ -n "$models" ]] || die "$SAMPLES created no RegisteredModel"
-  while read -r ns name; do
-    log "waiting for the operator to reconcile registeredmodel $ns/$name"
-    for ((i = 0; i < WAIT_SECONDS; i++)); do
-      reconciled "$ns" "$name" && continue 2
-      manager_pid >/dev/null || die "the manager exited; its log is $LOG_FILE"
-      sleep 1
-    done
-    tail -n 30 "$LOG_FILE" >&2 || true
-    die "registeredmodel $ns/$name was not reconciled within ${WAIT_SECONDS}s; the manager log is $LOG_FILE"
-  done <<<"$models"
+versions() { kubectl get -n "$NS" modelversions -o wide >&2; }
+
+# story tells the seed's workflow: register versions, promote by the gates, roll back by patch.
+story() {
+  kubectl create namespace "$NS" --dry-run=client -o yaml | kubectl apply -f - >/dev/null
+  step "A model whose versions go to Production when test_accuracy >= 0.85 and overfitting <= 0.05"
+  kubectl apply -n "$NS" -f "$SAMPLES/ml_v1alpha1_registeredmodel.yaml" >&2
+
+  step "Version 2 (test_accuracy 0.8203) fails the gate and stays None"
+  kubectl apply -n "$NS" -f "$SAMPLES/ml_v1alpha1_modelversion_2.yaml" >&2
+  wait_for "modelversion/$MODEL-2" '{.status.stage}' None
+  kubectl get -n "$NS" modelversion "$MODEL-2" \
+    -o jsonpath='{.status.conditions[?(@.type=="GatesPassed")].message}{"\n"}' >&2
+
+  step "Version 3 (0.8512) passes and becomes Production"
+  kubectl apply -n "$NS" -f "$SAMPLES/ml_v1alpha1_modelversion_3.yaml" >&2
+  wait_for "registeredmodel/$MODEL" '{.status.productionVersion}' 3
+
+  step "Version 4 (0.8723) replaces it; version 3 is Archived"
+  kubectl apply -n "$NS" -f "$SAMPLES/ml_v1alpha1_modelversion_4.yaml" >&2
+  wait_for "registeredmodel/$MODEL" '{.status.productionVersion}' 4
+  wait_for "modelversion/$MODEL-3" '{.status.stage}' Archived
+  versions
+
+  step "Roll back to version 3 with one command"
+  echo "kubectl patch modelversion $MODEL-3 -n $NS --type=merge -p '{\"spec\":{\"stage\":\"Production\"}}'" >&2
+  kubectl patch modelversion "$MODEL-3" -n "$NS" --type=merge -p '{"spec":{"stage":"Production"}}' >&2
+  wait_for "registeredmodel/$MODEL" '{.status.productionVersion}' 3
+  wait_for "modelversion/$MODEL-4" '{.status.stage}' Archived
+  versions
+
+  step "The history on the RegisteredModel"
+  kubectl get -n "$NS" registeredmodel "$MODEL" -o jsonpath='{range .status.history[*]}{.version}{"\t"}{.from}{" -> "}{.to}{"\t"}{.reason}{"\t"}{.message}{"\n"}{end}' >&2
 }
 
 show() {
   echo
   kubectl get registeredmodels,modelversions,deployments -A
-  local first k="$BIN/kubectl --kubeconfig $KUBECONFIG_PATH"
-  first="$(kubectl get registeredmodels -A -o jsonpath='{.items[0].metadata.namespace} {.items[0].metadata.name}')"
-  read -r first_ns first_name <<<"$first"
   cat <<EOF
 
 The Podium demo is running: kwok cluster '$CLUSTER', manager pid $(cat "$PID_FILE").
-Try next:
-  $k get registeredmodels,modelversions -A
-  $k describe registeredmodel $first_name -n $first_ns
-  $k get registeredmodel $first_name -n $first_ns -o yaml
-  $k get deployments,pods -A
+Try next, in this shell:
+  export KUBECONFIG=$KUBECONFIG_PATH PATH=$BIN:\$PATH
+  kubectl get registeredmodels,modelversions -n $NS
+  kubectl describe registeredmodel $MODEL -n $NS
+  kubectl patch modelversion $MODEL-4 -n $NS --type=merge -p '{"spec":{"stage":"Production"}}'
+  kubectl get events -n $NS
   tail -f $LOG_FILE
 Stop it all with: make demo-down
 EOF
@@ -142,13 +153,9 @@ up() {
   kubectl apply --server-side -f "$ROOT/config/crd/bases" >&2
   kubectl wait --for=condition=Established --timeout=60s -f "$ROOT/config/crd/bases" >&2
   start_manager
-  log "applying $SAMPLES"
-  if [[ -f "$SAMPLES/kustomization.yaml" ]]; then
-    kubectl apply -k "$SAMPLES" >&2
-  else
-    kubectl apply -f "$SAMPLES" >&2
-  fi
-  wait_reconciled
+  # A rerun starts the story again from a clean namespace.
+  kubectl delete namespace "$NS" --ignore-not-found --wait=true >/dev/null
+  story
   show
 }
 

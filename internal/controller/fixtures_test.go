@@ -70,18 +70,20 @@ func seedVersion(ns string, n int64, accuracy string, opts ...versionOption) *ml
 
 func named(name string) versionOption { return func(v *mlv1.ModelVersion) { v.Name = name } }
 
-func requesting(s mlv1.Stage) versionOption { return func(v *mlv1.ModelVersion) { v.Spec.Stage = s } }
-
 func create(ctx context.Context, objs ...client.Object) {
 	for _, o := range objs {
 		ExpectWithOffset(1, k8sClient.Create(ctx, o)).To(Succeed())
 	}
 }
 
-// requestStage patches spec.stage as `kubectl patch --type=merge` does.
+// requestStage patches spec.stage as `kubectl patch --type=merge` does; "" clears it.
 func requestStage(ctx context.Context, ns, name string, stage mlv1.Stage) {
 	v := &mlv1.ModelVersion{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: name}}
-	patch := client.RawPatch(types.MergePatchType, fmt.Appendf(nil, `{"spec":{"stage":%q}}`, stage))
+	value := "null"
+	if stage != "" {
+		value = fmt.Sprintf("%q", stage)
+	}
+	patch := client.RawPatch(types.MergePatchType, fmt.Appendf(nil, `{"spec":{"stage":%s}}`, value))
 	ExpectWithOffset(1, k8sClient.Patch(ctx, v, patch)).To(Succeed())
 }
 

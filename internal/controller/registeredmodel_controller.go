@@ -69,11 +69,11 @@ func (r *RegisteredModelReconciler) Reconcile(ctx context.Context, req ctrl.Requ
 	}
 
 	decision := promotion.Decide(observe(model, versions))
-	now := r.now()
-	if err := r.recordModel(ctx, model, versions, decision, now); err != nil {
+	previous := model.Status.ProductionVersion
+	if err := r.recordModel(ctx, model, versions, decision, r.now()); err != nil {
 		return ctrl.Result{}, err
 	}
-	if err := r.recordVersions(ctx, model, versions, decision); err != nil {
+	if err := r.recordVersions(ctx, model, versions, previous, decision); err != nil {
 		return ctrl.Result{}, err
 	}
 	for _, t := range decision.Transitions {
@@ -140,52 +140,54 @@ func (r *RegisteredModelReconciler) recordModel(ctx context.Context, model *mlv1
 }
 
 // recordVersions writes each version's status where it differs from the decision, in the order
-// that never shows two Production versions, and emits an Event on each version that changed stage.
+// that never shows two Production versions: the version that was Production before this decision
+// first, then the others, then the one that is Production now. The version that leaves Production
+// is written even when the cache says it is already demoted, because the cache may not have seen
+// our own promotion of it yet; the model's status, which the optimistic lock proved fresh, says
+// which one it is.
 func (r *RegisteredModelReconciler) recordVersions(ctx context.Context, model *mlv1.RegisteredModel,
-	versions []mlv1.ModelVersion, d promotion.Decision) error {
-	byName := map[string]*mlv1.ModelVersion{}
-	for i := range versions {
-		byName[versions[i].Name] = &versions[i]
-	}
-	// Transitions come ordered: leaving Production, others, entering Production. Versions whose
-	// stage does not change (new gate results, an observed request) come in between.
-	var order []string
+	versions []mlv1.ModelVersion, previous *int64, d promotion.Decision) error {
 	changed := map[string]promotion.Transition{}
 	for _, t := range d.Transitions {
 		changed[t.Name] = t
 	}
-	for _, t := range d.Transitions {
-		if t.To != mlv1.StageProduction {
-			order = append(order, t.Name)
-		}
-	}
+	var leaving, others, entering []*mlv1.ModelVersion
 	for i := range versions {
-		if _, ok := changed[versions[i].Name]; !ok {
-			order = append(order, versions[i].Name)
+		v := &versions[i]
+		switch stage := d.Versions[v.Name].Stage; {
+		case stage == mlv1.StageProduction:
+			entering = append(entering, v)
+		case previous != nil && v.Spec.Version == *previous:
+			leaving = append(leaving, v)
+		default:
+			others = append(others, v)
 		}
 	}
-	for _, t := range d.Transitions {
-		if t.To == mlv1.StageProduction {
-			order = append(order, t.Name)
-		}
-	}
-	for _, name := range order {
-		v := byName[name]
-		want := versionStatus(model, v, d.Versions[name])
-		if equality.Semantic.DeepEqual(v.Status, want) {
-			continue
-		}
-		patch := client.MergeFrom(v.DeepCopy())
-		v.Status = want
-		if err := r.Status().Patch(ctx, v, patch, client.FieldOwner(FieldOwner)); err != nil {
-			if apierrors.IsNotFound(err) {
+	for _, group := range [][]*mlv1.ModelVersion{leaving, others, entering} {
+		for _, v := range group {
+			want := versionStatus(model, v, d.Versions[v.Name])
+			force := previous != nil && v.Spec.Version == *previous && d.Versions[v.Name].Stage != mlv1.StageProduction
+			if !force && equality.Semantic.DeepEqual(v.Status, want) {
 				continue
 			}
-			return fmt.Errorf("recording the stage of ModelVersion %s: %w", klog.KObj(v), err)
-		}
-		if t, ok := changed[name]; ok {
-			r.Recorder.Eventf(v, model, eventType(t), string(t.Reason), "Promote",
-				"%s -> %s: %s", stageName(t.From), t.To, t.Message)
+			base := v.DeepCopy()
+			if force {
+				// A merge patch carries only what differs from its base: a base that says
+				// Production makes it carry the new stage whatever the cache says.
+				base.Status.Stage = mlv1.StageProduction
+			}
+			patch := client.MergeFrom(base)
+			v.Status = want
+			if err := r.Status().Patch(ctx, v, patch, client.FieldOwner(FieldOwner)); err != nil {
+				if apierrors.IsNotFound(err) {
+					continue
+				}
+				return fmt.Errorf("recording the stage of ModelVersion %s: %w", klog.KObj(v), err)
+			}
+			if t, ok := changed[v.Name]; ok {
+				r.Recorder.Eventf(v, model, eventType(t), string(t.Reason), "Promote",
+					"%s -> %s: %s", stageName(t.From), t.To, t.Message)
+			}
 		}
 	}
 	return nil

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"math/rand/v2"
+	"reflect"
 	"time"
 
 	. "github.com/onsi/ginkgo/v2"
@@ -46,7 +47,7 @@ var _ = Describe("Promotion", func() {
 		Expect(*m.Status.LatestVersion).To(BeEquivalentTo(4))
 		Expect(meta.IsStatusConditionTrue(m.Status.Conditions, mlv1.ConditionReady)).To(BeTrue())
 		Expect(m.Status.ObservedGeneration).To(Equal(m.Generation))
-		var transitions []string
+		transitions := make([]string, 0, len(m.Status.History))
 		for _, h := range m.Status.History {
 			transitions = append(transitions, fmt.Sprintf("%d %s->%s %s", h.Version, h.From, h.To, h.Reason))
 		}
@@ -164,8 +165,7 @@ var _ = Describe("Promotion", func() {
 	It("writes nothing once converged", func(ctx context.Context) {
 		create(ctx, seedModel(ns), seedVersion(ns, 2, "0.8203"), seedVersion(ns, 3, "0.8512"), seedVersion(ns, 4, "0.8723"))
 		Eventually(stages).WithArguments(ctx, ns).Should(Equal("2=None 3=Archived 4=Production"))
-		Eventually(resourceVersions).WithArguments(ctx, ns).MustPassRepeatedly(10).Should(Equal(resourceVersions(ctx, ns)))
-		before := resourceVersions(ctx, ns)
+		before := waitConverged(ctx, ns)
 		Consistently(resourceVersions).WithArguments(ctx, ns).Should(Equal(before))
 	})
 })
@@ -186,6 +186,19 @@ var _ = Describe("Restarts", Serial, func() {
 		Consistently(productionOf).WithArguments(ctx, ns).Should(BeEquivalentTo(3))
 	})
 })
+
+// waitConverged waits until no Podium object in the namespace has changed for two seconds, and
+// returns their resourceVersions.
+func waitConverged(ctx context.Context, ns string) map[string]string {
+	var last map[string]string
+	Eventually(func() bool {
+		current := resourceVersions(ctx, ns)
+		same := reflect.DeepEqual(current, last)
+		last = current
+		return same
+	}).WithTimeout(time.Minute).WithPolling(500 * time.Millisecond).MustPassRepeatedly(4).Should(BeTrue())
+	return last
+}
 
 // resourceVersions maps every Podium object in a namespace to its resourceVersion.
 func resourceVersions(ctx context.Context, ns string) map[string]string {

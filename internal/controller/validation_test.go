@@ -7,6 +7,7 @@ import (
 	. "github.com/onsi/gomega"
 
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	mlv1 "github.com/podium-dev/podium/api/v1alpha1"
 )
@@ -66,8 +67,9 @@ var _ = Describe("Validation at apply time", func() {
 		func(ctx context.Context, mutate func(*mlv1.ModelVersion), message string) {
 			v := seedVersion(ns, 1, "0.9")
 			create(ctx, v)
+			patch := client.MergeFrom(v.DeepCopy()) // no resourceVersion: the operator may write status meanwhile
 			mutate(v)
-			err := k8sClient.Update(ctx, v)
+			err := k8sClient.Patch(ctx, v, patch)
 			Expect(err).To(HaveOccurred())
 			Expect(err.Error()).To(ContainSubstring(message))
 		},

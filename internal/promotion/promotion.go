@@ -278,8 +278,7 @@ func (d *decider) archive(v *Version, r mlv1.HistoryReason, msg string) {
 // again, skipping versions that are gone, duplicated, or were retired on request since.
 func (d *decider) restorePrevious(retired *Version) {
 	retiredOnRequest := map[int64]bool{retired.Number: true}
-	for i := len(d.in.History) - 1; i >= 0; i-- {
-		h := d.in.History[i]
+	for _, h := range slices.Backward(d.in.History) {
 		if h.To == mlv1.StageArchived && h.Reason == mlv1.ReasonArchiveRequest {
 			retiredOnRequest[h.Version] = true
 		}

@@ -91,19 +91,12 @@ func (w *world) reconcile(t *testing.T) Decision {
 }
 
 func (w *world) stages() string {
-	var parts []string
+	parts := make([]string, 0, len(w.versions))
 	for _, v := range w.versions {
 		parts = append(parts, fmt.Sprintf("%s=%s", v.Name, v.Stage))
 	}
 	slices.Sort(parts)
 	return strings.Join(parts, " ")
-}
-
-func (w *world) productionVersion() int64 {
-	if w.production == nil {
-		return 0
-	}
-	return *w.production
 }
 
 func expectStages(t *testing.T, w *world, want string) {
