@@ -349,7 +349,7 @@ func (d *decider) result() Decision {
 			vd.ObservedRequest = v.ObservedRequest // the request waits for the duplicate to go
 		}
 		out.Versions[v.Name] = vd
-		if vd.Stage != v.Stage && (v.Stage != "" || vd.Stage != mlv1.StageNone) {
+		if vd.Stage != v.Stage && (v.Stage != "" || vd.Stage != mlv1.StageNone) && !d.recorded(v.Number, v.Stage, vd.Stage) {
 			r, ok := d.reasons[v.Name]
 			if !ok {
 				r = derivedReason(vd.Stage, g)
@@ -407,15 +407,18 @@ func derivedReason(to mlv1.Stage, g GateOutcome) reason {
 	return reason{mlv1.ReasonGatesFailed, g.Message}
 }
 
-// AppendHistory adds the transitions to the history, stamps them with now, skips a transition that
-// repeats the newest entry of its version (a decision whose recording on the version was retried),
-// and keeps the newest MaxHistory.
+// recorded says whether the history's newest entry for the version is already this change: the
+// model's status was written but the version's was not yet, or the cache has not seen it yet.
+// Such a change is applied to the version again, but is not a new transition.
+func (d *decider) recorded(version int64, from, to mlv1.Stage) bool {
+	last := lastEntry(d.in.History, version)
+	return last != nil && last.From == from && last.To == to
+}
+
+// AppendHistory adds the transitions to the history, stamped with now, and keeps the newest MaxHistory.
 func AppendHistory(history []mlv1.HistoryEntry, ts []Transition, now time.Time) []mlv1.HistoryEntry {
 	out := slices.Clone(history)
 	for _, t := range ts {
-		if last := lastEntry(out, t.Version); last != nil && last.From == t.From && last.To == t.To {
-			continue
-		}
 		out = append(out, mlv1.HistoryEntry{
 			Version: t.Version, From: t.From, To: t.To, Reason: t.Reason, Message: t.Message, Time: metav1.NewTime(now),
 		})

@@ -407,17 +407,27 @@ func TestLostModelStatusKeepsProduction(t *testing.T) {
 	expectStages(t, w, "m-3=Production m-4=Archived")
 }
 
-func TestHistoryIsBoundedAndSkipsRepeats(t *testing.T) {
-	ts := []Transition{{Version: 1, From: mlv1.StageStaging, To: mlv1.StageProduction, Reason: mlv1.ReasonGatesPassed}}
-	h := AppendHistory(nil, ts, time.Now())
-	h = AppendHistory(h, ts, time.Now())
-	if len(h) != 1 {
-		t.Fatalf("a repeated transition was recorded twice: %d entries", len(h))
-	}
+func TestHistoryIsBounded(t *testing.T) {
+	var h []mlv1.HistoryEntry
 	for i := range 150 {
-		h = AppendHistory(h, []Transition{{Version: int64(i + 2), To: mlv1.StageStaging}}, time.Now())
+		h = AppendHistory(h, []Transition{{Version: int64(i + 1), To: mlv1.StageStaging}}, time.Now())
 	}
-	if len(h) != mlv1.MaxHistory || h[len(h)-1].Version != 151 {
-		t.Fatalf("history has %d entries ending at %d", len(h), h[len(h)-1].Version)
+	if len(h) != mlv1.MaxHistory || h[0].Version != 51 || h[len(h)-1].Version != 150 {
+		t.Fatalf("history has %d entries from %d to %d", len(h), h[0].Version, h[len(h)-1].Version)
+	}
+}
+
+func TestAChangeAlreadyInTheHistoryIsNotANewTransition(t *testing.T) {
+	w := &world{policy: seedPolicy()}
+	w.add(version(3, "0.8512"))
+	w.reconcile(t)
+	// The model's status was written, but the version's status write was lost.
+	w.find("m-3").Stage = ""
+	d := w.reconcile(t)
+	if len(d.Transitions) != 0 || len(w.history) != 1 {
+		t.Fatalf("the repeated change was recorded again: %+v, history %d", d.Transitions, len(w.history))
+	}
+	if d.Versions["m-3"].Stage != mlv1.StageProduction {
+		t.Fatalf("the version's stage was not repaired: %s", d.Versions["m-3"].Stage)
 	}
 }
