@@ -211,3 +211,10 @@ endef
 define gomodver
 $(shell go list -m -f '{{if .Replace}}{{.Replace.Version}}{{else}}{{.Version}}{{end}}' $(1) 2>/dev/null)
 endef
+
+##@ Benchmarks
+
+.PHONY: bench
+bench: kube-binaries build ## Measure promotion latency, cold-start convergence, writes and memory; writes docs/benchmark-results.md.
+	KUBEBUILDER_ASSETS="$(KUBE_BIN_DIR)" PODIUM_BIN_DIR="$(LOCALBIN)" BENCH_OUT="$(CURDIR)/docs/benchmark-results.md" \
+		go run ./test/bench

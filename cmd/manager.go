@@ -43,9 +43,9 @@ func (o *managerOptions) bindFlags(fs *flag.FlagSet) {
 		"Namespace of the leader election Lease; required when the manager runs outside the cluster.")
 	fs.BoolVar(&o.enableHTTP2, "enable-http2", false,
 		"Allow HTTP/2 on the metrics server (off by default: HTTP/2 Rapid Reset, CVE-2023-44487).")
-	fs.Float64Var(&o.qps, "kube-api-qps", 200, "Requests per second the manager may send to the API server.")
-	fs.IntVar(&o.burst, "kube-api-burst", 400, "Burst of requests the manager may send to the API server.")
-	fs.IntVar(&o.concurrency, "max-concurrent-reconciles", 4, "Models reconciled in parallel.")
+	fs.Float64Var(&o.qps, "kube-api-qps", 500, "Requests per second the manager may send to the API server.")
+	fs.IntVar(&o.burst, "kube-api-burst", 1000, "Burst of requests the manager may send to the API server.")
+	fs.IntVar(&o.concurrency, "max-concurrent-reconciles", 8, "Models reconciled in parallel.")
 }
 
 func newScheme() *runtime.Scheme {

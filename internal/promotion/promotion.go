@@ -349,7 +349,7 @@ func (d *decider) result() Decision {
 			vd.ObservedRequest = v.ObservedRequest // the request waits for the duplicate to go
 		}
 		out.Versions[v.Name] = vd
-		if vd.Stage != v.Stage && (v.Stage != "" || vd.Stage != mlv1.StageNone) && !d.recorded(v.Number, v.Stage, vd.Stage) {
+		if d.isTransition(v.Stage, vd.Stage) && !d.recorded(v.Number, v.Stage, vd.Stage) {
 			r, ok := d.reasons[v.Name]
 			if !ok {
 				r = derivedReason(vd.Stage, g)
@@ -405,6 +405,14 @@ func derivedReason(to mlv1.Stage, g GateOutcome) reason {
 		return reason{mlv1.ReasonGatesPassed, "Production, as recorded on the model"}
 	}
 	return reason{mlv1.ReasonGatesFailed, g.Message}
+}
+
+// isTransition says whether a change of stage is a transition for the history and Events: a
+// change of a version already decided, or a new version that goes straight to Production. A new
+// version's first stage (None, Staging, or Archived because a newer version is Production) is
+// shown on the version alone, so registering a thousand versions does not flood the history.
+func (d *decider) isTransition(from, to mlv1.Stage) bool {
+	return from != to && (from != "" || to == mlv1.StageProduction)
 }
 
 // recorded says whether the history's newest entry for the version is already this change: the

@@ -1,0 +1,457 @@
+// Command bench measures the operator as users run it: the real manager binary against a real
+// kube-apiserver and etcd (envtest). Run it from the repository root with `make bench`; it writes its results to
+// docs/benchmark-results.md. It fails only when the system does not converge or writes while
+// idle: the numbers are for reading, not thresholds that flake on a busy machine.
+package main
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"github.com/go-logr/logr"
+	"math"
+	"os"
+	"os/exec"
+	"path/filepath"
+	goruntime "runtime"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/apimachinery/pkg/types"
+	utilruntime "k8s.io/apimachinery/pkg/util/runtime"
+	"k8s.io/client-go/kubernetes"
+	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
+	"k8s.io/client-go/rest"
+	"k8s.io/client-go/tools/clientcmd"
+	clientcmdapi "k8s.io/client-go/tools/clientcmd/api"
+	"sigs.k8s.io/controller-runtime/pkg/cache"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/envtest"
+	logf "sigs.k8s.io/controller-runtime/pkg/log"
+
+	mlv1 "github.com/podium-dev/podium/api/v1alpha1"
+)
+
+const (
+	models            = 1000
+	versionsPerModel  = 10
+	promotionSamples  = 200
+	idleWindow        = 10 * time.Second
+	createConcurrency = 16
+)
+
+type results struct {
+	coldCreate, coldConverge time.Duration
+	promotionLatencies       []time.Duration
+	writesPerPromotion       float64
+	idleWrites               int
+	peakRSSKiB               int
+	coldCPU                  time.Duration
+	baselinePatchesPerSecond float64
+	coldWrites               int
+}
+
+func main() {
+	t := &run{}
+	defer t.cleanup()
+	benchmark(t)
+}
+
+// run is the benchmark's failure and cleanup handling.
+type run struct{ cleanups []func() }
+
+func (r *run) Cleanup(f func()) { r.cleanups = append(r.cleanups, f) }
+
+func (r *run) cleanup() {
+	for _, f := range slices.Backward(r.cleanups) {
+		f()
+	}
+}
+
+func (r *run) Helper() {}
+
+func (r *run) Logf(format string, args ...any) {
+	fmt.Fprintf(os.Stderr, "bench: "+format+"\n", args...)
+}
+
+func (r *run) Errorf(format string, args ...any) {
+	r.Logf(format, args...)
+	r.Cleanup(func() { os.Exit(1) })
+}
+
+func (r *run) Fatal(args ...any) { r.Fatalf("%s", fmt.Sprint(args...)) }
+
+func (r *run) Fatalf(format string, args ...any) {
+	r.Logf(format, args...)
+	r.cleanup()
+	os.Exit(1)
+}
+
+func (r *run) TempDir() string {
+	dir, err := os.MkdirTemp("", "podium-bench-")
+	if err != nil {
+		r.Fatal(err)
+	}
+	r.Cleanup(func() { _ = os.RemoveAll(dir) })
+	return dir
+}
+
+func benchmark(t *run) {
+	logf.SetLogger(logr.Discard()) // the benchmark's informers have nothing to say
+	scheme := runtime.NewScheme()
+	utilruntime.Must(clientgoscheme.AddToScheme(scheme))
+	utilruntime.Must(mlv1.AddToScheme(scheme))
+
+	env := &envtest.Environment{CRDDirectoryPaths: []string{filepath.Join("config", "crd", "bases")}, ErrorIfCRDPathMissing: true}
+	cfg, err := env.Start()
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = env.Stop() })
+	cfg.QPS, cfg.Burst = 2000, 4000
+	c, err := client.NewWithWatch(cfg, client.Options{Scheme: scheme})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	var r results
+
+	t.Logf("registering %d models x %d versions before the manager starts", models, versionsPerModel)
+	start := time.Now()
+	createAll(ctx, t, c)
+	r.coldCreate = time.Since(start)
+
+	r.baselinePatchesPerSecond = baseline(ctx, t, c)
+
+	// The benchmark follows the objects through an informer cache, as the manager does, so that
+	// checking for convergence costs the API server no lists.
+	observed, err := cache.New(cfg, cache.Options{Scheme: scheme})
+	if err != nil {
+		t.Fatal(err)
+	}
+	cacheCtx, stopCache := context.WithCancel(ctx)
+	t.Cleanup(stopCache)
+	for _, o := range []client.Object{&mlv1.RegisteredModel{}, &mlv1.ModelVersion{}} {
+		if _, err := observed.GetInformer(cacheCtx, o); err != nil {
+			t.Fatal(err)
+		}
+	}
+	go func() { _ = observed.Start(cacheCtx) }()
+	observed.WaitForCacheSync(cacheCtx)
+
+	coldBefore := statusWrites(t, cfg)
+	manager, pid := startManager(t, cfg)
+	start = time.Now()
+	waitFor(t, 5*time.Minute, 50*time.Millisecond, func() bool { return convergedModels(ctx, t, observed) == models })
+	r.coldConverge = time.Since(start)
+	r.coldCPU = cpuTime(t, pid)
+	r.coldWrites = statusWrites(t, cfg) - coldBefore
+	t.Logf("cold start converged in %s", r.coldConverge)
+
+	writesBefore := statusWrites(t, cfg)
+	r.promotionLatencies = measurePromotions(ctx, t, c)
+	r.writesPerPromotion = float64(statusWrites(t, cfg)-writesBefore) / promotionSamples
+
+	waitFor(t, time.Minute, 50*time.Millisecond, func() bool { return convergedModels(ctx, t, observed) == models })
+	idleBefore := statusWrites(t, cfg)
+	time.Sleep(idleWindow) // the measurement itself: nothing may be written during this window
+	r.idleWrites = statusWrites(t, cfg) - idleBefore
+
+	r.peakRSSKiB = peakRSS(t, pid)
+	_ = manager.Process.Kill()
+	report(t, r)
+}
+
+func seedModel(i int) *mlv1.RegisteredModel {
+	return &mlv1.RegisteredModel{
+		ObjectMeta: metav1.ObjectMeta{Namespace: "default", Name: fmt.Sprintf("model-%04d", i)},
+		Spec: mlv1.RegisteredModelSpec{Promotion: mlv1.Promotion{Mode: mlv1.PromotionAutomatic,
+			Gates: []mlv1.Gate{{Metric: "test_accuracy", Min: new(mlv1.Number("0.85"))}}}},
+	}
+}
+
+// version n of model i: every version passes, so the newest is Production.
+func seedVersion(i int, n int64) *mlv1.ModelVersion {
+	return &mlv1.ModelVersion{
+		ObjectMeta: metav1.ObjectMeta{Namespace: "default", Name: fmt.Sprintf("model-%04d-%d", i, n)},
+		Spec: mlv1.ModelVersionSpec{
+			RegisteredModel: fmt.Sprintf("model-%04d", i), Version: n,
+			Artifact: mlv1.Artifact{URI: fmt.Sprintf("s3://bench/model-%04d/%d/", i, n)},
+			Metrics:  map[string]mlv1.Number{"test_accuracy": mlv1.Number(fmt.Sprintf("0.%d", 8600+n))},
+		},
+	}
+}
+
+func createAll(ctx context.Context, t *run, c client.Client) {
+	jobs := make(chan client.Object)
+	var wg sync.WaitGroup
+	for range createConcurrency {
+		wg.Go(func() {
+			for o := range jobs {
+				if err := c.Create(ctx, o); err != nil {
+					t.Errorf("creating %s: %v", o.GetName(), err)
+				}
+			}
+		})
+	}
+	for i := range models {
+		jobs <- seedModel(i)
+		for n := int64(1); n <= versionsPerModel; n++ {
+			jobs <- seedVersion(i, n)
+		}
+	}
+	close(jobs)
+	wg.Wait()
+}
+
+// baselineStatus is a ModelVersion status of the size the operator writes.
+var baselineStatus = []byte(`{"status":{"stage":"Archived","observedGeneration":1,"primaryMetric":"test_accuracy=0.8601",
+"gates":[{"metric":"test_accuracy","value":0.8601,"bound":">= 0.85","passed":true}],
+"conditions":[{"type":"GatesPassed","status":"True","reason":"AllGatesPassed","message":"test_accuracy 0.8601 >= 0.85",
+"observedGeneration":1,"lastTransitionTime":"2026-01-01T00:00:00Z"},
+{"type":"Ready","status":"True","reason":"Reconciled","message":"Stage Archived","observedGeneration":1,
+"lastTransitionTime":"2026-01-01T00:00:00Z"}]}}`)
+
+// baseline measures what the API server alone does: status patches of the size the operator
+// writes, to ModelVersions, from 8 writers, with no operator running.
+func baseline(ctx context.Context, t *run, c client.Client) float64 {
+	const patches, writers = 2000, 8
+	jobs := make(chan int)
+	var wg sync.WaitGroup
+	start := time.Now()
+	for range writers {
+		wg.Go(func() {
+			for j := range jobs {
+				v := seedVersion(j%models, int64(j/models+1))
+				patch := client.RawPatch(types.MergePatchType, baselineStatus)
+				if err := c.Status().Patch(ctx, v, patch); err != nil {
+					t.Errorf("patching %s: %v", v.Name, err)
+				}
+			}
+		})
+	}
+	for j := range patches {
+		jobs <- j
+	}
+	close(jobs)
+	wg.Wait()
+	return patches / time.Since(start).Seconds()
+}
+
+// convergedModels counts the models whose newest version is recorded as Production on the
+// model and on the version.
+func convergedModels(ctx context.Context, t *run, c client.Reader) int {
+	var rms mlv1.RegisteredModelList
+	if err := c.List(ctx, &rms); err != nil {
+		t.Fatal(err)
+	}
+	var mvs mlv1.ModelVersionList
+	if err := c.List(ctx, &mvs); err != nil {
+		t.Fatal(err)
+	}
+	latest := map[string]int64{}
+	production := map[string]int64{}
+	for _, v := range mvs.Items {
+		latest[v.Spec.RegisteredModel] = max(latest[v.Spec.RegisteredModel], v.Spec.Version)
+		if v.Status.Stage == mlv1.StageProduction {
+			production[v.Spec.RegisteredModel] = v.Spec.Version
+		}
+	}
+	n := 0
+	for _, m := range rms.Items {
+		if p := m.Status.ProductionVersion; p != nil && *p == latest[m.Name] && production[m.Name] == *p {
+			n++
+		}
+	}
+	return n
+}
+
+// measurePromotions registers, one at a time, a new passing version of a different model and
+// times how long until a watch shows it Production. The operator archives the old version
+// before it promotes the new one, which the benchmark checks once the new one is Production.
+func measurePromotions(ctx context.Context, t *run, c client.WithWatch) []time.Duration {
+	var out []time.Duration
+	for s := range promotionSamples {
+		i := s * (models / promotionSamples)
+		v := seedVersion(i, versionsPerModel+1)
+		w, err := c.Watch(ctx, &mlv1.ModelVersionList{}, client.InNamespace("default"),
+			client.MatchingFields{"metadata.name": v.Name})
+		if err != nil {
+			t.Fatal(err)
+		}
+		start := time.Now()
+		if err := c.Create(ctx, v); err != nil {
+			t.Fatal(err)
+		}
+		timeout := time.After(30 * time.Second)
+	wait:
+		for {
+			select {
+			case ev := <-w.ResultChan():
+				if got, ok := ev.Object.(*mlv1.ModelVersion); ok && got.Status.Stage == mlv1.StageProduction {
+					break wait
+				}
+			case <-timeout:
+				t.Fatalf("version %s was not promoted within 30s", v.Name)
+			}
+		}
+		out = append(out, time.Since(start))
+		w.Stop()
+		var old mlv1.ModelVersion
+		if err := c.Get(ctx, client.ObjectKey{Namespace: "default", Name: fmt.Sprintf("model-%04d-%d", i, versionsPerModel)}, &old); err != nil {
+			t.Fatal(err)
+		}
+		if old.Status.Stage != mlv1.StageArchived {
+			t.Fatalf("%s is Production but %s is %s", v.Name, old.Name, old.Status.Stage)
+		}
+	}
+	return out
+}
+
+// waitFor polls cond every interval until it holds.
+func waitFor(t *run, timeout, interval time.Duration, cond func() bool) {
+	deadline := time.Now().Add(timeout)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("not converged within %s", timeout)
+		}
+		time.Sleep(interval)
+	}
+}
+
+// startManager runs bin/manager against the envtest API server.
+func startManager(t *run, cfg *rest.Config) (*exec.Cmd, int) {
+	dir := t.TempDir()
+	kubeconfig := filepath.Join(dir, "kubeconfig")
+	kc := clientcmdapi.NewConfig()
+	kc.Clusters["bench"] = &clientcmdapi.Cluster{Server: cfg.Host, CertificateAuthorityData: cfg.CAData}
+	kc.AuthInfos["bench"] = &clientcmdapi.AuthInfo{ClientCertificateData: cfg.CertData, ClientKeyData: cfg.KeyData}
+	kc.Contexts["bench"] = &clientcmdapi.Context{Cluster: "bench", AuthInfo: "bench"}
+	kc.CurrentContext = "bench"
+	if err := clientcmd.WriteToFile(*kc, kubeconfig); err != nil {
+		t.Fatal(err)
+	}
+	bin := filepath.Join(os.Getenv("PODIUM_BIN_DIR"), "manager")
+	args := append([]string{"--health-probe-bind-address=0", "--metrics-bind-address=0"}, strings.Fields(os.Getenv("MANAGER_ARGS"))...)
+	cmd := exec.Command(bin, args...)
+	cmd.Env = append(os.Environ(), "KUBECONFIG="+kubeconfig)
+	logPath := filepath.Join(dir, "manager.log")
+	if p := os.Getenv("BENCH_MANAGER_LOG"); p != "" {
+		logPath = p
+	}
+	logFile, err := os.Create(logPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cmd.Stdout, cmd.Stderr = logFile, logFile
+	if err := cmd.Start(); err != nil {
+		t.Fatalf("starting %s (build it with make build): %v", bin, err)
+	}
+	t.Cleanup(func() { _ = cmd.Process.Kill(); _ = cmd.Wait() })
+	return cmd, cmd.Process.Pid
+}
+
+// statusWrites is the API server's count of successful status writes (PATCH and PUT) to Podium's kinds.
+func statusWrites(t *run, cfg *rest.Config) int {
+	cs, err := kubernetes.NewForConfig(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, err := cs.RESTClient().Get().AbsPath("/metrics").DoRaw(context.Background())
+	if err != nil {
+		t.Fatalf("reading the API server's metrics: %v", err)
+	}
+	total := 0
+	for line := range strings.SplitSeq(string(body), "\n") {
+		if !strings.HasPrefix(line, "apiserver_request_total{") || !strings.Contains(line, `group="ml.podium.dev"`) ||
+			!strings.Contains(line, `subresource="status"`) ||
+			!(strings.Contains(line, `verb="PATCH"`) || strings.Contains(line, `verb="PUT"`)) ||
+			!strings.Contains(line, `code="200"`) {
+			continue
+		}
+		f, err := strconv.ParseFloat(line[strings.LastIndex(line, " ")+1:], 64)
+		if err != nil {
+			t.Fatal(err)
+		}
+		total += int(f)
+	}
+	if total == 0 {
+		t.Fatalf("the API server's metrics count no status writes to ml.podium.dev")
+	}
+	return total
+}
+
+func peakRSS(t *run, pid int) int {
+	data, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for line := range strings.SplitSeq(string(data), "\n") {
+		if rest, ok := strings.CutPrefix(line, "VmHWM:"); ok {
+			kib, _ := strconv.Atoi(strings.Fields(rest)[0])
+			return kib
+		}
+	}
+	return 0
+}
+
+// cpuTime is the user and system CPU time a process has used (clock ticks of 10 ms).
+func cpuTime(t *run, pid int) time.Duration {
+	data, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		t.Fatal(err)
+	}
+	fields := strings.Fields(string(data[bytes.LastIndexByte(data, ')')+2:]))
+	utime, _ := strconv.Atoi(fields[11])
+	stime, _ := strconv.Atoi(fields[12])
+	return time.Duration(utime+stime) * 10 * time.Millisecond
+}
+
+func percentile(ds []time.Duration, p float64) time.Duration {
+	s := slices.Clone(ds)
+	slices.Sort(s)
+	return s[int(math.Ceil(p*float64(len(s))))-1]
+}
+
+func report(t *run, r results) {
+	cpu := "unknown CPU"
+	if data, err := os.ReadFile("/proc/cpuinfo"); err == nil {
+		for line := range strings.SplitSeq(string(data), "\n") {
+			if v, ok := strings.CutPrefix(line, "model name"); ok {
+				cpu = strings.TrimSpace(strings.TrimPrefix(strings.TrimSpace(v), ":"))
+				break
+			}
+		}
+	}
+	text := fmt.Sprintf(`| measure | result | target |
+| --- | --- | --- |
+| promotion latency p50 (%d promotions, new version applied -> it is Production and the old one Archived) | %s | < 25 ms |
+| promotion latency p99 | %s | < 100 ms |
+| cold start: %d models x %d versions registered, then the manager starts -> all converged | %s (manager CPU %s, %d status writes) | < 20 s |
+| status writes per promotion (API server's count) | %.1f | close to 3 (model, old version, new version) |
+| for scale: the API server alone, ModelVersion status patches from 8 writers | %.0f per second | |
+| status writes while idle (%s) | %d | 0 |
+| manager peak RSS (VmHWM) | %d MiB | < 150 MiB |
+
+Machine: %s, %d cores, %s. Registering the %d objects took %s.
+`, promotionSamples, ms(percentile(r.promotionLatencies, 0.5)), ms(percentile(r.promotionLatencies, 0.99)),
+		models, versionsPerModel, r.coldConverge.Round(10*time.Millisecond), r.coldCPU, r.coldWrites, r.writesPerPromotion, r.baselinePatchesPerSecond,
+		idleWindow, r.idleWrites, r.peakRSSKiB/1024, cpu, goruntime.NumCPU(), goruntime.Version(),
+		models*(versionsPerModel+1), r.coldCreate.Round(100*time.Millisecond))
+	fmt.Print(text)
+	if out := os.Getenv("BENCH_OUT"); out != "" {
+		if err := os.WriteFile(out, []byte(text), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if r.idleWrites != 0 {
+		t.Errorf("the operator wrote %d times while idle", r.idleWrites)
+	}
+}
+
+func ms(d time.Duration) string { return fmt.Sprintf("%.1f ms", float64(d.Microseconds())/1000) }
