@@ -442,7 +442,8 @@ func report(t *run, r results) {
 		{"promotion latency p99", ms(percentile(r.promotionLatencies, 0.99)), "< 100 ms"},
 		{fmt.Sprintf("cold start: %d models x %d versions registered, then the manager starts -> all converged",
 			models, versionsPerModel),
-			fmt.Sprintf("%s (manager CPU %s, %d status writes)", r.coldConverge.Round(10*time.Millisecond), r.coldCPU, r.coldWrites),
+			fmt.Sprintf("%s (manager CPU %s, %d status writes)",
+				r.coldConverge.Round(10*time.Millisecond), r.coldCPU, r.coldWrites),
 			"< 20 s"},
 		{"status writes per promotion (API server's count)", fmt.Sprintf("%.1f", r.writesPerPromotion),
 			"close to 3 (model, old version, new version)"},
@@ -451,12 +452,14 @@ func report(t *run, r results) {
 		{fmt.Sprintf("status writes while idle (%s)", idleWindow), strconv.Itoa(r.idleWrites), "0"},
 		{"manager peak RSS (VmHWM)", fmt.Sprintf("%d MiB", r.peakRSSKiB/1024), "< 150 MiB"},
 	}
-	text := "| measure | result | target |\n| --- | --- | --- |\n"
+	var b strings.Builder
+	b.WriteString("| measure | result | target |\n| --- | --- | --- |\n")
 	for _, row := range rows {
-		text += fmt.Sprintf("| %s | %s | %s |\n", row[0], row[1], row[2])
+		fmt.Fprintf(&b, "| %s | %s | %s |\n", row[0], row[1], row[2])
 	}
-	text += fmt.Sprintf("\nMachine: %s, %d cores, %s. Registering the %d objects took %s.\n",
+	fmt.Fprintf(&b, "\nMachine: %s, %d cores, %s. Registering the %d objects took %s.\n",
 		cpu, goruntime.NumCPU(), goruntime.Version(), models*(versionsPerModel+1), r.coldCreate.Round(100*time.Millisecond))
+	text := b.String()
 	fmt.Print(text)
 	if out := os.Getenv("BENCH_OUT"); out != "" {
 		if err := os.WriteFile(out, []byte(text), 0o644); err != nil {
