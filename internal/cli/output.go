@@ -36,19 +36,18 @@ func addOutputFlag(cmd *cobra.Command, target *string, formats ...string) {
 
 // printData writes v as JSON or YAML.
 func printData(w io.Writer, format string, v any) error {
-	var data []byte
-	var err error
-	if format == formatJSON {
-		data, err = json.MarshalIndent(v, "", "  ")
-		data = append(data, '\n')
-	} else {
-		data, err = yaml.Marshal(v)
-	}
-	if err != nil {
+	if format == formatYAML {
+		data, err := yaml.Marshal(v)
+		if err != nil {
+			return err
+		}
+		_, err = w.Write(data)
 		return err
 	}
-	_, err = w.Write(data)
-	return err
+	enc := json.NewEncoder(w)
+	enc.SetEscapeHTML(false) // gate messages hold "<" and ">"
+	enc.SetIndent("", "  ")
+	return enc.Encode(v)
 }
 
 // age renders how long ago t was, as kubectl's AGE column does.

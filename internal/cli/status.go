@@ -65,7 +65,12 @@ func (r *root) modelStatus(ctx context.Context, name string) (*modelStatus, erro
 func writeStatus(w io.Writer, s *modelStatus, now time.Time) error {
 	m := s.model
 	t := printers.GetNewTabWriter(w)
-	field := func(name, value string) { _, _ = fmt.Fprintf(t, "%s:\t%s\n", name, value) }
+	field := func(name, value string) {
+		if name != "" {
+			name += ":"
+		}
+		_, _ = fmt.Fprintf(t, "%s\t%s\n", name, value)
+	}
 	field("Name", m.Name)
 	field("Namespace", m.Namespace)
 	field("Description", orDash(m.Spec.Description))
