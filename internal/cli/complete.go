@@ -3,6 +3,7 @@ package cli
 import (
 	"context"
 	"fmt"
+	"strings"
 
 	"github.com/spf13/cobra"
 )
@@ -51,7 +52,7 @@ func (r *root) completeVersion(cmd *cobra.Command, model string) ([]string, cobr
 	}
 	out := make([]string, 0, len(versions))
 	for _, v := range versions {
-		desc := fmt.Sprintf("%s %s", orDash(v.Status.Stage), v.Status.PrimaryMetric)
+		desc := strings.TrimSpace(fmt.Sprintf("%s %s", v.Status.Stage, v.Status.PrimaryMetric))
 		out = append(out, cobra.CompletionWithDesc(fmt.Sprint(v.Spec.Version), desc))
 	}
 	return out, cobra.ShellCompDirectiveNoFileComp | cobra.ShellCompDirectiveKeepOrder

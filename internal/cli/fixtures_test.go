@@ -6,6 +6,7 @@ import (
 	"slices"
 	"strings"
 
+	. "github.com/onsi/ginkgo/v2"
 	. "github.com/onsi/gomega"
 
 	corev1 "k8s.io/api/core/v1"
@@ -91,4 +92,19 @@ func listVersions(ctx context.Context, ns string) []mlv1.ModelVersion {
 	var list mlv1.ModelVersionList
 	ExpectWithOffset(1, k8sClient.List(ctx, &list, client.InNamespace(ns))).To(Succeed())
 	return list.Items
+}
+
+// seedStory runs the operator on ns and registers the seed's versions one after the other, as
+// its training runs did: v2 fails the gate, v3 becomes Production, v4 replaces it. It returns the
+// function that stops the operator.
+func seedStory(ctx context.Context, ns string) (stopOperator func()) {
+	GinkgoHelper()
+	create(ctx, seedModel(ns))
+	stopOperator = startOperator(ns)
+	registerSeed(ctx, ns, 2, "0.8203")
+	registerSeed(ctx, ns, 3, "0.8512")
+	Eventually(stages).WithArguments(ctx, ns).Should(Equal("2=None 3=Production"))
+	registerSeed(ctx, ns, 4, "0.8723")
+	Eventually(stages).WithArguments(ctx, ns).Should(Equal("2=None 3=Archived 4=Production"))
+	return stopOperator
 }
