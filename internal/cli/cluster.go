@@ -100,8 +100,8 @@ func (c *cluster) versionNumber(ctx context.Context, model string, n int64) (*ml
 	}
 	switch len(found) {
 	case 0:
-		return nil, fmt.Errorf("version %d of RegisteredModel %s not found in namespace %s; list its versions with kubectl podium compare %s -n %s",
-			n, model, c.namespace, model, c.namespace)
+		return nil, fmt.Errorf("version %d of RegisteredModel %s not found in namespace %s; "+
+			"list its versions with kubectl podium compare %s -n %s", n, model, c.namespace, model, c.namespace)
 	case 1:
 		return &found[0], nil
 	}

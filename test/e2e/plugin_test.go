@@ -88,13 +88,15 @@ spec:
 		By("rolling back to the previous Production version")
 		Expect(mustPodium("rollback", model)).To(Equal("Version 3 of battle-winner-predictor is Production"))
 		Expect(mustPodium("compare", model)).To(MatchRegexp(`(?m)^\*3\s+Production\s`))
-		Expect(mustKubectl("get", "modelversion", model+"-4", "-n", ns, "-o", "jsonpath={.status.stage}")).To(Equal("Archived"))
+		Expect(mustKubectl("get", "modelversion", model+"-4", "-n", ns, "-o", "jsonpath={.status.stage}")).
+			To(Equal("Archived"))
 
 		By("reading the rollback in the history")
 		history := strings.Split(mustPodium("history", model), "\n")
 		Expect(history[len(history)-1]).To(MatchRegexp(
 			`^\S+\s+3\s+Archived\s+Production\s+Rollback\s+Rolled back from version 4 by a spec.stage: Production request$`))
-		Expect(history[len(history)-2]).To(MatchRegexp(`^\S+\s+4\s+Production\s+Archived\s+RolledBack\s+Rolled back to version 3$`))
+		Expect(history[len(history)-2]).To(MatchRegexp(
+			`^\S+\s+4\s+Production\s+Archived\s+RolledBack\s+Rolled back to version 3$`))
 
 		By("failing with one clear message and a non-zero exit code for an unknown model")
 		_, err := podium("compare", "nope")
@@ -102,7 +104,7 @@ spec:
 		Expect(errors.As(err, &exit)).To(BeTrue(), "kubectl podium compare nope succeeded")
 		Expect(exit.ExitCode()).To(Equal(1))
 		Expect(strings.Count(err.Error(), "not found")).To(Equal(1), "the error is printed once: %v", err)
-		Expect(err.Error()).To(HaveSuffix(fmt.Sprintf(
-			"error: RegisteredModel nope not found in namespace %s; list them with kubectl get registeredmodels -n %s\n", ns, ns)))
+		Expect(err.Error()).To(HaveSuffix(fmt.Sprintf("error: RegisteredModel nope not found in namespace %s; "+
+			"list them with kubectl get registeredmodels -n %s\n", ns, ns)))
 	})
 })
