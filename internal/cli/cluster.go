@@ -20,6 +20,8 @@ import (
 )
 
 // errNotInstalled is what every command says on a cluster without Podium's CRDs.
+//
+//nolint:staticcheck // ST1005: the message starts with a name, which keeps its capital
 var errNotInstalled = errors.New("Podium is not installed in this cluster: the ml.podium.dev CRDs are missing; " +
 	"install them with 'make install' in a Podium checkout, or 'kubectl apply --server-side -f config/crd/bases'")
 

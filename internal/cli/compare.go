@@ -124,7 +124,8 @@ func writeComparisonTable(w io.Writer, rows []comparisonRow, now time.Time) erro
 		if row.Production {
 			version = "*" + version
 		}
-		cells := []string{version, orDash(row.Stage)}
+		cells := make([]string, 0, len(names)+4)
+		cells = append(cells, version, orDash(row.Stage))
 		for _, name := range names {
 			cells = append(cells, row.Metrics[name].String())
 		}
@@ -139,7 +140,8 @@ func writeComparisonCSV(w io.Writer, rows []comparisonRow) error {
 	out := csv.NewWriter(w)
 	_ = out.Write(slices.Concat([]string{"version", "name", "stage"}, names, []string{"gates", "created"}))
 	for _, row := range rows {
-		cells := []string{strconv.FormatInt(row.Version, 10), row.Name, string(row.Stage)}
+		cells := make([]string, 0, len(names)+5)
+		cells = append(cells, strconv.FormatInt(row.Version, 10), row.Name, string(row.Stage))
 		for _, name := range names {
 			cells = append(cells, row.Metrics[name].String())
 		}

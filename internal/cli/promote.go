@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -100,8 +101,7 @@ func (o *promoteOptions) rollbackTarget(model *mlv1.RegisteredModel) (string, er
 // history entry into Production of another version.
 func previousProduction(model *mlv1.RegisteredModel) (int64, error) {
 	current := model.Status.ProductionVersion
-	for i := len(model.Status.History) - 1; i >= 0; i-- {
-		h := model.Status.History[i]
+	for _, h := range slices.Backward(model.Status.History) {
 		if h.To == mlv1.StageProduction && (current == nil || h.Version != *current) {
 			return h.Version, nil
 		}

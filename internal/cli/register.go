@@ -16,6 +16,9 @@ import (
 	mlv1 "github.com/podium-dev/podium/api/v1alpha1"
 )
 
+// dryRunClient is the --dry-run value that prints the manifest instead of creating it.
+const dryRunClient = "client"
+
 // maxRegisterAttempts bounds how often register looks for a free version number when concurrent
 // registrations keep taking the one it chose.
 const maxRegisterAttempts = 20
@@ -71,7 +74,7 @@ it, and --metric values override it.`,
 	f.StringVar(&o.experiment, "experiment", "", "The experiment the run belongs to")
 	f.Int64Var(&o.version, "version", 0, "The version number; the next free one when not given")
 	f.StringVar(&o.dryRun, "dry-run", "none", "\"client\" prints the ModelVersion instead of creating it")
-	f.Lookup("dry-run").NoOptDefVal = "client"
+	f.Lookup("dry-run").NoOptDefVal = dryRunClient
 	_ = cmd.MarkFlagRequired("uri")
 	_ = cmd.MarkFlagFilename("metrics-file", "json")
 	addOutputFlag(cmd, &o.output, formatJSON, formatYAML)
@@ -79,7 +82,7 @@ it, and --metric values override it.`,
 }
 
 func (o *registerOptions) run(ctx context.Context, model string) error {
-	if o.dryRun != "none" && o.dryRun != "client" {
+	if o.dryRun != "none" && o.dryRun != dryRunClient {
 		return fmt.Errorf("--dry-run=%s is not supported; use --dry-run=client to print the manifest", o.dryRun)
 	}
 	if o.version < 0 {
@@ -93,7 +96,7 @@ func (o *registerOptions) run(ctx context.Context, model string) error {
 	if err != nil {
 		return err
 	}
-	if o.dryRun == "client" && o.version > 0 {
+	if o.dryRun == dryRunClient && o.version > 0 {
 		setVersion(mv, o.version)
 		return o.print(mv, "")
 	}
@@ -106,7 +109,7 @@ func (o *registerOptions) run(ctx context.Context, model string) error {
 		return err
 	}
 	switch {
-	case o.dryRun == "client":
+	case o.dryRun == dryRunClient:
 		versions, err := c.versions(ctx, model)
 		if err != nil {
 			return err
