@@ -87,6 +87,9 @@ func (r *root) cluster() (*cluster, error) {
 	if err != nil {
 		return nil, fmt.Errorf("loading the kubeconfig: %w; point --kubeconfig or KUBECONFIG at one", err)
 	}
+	// A wait reads three objects twice a second; client-go's default of 5 requests a second
+	// would throttle it, and warn about it.
+	cfg.QPS, cfg.Burst = 50, 100
 	c, err := client.New(cfg, client.Options{Scheme: scheme})
 	if err != nil {
 		return nil, fmt.Errorf("connecting to %s: %w", cfg.Host, err)

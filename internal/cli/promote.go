@@ -134,16 +134,17 @@ func (o *promoteOptions) run(ctx context.Context, modelName string, target func(
 		return nil
 	}
 
-	ctx, cancel := context.WithTimeout(ctx, o.timeout)
+	// The deadline bounds the waits, not the requests: see poll.
+	deadline, cancel := context.WithTimeout(ctx, o.timeout)
 	defer cancel()
-	if err := o.requestProduction(ctx, c, v); err != nil {
+	if err := o.requestProduction(ctx, deadline, c, v); err != nil {
 		return err
 	}
 	if o.noWait {
 		_, _ = fmt.Fprintf(o.streams.Out, "Asked for version %d of %s as Production\n", n, modelName)
 		return nil
 	}
-	if err := o.waitForProduction(ctx, c, modelName, v.Name, n); err != nil {
+	if err := o.waitForProduction(ctx, deadline, c, modelName, v.Name, n); err != nil {
 		return err
 	}
 	_, _ = fmt.Fprintf(o.streams.Out, "Version %d of %s is Production\n", n, modelName)
@@ -154,19 +155,19 @@ func (o *promoteOptions) run(ctx context.Context, modelName string, target func(
 // it changes, so a Production request it has already acted on (an earlier promotion of v that
 // was since replaced) is cleared first, and written again once the operator has seen it cleared.
 // That wait happens even with --no-wait: writing the request again too early would go unseen.
-func (o *promoteOptions) requestProduction(ctx context.Context, c *cluster, v *mlv1.ModelVersion) error {
+func (o *promoteOptions) requestProduction(ctx, deadline context.Context, c *cluster, v *mlv1.ModelVersion) error {
 	if v.Spec.Stage == mlv1.StageProduction && v.Status.ObservedStageRequest == mlv1.StageProduction {
 		if err := c.requestStage(ctx, v, ""); err != nil {
 			return err
 		}
-		err := o.poll(ctx, func(ctx context.Context) (bool, error) {
+		err := o.poll(deadline, func() (bool, error) {
 			if err := c.client.Get(ctx, c.key(v.Name), v); err != nil {
 				return false, explain(err)
 			}
 			return v.Status.ObservedStageRequest == "", nil
 		})
 		if err != nil {
-			return o.timeoutError(ctx, err, fmt.Sprintf("the operator did not see the Production request of ModelVersion %s "+
+			return timeoutError(deadline, err, fmt.Sprintf("the operator did not see the Production request of ModelVersion %s "+
 				"cleared within %s, so the new request would go unseen; check that the Podium operator runs", v.Name, o.timeout))
 		}
 	}
@@ -176,10 +177,11 @@ func (o *promoteOptions) requestProduction(ctx context.Context, c *cluster, v *m
 // waitForProduction waits until the model's Production version is n, its ModelVersion's stage
 // is Production, and a served model serves it. It writes a line on stderr each time what the
 // operator reports changes.
-func (o *promoteOptions) waitForProduction(ctx context.Context, c *cluster, model, versionName string, n int64) error {
+func (o *promoteOptions) waitForProduction(ctx, deadline context.Context, c *cluster, model, versionName string,
+	n int64) error {
 	_, _ = fmt.Fprintf(o.streams.ErrOut, "Waiting up to %s for version %d of %s to become Production\n", o.timeout, n, model)
 	var last *progress
-	err := o.poll(ctx, func(ctx context.Context) (bool, error) {
+	err := o.poll(deadline, func() (bool, error) {
 		p, err := c.progress(ctx, model, versionName)
 		if err != nil {
 			return false, err
@@ -197,18 +199,21 @@ func (o *promoteOptions) waitForProduction(ctx context.Context, c *cluster, mode
 	if last != nil {
 		report = last.report()
 	}
-	return o.timeoutError(ctx, err, fmt.Sprintf("version %d of %s did not become Production within %s; the operator reported last: %s. "+
+	return timeoutError(deadline, err, fmt.Sprintf("version %d of %s did not become Production within %s; the operator reported last: %s. "+
 		"Check that the Podium operator runs, and read its log", n, model, o.timeout, report))
 }
 
-// poll calls check every pollInterval until it reports done, fails, or ctx ends.
-func (o *promoteOptions) poll(ctx context.Context, check wait.ConditionWithContextFunc) error {
-	return wait.PollUntilContextCancel(ctx, o.pollInterval, true, check)
+// poll calls check every pollInterval until it reports done or fails, or the deadline passes.
+// check sends its requests with the command's context rather than the deadline's: client-go
+// refuses a request that its rate limiter would delay past a deadline, with an error of its own
+// that would hide the timeout.
+func (o *promoteOptions) poll(deadline context.Context, check func() (bool, error)) error {
+	return wait.PollUntilContextCancel(deadline, o.pollInterval, true, func(context.Context) (bool, error) { return check() })
 }
 
-// timeoutError is message when ctx ran out of time, and err otherwise.
-func (o *promoteOptions) timeoutError(ctx context.Context, err error, message string) error {
-	if errors.Is(ctx.Err(), context.DeadlineExceeded) {
+// timeoutError is message when the deadline has passed, and err otherwise.
+func timeoutError(deadline context.Context, err error, message string) error {
+	if errors.Is(deadline.Err(), context.DeadlineExceeded) {
 		return errors.New(message)
 	}
 	return err

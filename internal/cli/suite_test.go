@@ -99,7 +99,7 @@ func podiumWith(ctx context.Context, kubeconfigFile, ns string, args ...string) 
 	cmd := newRootCommand(&root{
 		streams:      genericiooptions.IOStreams{In: &bytes.Buffer{}, Out: &stdout, ErrOut: &stderr},
 		now:          time.Now,
-		pollInterval: 50 * time.Millisecond,
+		pollInterval: 100 * time.Millisecond,
 	})
 	cmd.SetArgs(append([]string{"--kubeconfig", kubeconfigFile, "--namespace", ns}, args...))
 	err := cmd.ExecuteContext(ctx)
