@@ -89,8 +89,9 @@ lint-config: golangci-lint ## Verify golangci-lint linter configuration
 ##@ Build
 
 .PHONY: build
-build: manifests generate fmt vet ## Build manager binary.
+build: manifests generate fmt vet ## Build the manager and the kubectl-podium plugin binaries.
 	go build -o bin/manager ./cmd
+	go build -o bin/kubectl-podium ./cmd/kubectl-podium
 
 .PHONY: run
 run: manifests generate fmt vet ## Run a controller from your host.

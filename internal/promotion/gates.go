@@ -27,7 +27,7 @@ func EvaluateGates(gates []mlv1.Gate, metrics map[string]mlv1.Number) GateOutcom
 	out := GateOutcome{Passed: true, Reason: mlv1.ReasonAllGatesPassed}
 	var passed, failures []string
 	for _, g := range gates {
-		res := mlv1.GateResult{Metric: g.Metric, Bound: bound(g)}
+		res := mlv1.GateResult{Metric: g.Metric, Bound: Bound(g)}
 		value, ok := metrics[g.Metric]
 		switch {
 		case !ok:
@@ -80,7 +80,8 @@ func check(g mlv1.Gate, value mlv1.Number) string {
 	return ""
 }
 
-func bound(g mlv1.Gate) string {
+// Bound renders a gate's bound in words: ">= 0.85", "<= 0.05" or "in [0.8, 0.9]".
+func Bound(g mlv1.Gate) string {
 	switch {
 	case g.Min != nil && g.Max != nil:
 		return fmt.Sprintf("in [%s, %s]", *g.Min, *g.Max)

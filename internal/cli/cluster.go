@@ -1,0 +1,177 @@
+package cli
+
+import (
+	"cmp"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"slices"
+	"strconv"
+	"strings"
+
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/apimachinery/pkg/api/meta"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	mlv1 "github.com/podium-dev/podium/api/v1alpha1"
+)
+
+// errNotInstalled is what every command says on a cluster without Podium's CRDs.
+//
+//nolint:staticcheck // ST1005: the message starts with a name, which keeps its capital
+var errNotInstalled = errors.New("Podium is not installed in this cluster: the ml.podium.dev CRDs are missing; " +
+	"install them with 'make install' in a Podium checkout, or 'kubectl apply --server-side -f config/crd/bases'")
+
+// cluster reads and writes Podium's objects in one namespace, and turns the API server's errors
+// into ones a person can act on.
+type cluster struct {
+	client    client.Client
+	namespace string
+}
+
+// model returns the RegisteredModel called name.
+func (c *cluster) model(ctx context.Context, name string) (*mlv1.RegisteredModel, error) {
+	m := &mlv1.RegisteredModel{}
+	if err := c.client.Get(ctx, c.key(name), m); err != nil {
+		if isObjectNotFound(err) {
+			return nil, fmt.Errorf("RegisteredModel %s not found in namespace %s; list them with kubectl get registeredmodels -n %s",
+				name, c.namespace, c.namespace)
+		}
+		return nil, explain(err)
+	}
+	return m, nil
+}
+
+// models returns the RegisteredModels of the namespace.
+func (c *cluster) models(ctx context.Context) ([]mlv1.RegisteredModel, error) {
+	var list mlv1.RegisteredModelList
+	if err := c.client.List(ctx, &list, client.InNamespace(c.namespace)); err != nil {
+		return nil, explain(err)
+	}
+	return list.Items, nil
+}
+
+// versions returns the ModelVersions of a model, ordered by version number, then name.
+func (c *cluster) versions(ctx context.Context, model string) ([]mlv1.ModelVersion, error) {
+	var list mlv1.ModelVersionList
+	if err := c.client.List(ctx, &list, client.InNamespace(c.namespace)); err != nil {
+		return nil, explain(err)
+	}
+	versions := slices.DeleteFunc(list.Items, func(v mlv1.ModelVersion) bool { return v.Spec.RegisteredModel != model })
+	slices.SortFunc(versions, func(a, b mlv1.ModelVersion) int {
+		return cmp.Or(cmp.Compare(a.Spec.Version, b.Spec.Version), cmp.Compare(a.Name, b.Name))
+	})
+	return versions, nil
+}
+
+// version finds one version of a model from what a person typed: a version number ("3" or
+// "v3"), or the name of a ModelVersion.
+func (c *cluster) version(ctx context.Context, model, ref string) (*mlv1.ModelVersion, error) {
+	if n, ok := parseVersionNumber(ref); ok {
+		return c.versionNumber(ctx, model, n)
+	}
+	v := &mlv1.ModelVersion{}
+	if err := c.client.Get(ctx, c.key(ref), v); err != nil {
+		if isObjectNotFound(err) {
+			return nil, fmt.Errorf("ModelVersion %s not found in namespace %s; list the versions of %s with kubectl podium compare %s -n %s",
+				ref, c.namespace, model, model, c.namespace)
+		}
+		return nil, explain(err)
+	}
+	if v.Spec.RegisteredModel != model {
+		return nil, fmt.Errorf("ModelVersion %s is version %d of RegisteredModel %s, not of %s; name a version of %s",
+			v.Name, v.Spec.Version, v.Spec.RegisteredModel, model, model)
+	}
+	return v, nil
+}
+
+// versionNumber returns the ModelVersion that is version n of a model.
+func (c *cluster) versionNumber(ctx context.Context, model string, n int64) (*mlv1.ModelVersion, error) {
+	versions, err := c.versions(ctx, model)
+	if err != nil {
+		return nil, err
+	}
+	var found []mlv1.ModelVersion
+	for _, v := range versions {
+		if v.Spec.Version == n {
+			found = append(found, v)
+		}
+	}
+	switch len(found) {
+	case 0:
+		return nil, fmt.Errorf("version %d of RegisteredModel %s not found in namespace %s; "+
+			"list its versions with kubectl podium compare %s -n %s", n, model, c.namespace, model, c.namespace)
+	case 1:
+		return &found[0], nil
+	}
+	names := make([]string, len(found))
+	for i := range found {
+		names[i] = found[i].Name
+	}
+	return nil, fmt.Errorf("version %d of RegisteredModel %s is claimed by several ModelVersions (%s); delete all but one of them",
+		n, model, strings.Join(names, ", "))
+}
+
+// requestStage writes spec.stage on a version as `kubectl patch --type=merge` does; an empty
+// stage clears the request.
+func (c *cluster) requestStage(ctx context.Context, v *mlv1.ModelVersion, stage mlv1.Stage) error {
+	var value any // null clears the field
+	if stage != "" {
+		value = stage
+	}
+	body, err := json.Marshal(map[string]any{"spec": map[string]any{"stage": value}})
+	if err != nil {
+		return err
+	}
+	if err := c.client.Patch(ctx, v, client.RawPatch(types.MergePatchType, body)); err != nil {
+		return fmt.Errorf("writing spec.stage on ModelVersion %s: %w", v.Name, explain(err))
+	}
+	return nil
+}
+
+func (c *cluster) key(name string) client.ObjectKey {
+	return client.ObjectKey{Namespace: c.namespace, Name: name}
+}
+
+// explain turns the errors of a cluster without Podium's CRDs into errNotInstalled. Until its
+// discovery is refreshed, a client that knew the CRDs gets a 404 on their path instead.
+func explain(err error) error {
+	if meta.IsNoMatchError(err) || (apierrors.IsNotFound(err) && !isObjectNotFound(err)) {
+		return errNotInstalled
+	}
+	return err
+}
+
+// isObjectNotFound says whether err is the API server saying that an object does not exist,
+// rather than that the path of its kind does not: only the former names the object, in a Status
+// the server wrote itself.
+func isObjectNotFound(err error) bool {
+	var status apierrors.APIStatus
+	if !apierrors.IsNotFound(err) || !errors.As(err, &status) {
+		return false
+	}
+	details := status.Status().Details
+	if details == nil || details.Name == "" {
+		return false
+	}
+	for _, cause := range details.Causes {
+		if cause.Type == metav1.CauseTypeUnexpectedServerResponse {
+			return false
+		}
+	}
+	return true
+}
+
+// parseVersionNumber reads "3" or "v3".
+func parseVersionNumber(s string) (int64, bool) {
+	n, err := strconv.ParseInt(strings.TrimPrefix(s, "v"), 10, 64)
+	return n, err == nil
+}
+
+// versionName is the name register gives version n of a model.
+func versionName(model string, n int64) string {
+	return fmt.Sprintf("%s-%d", model, n)
+}
