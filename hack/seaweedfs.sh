@@ -29,10 +29,10 @@ fi
 log() { echo "seaweedfs: $*" >&2; }
 
 build() {
-  local work
-  work="$(mktemp -d)"
-  trap 'chmod -R u+w "$work" 2>/dev/null; rm -rf "$work"' RETURN
-  log "building SeaweedFS ${SEAWEEDFS_VERSION} from the Go module proxy (about 3 minutes on 2 cores, once)"
+  WORK="$(mktemp -d)"
+  trap 'chmod -R u+w "$WORK" 2>/dev/null; rm -rf "$WORK"' EXIT
+  local work="$WORK"
+  log "building SeaweedFS ${SEAWEEDFS_VERSION} from the Go module proxy (about 5 minutes on 2 cores, once)"
   local src
   src="$(cd "$work" && go mod download -json "github.com/seaweedfs/seaweedfs@${SEAWEEDFS_VERSION}" |
     sed -n 's/.*"Dir": "\(.*\)",/\1/p')"
