@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"net"
 	"os"
 	"os/exec"
@@ -67,24 +68,39 @@ func needSeaweedFS(t *testing.T) *seaweedFS {
 }
 
 // seaweedFS is a `weed server` with its master, volume server, filer and S3 gateway in one
-// process, on loopback ports, keeping its data in a temporary directory.
+// process, on loopback ports, keeping its data in a temporary directory. It runs under a
+// supervisor shell that removes what weed wrote however the tests end.
 type seaweedFS struct {
 	endpoint string
 	dir      string
-	cmd      *exec.Cmd
+	cmd      *exec.Cmd // the supervisor
 	exited   chan struct{}
-	sockets  []string
 	client   *s3.Client
 }
 
-// startSeaweedFS starts weed and waits until its S3 gateway can create a bucket. On failure it
-// stops what it started.
-func startSeaweedFS(bin string) (s *seaweedFS, err error) {
+// supervisor runs weed ("$@" after the data directory $1) and, however it ends, kills weed and
+// removes the data directory and the gRPC sockets that weed puts in /tmp whatever its flags say
+// ($SOCKETS). It ends when weed exits, or on SIGTERM: from stop, or from the kernel when the
+// test binary dies without running its defers (a panic, a timeout), as Pdeathsig asks. A second
+// SIGTERM, which the kernel may send as well, must not cut the clean-up short.
+const supervisor = `
+data=$1; shift
+weed=
+trap 'trap "" TERM; [ -n "$weed" ] && kill -9 $weed 2>/dev/null; wait; rm -rf "$data" $SOCKETS' EXIT
+trap 'exit 0' TERM
+"$@" &
+weed=$!
+wait $weed
+`
+
+// startSeaweedFS starts weed and waits until it stores objects. On failure it stops what it
+// started.
+func startSeaweedFS(bin string) (_ *seaweedFS, err error) {
 	dir, err := os.MkdirTemp("", "podium-seaweedfs-")
 	if err != nil {
 		return nil, err
 	}
-	s = &seaweedFS{dir: dir, exited: make(chan struct{})}
+	s := &seaweedFS{dir: dir, exited: make(chan struct{})}
 	defer func() {
 		if err != nil {
 			s.stop()
@@ -104,22 +120,28 @@ func startSeaweedFS(bin string) (s *seaweedFS, err error) {
 	if err := os.Mkdir(filepath.Join(dir, "data"), 0o755); err != nil {
 		return nil, err
 	}
+	// The log is read through this handle when weed fails to start: by then the supervisor may
+	// have removed its name.
 	log, err := os.Create(filepath.Join(dir, "weed.log"))
 	if err != nil {
 		return nil, err
 	}
 	defer func() { _ = log.Close() }()
 
-	s.cmd = exec.Command(bin, "server",
+	var sockets []string
+	for i, name := range map[int]string{1: "master", 3: "volume", 5: "filer", 7: "s3"} {
+		sockets = append(sockets, fmt.Sprintf("/tmp/seaweedfs-%s-grpc-%d.sock", name, ports[i]))
+	}
+	s.cmd = exec.Command("bash", "-c", supervisor, "seaweedfs-supervisor", dir, bin, "server",
 		"-dir="+filepath.Join(dir, "data"), "-ip=127.0.0.1", "-ip.bind=127.0.0.1",
 		"-master.port="+port(0), "-master.port.grpc="+port(1), "-master.telemetry=false", "-master.volumeSizeLimitMB=64",
 		"-volume.port="+port(2), "-volume.port.grpc="+port(3), "-volume.max=8", "-volume.preStopSeconds=0",
 		"-filer", "-filer.port="+port(4), "-filer.port.grpc="+port(5), "-filer.localSocket="+filepath.Join(dir, "filer.sock"),
 		"-s3", "-s3.port="+port(6), "-s3.port.grpc="+port(7), "-s3.localSocket="+filepath.Join(dir, "s3.sock"),
 		"-s3.config="+filepath.Join(dir, "s3.json"), "-s3.iam=false", "-s3.port.iceberg=0", "-s3.port.lance=0")
+	s.cmd.Env = append(os.Environ(), "SOCKETS="+strings.Join(sockets, " "))
 	s.cmd.Stdout, s.cmd.Stderr = log, log
-	// Should the test binary die without running its defers (a panic, a timeout), weed dies with it.
-	s.cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
+	s.cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGTERM}
 	if err := s.cmd.Start(); err != nil {
 		return nil, fmt.Errorf("starting %s: %w", bin, err)
 	}
@@ -127,10 +149,6 @@ func startSeaweedFS(bin string) (s *seaweedFS, err error) {
 		_ = s.cmd.Wait()
 		close(s.exited)
 	}()
-	// weed puts a gRPC socket per service in /tmp, whatever its flags say; stop removes them.
-	for i, name := range map[int]string{1: "master", 3: "volume", 5: "filer", 7: "s3"} {
-		s.sockets = append(s.sockets, fmt.Sprintf("/tmp/seaweedfs-%s-grpc-%d.sock", name, ports[i]))
-	}
 
 	s.endpoint = "http://127.0.0.1:" + port(6)
 	s.client = s3.New(s3.Options{
@@ -141,8 +159,9 @@ func startSeaweedFS(bin string) (s *seaweedFS, err error) {
 		Credentials: credentials.NewStaticCredentialsProvider(testAccessKey, testSecretKey, ""),
 	})
 	if err := s.waitReady(time.Minute); err != nil {
-		logText, _ := os.ReadFile(filepath.Join(dir, "weed.log"))
-		return nil, fmt.Errorf("SeaweedFS did not start: %w\n%s", err, tail(logText, 40))
+		_, _ = log.Seek(0, io.SeekStart)
+		logText, _ := io.ReadAll(log)
+		return nil, fmt.Errorf("SeaweedFS (%s, PODIUM_SEAWEEDFS) did not start: %w\n%s", bin, err, tail(logText, 40))
 	}
 	return s, nil
 }
@@ -183,16 +202,13 @@ func (s *seaweedFS) tryBucket() error {
 	return err
 }
 
-// stop kills weed and removes everything it wrote.
+// stop has the supervisor kill weed and remove everything it wrote, and waits for it.
 func (s *seaweedFS) stop() {
 	if s.cmd != nil && s.cmd.Process != nil {
-		_ = s.cmd.Process.Kill()
+		_ = s.cmd.Process.Signal(syscall.SIGTERM)
 		<-s.exited
 	}
-	for _, sock := range s.sockets {
-		_ = os.Remove(sock)
-	}
-	_ = os.RemoveAll(s.dir)
+	_ = os.RemoveAll(s.dir) // for when the supervisor never started
 }
 
 // testBucket is the one bucket of the S3 server; each test keeps to a prefix of its own.
