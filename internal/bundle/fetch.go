@@ -54,17 +54,10 @@ func checkDigestSyntax(digest string) error {
 	return nil
 }
 
-// compareDigest computes the digest of the bundle in dir and says how it differs from want.
-func compareDigest(dir, want string) error {
-	got, err := Digest(dir)
-	if err != nil {
-		return err
-	}
-	if got != want {
-		return fmt.Errorf("digest %s does not match spec.artifact.digest %s; "+
-			"the bundle changed since it was registered, or the digest is wrong", got, want)
-	}
-	return nil
+// mismatch says that a bundle's digest is not the expected one.
+func mismatch(got, want string) error {
+	return fmt.Errorf("digest %s does not match spec.artifact.digest %s; "+
+		"the bundle changed since it was registered, or the digest is wrong", got, want)
 }
 
 // Verify checks that the bundle in dir, such as a mounted pvc:// bundle, has the given digest.
@@ -72,8 +65,12 @@ func Verify(dir, digest string) error {
 	if err := checkDigestSyntax(digest); err != nil {
 		return fmt.Errorf("bundle %s: %w", dir, err)
 	}
-	if err := compareDigest(dir, digest); err != nil {
-		return fmt.Errorf("bundle %s: %w", dir, err)
+	got, err := Digest(dir) // its errors name dir
+	if err != nil {
+		return err
+	}
+	if got != digest {
+		return fmt.Errorf("bundle %s: %w", dir, mismatch(got, digest))
 	}
 	return nil
 }
@@ -127,8 +124,12 @@ func fetch(ctx context.Context, loc Location, uri, dest string, opts Options) (e
 		return err
 	}
 	if opts.Digest != "" {
-		if err := compareDigest(s.dir, opts.Digest); err != nil {
+		got, err := Digest(s.dir)
+		if err != nil {
 			return err
+		}
+		if got != opts.Digest {
+			return mismatch(got, opts.Digest)
 		}
 	}
 	return s.install(dest)

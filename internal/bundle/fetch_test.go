@@ -230,6 +230,14 @@ func TestVerify(t *testing.T) {
 	wantError(t, Verify(dir, other),
 		"bundle "+dir+": digest "+digestOf(t, seedBundle)+" does not match spec.artifact.digest "+other)
 	wantError(t, Verify(dir, "sha256:"+strings.Repeat("0", 63)), "bundle "+dir+": spec.artifact.digest", "is not")
+	if err := os.Symlink("model.pkl", filepath.Join(dir, "link")); err != nil {
+		t.Fatal(err)
+	}
+	err := Verify(dir, digestOf(t, seedBundle))
+	wantError(t, err, "bundle "+dir+": link is not a regular file")
+	if strings.Count(err.Error(), dir) != 1 {
+		t.Errorf("error %q names the directory more than once", err)
+	}
 }
 
 func TestParseURI(t *testing.T) {
