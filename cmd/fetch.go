@@ -41,14 +41,21 @@ func (o *fetchOptions) bindFlags(fs *flag.FlagSet) error {
 			return fmt.Errorf("PODIUM_S3_FORCE_PATH_STYLE=%q is neither true nor false", v)
 		}
 	}
-	fs.StringVar(&o.uri, "uri", "", "URI of the bundle (spec.artifact.uri): s3://, gs://, azblob://, file:// or an http(s):// .tar, .tar.gz or .tgz archive.")
-	fs.StringVar(&o.dest, "dest", "", "Directory to put the bundle in, replaced whole; a path inside a writable volume, not its mount point.")
+	fs.StringVar(&o.uri, "uri", "", "URI of the bundle (spec.artifact.uri): s3://, gs://, azblob://, file:// "+
+		"or an http(s):// .tar, .tar.gz or .tgz archive.")
+	fs.StringVar(&o.dest, "dest", "",
+		"Directory to put the bundle in, replaced whole; a path inside a writable volume, not its mount point.")
 	fs.StringVar(&o.digest, "digest", "", "Digest the bundle must have (spec.artifact.digest); empty skips the check.")
-	fs.StringVar(&o.verify, "verify", "", "Verify the bundle already in this directory (a mounted pvc:// bundle) instead of fetching; without --digest, print its digest.")
-	fs.StringVar(&o.s3.Endpoint, "s3-endpoint", os.Getenv("AWS_ENDPOINT_URL"), "URL of an S3-compatible store; empty means AWS S3. Default: $AWS_ENDPOINT_URL.")
-	fs.StringVar(&o.s3.Region, "s3-region", os.Getenv("AWS_REGION"), "Region of the S3 bucket. Default: $AWS_REGION, else us-east-1.")
-	fs.BoolVar(&o.s3.ForcePathStyle, "s3-force-path-style", pathStyle, "Address S3 buckets as ENDPOINT/BUCKET, as most S3-compatible stores need. Default: $PODIUM_S3_FORCE_PATH_STYLE.")
-	fs.StringVar(&o.maxSize, "max-size", resource.NewQuantity(bundle.DefaultMaxBytes, resource.BinarySI).String(), "Largest bundle to download, such as 500Mi or 20Gi.")
+	fs.StringVar(&o.verify, "verify", "", "Verify the bundle already in this directory (a mounted pvc:// bundle) "+
+		"instead of fetching; without --digest, print its digest.")
+	fs.StringVar(&o.s3.Endpoint, "s3-endpoint", os.Getenv("AWS_ENDPOINT_URL"),
+		"URL of an S3-compatible store; empty means AWS S3. Default: $AWS_ENDPOINT_URL.")
+	fs.StringVar(&o.s3.Region, "s3-region", os.Getenv("AWS_REGION"),
+		"Region of the S3 bucket. Default: $AWS_REGION, else us-east-1.")
+	fs.BoolVar(&o.s3.ForcePathStyle, "s3-force-path-style", pathStyle,
+		"Address S3 buckets as ENDPOINT/BUCKET, as most S3-compatible stores need. Default: $PODIUM_S3_FORCE_PATH_STYLE.")
+	fs.StringVar(&o.maxSize, "max-size", resource.NewQuantity(bundle.DefaultMaxBytes, resource.BinarySI).String(),
+		"Largest bundle to download, such as 500Mi or 20Gi.")
 	fs.IntVar(&o.maxFiles, "max-files", bundle.DefaultMaxFiles, "Most files a bundle may hold.")
 	return nil
 }

@@ -80,7 +80,8 @@ func TestFetchCommandFailsWithOneLine(t *testing.T) {
 	src, _ := writeBundle(t)
 	other := "sha256:" + strings.Repeat("0", 64)
 	uri := "file://" + src + "/"
-	code, stdout, stderr, termination := fetchCommand(t, "--uri", uri, "--dest", filepath.Join(t.TempDir(), "model"), "--digest", other)
+	dest := filepath.Join(t.TempDir(), "model")
+	code, stdout, stderr, termination := fetchCommand(t, "--uri", uri, "--dest", dest, "--digest", other)
 	if code != 1 {
 		t.Fatalf("exit code %d, want 1", code)
 	}
@@ -103,7 +104,8 @@ func TestFetchCommandAppliesTheLimits(t *testing.T) {
 		{"--max-size", "12"}: "more than 12 bytes",
 		{"--max-files", "1"}: "more than 1 files",
 	} {
-		code, _, stderr, _ := fetchCommand(t, "--uri", uri, "--dest", filepath.Join(t.TempDir(), "model"), flagValue[0], flagValue[1])
+		dest := filepath.Join(t.TempDir(), "model")
+		code, _, stderr, _ := fetchCommand(t, "--uri", uri, "--dest", dest, flagValue[0], flagValue[1])
 		if code != 1 || !strings.Contains(stderr, want) {
 			t.Errorf("%s %s: exit code %d, stderr %q; want 1 and %q", flagValue[0], flagValue[1], code, stderr, want)
 		}
@@ -150,11 +152,14 @@ func TestFetchCommandUsageErrors(t *testing.T) {
 		code int
 		want string
 	}{
-		"no flags":          {nil, 1, "give --uri and --dest to fetch a bundle, or --verify DIR"},
-		"no dest":           {[]string{"--uri", "s3://b/p/"}, 1, "give --uri and --dest"},
-		"verify and uri":    {[]string{"--verify", dir, "--uri", "s3://b/p/"}, 1, "--verify checks a bundle already in place"},
-		"a bad size":        {[]string{"--uri", "s3://b/p/", "--dest", dir, "--max-size", "lots"}, 1, `--max-size "lots" is not a size`},
-		"a bad file count":  {[]string{"--uri", "s3://b/p/", "--dest", dir, "--max-files", "0"}, 1, "--max-files 0 is not a positive number"},
+		"no flags": {nil, 1, "give --uri and --dest to fetch a bundle, or --verify DIR"},
+		"no dest":  {[]string{"--uri", "s3://b/p/"}, 1, "give --uri and --dest"},
+		"verify and uri": {[]string{"--verify", dir, "--uri", "s3://b/p/"}, 1,
+			"--verify checks a bundle already in place"},
+		"a bad size": {[]string{"--uri", "s3://b/p/", "--dest", dir, "--max-size", "lots"}, 1,
+			`--max-size "lots" is not a size`},
+		"a bad file count": {[]string{"--uri", "s3://b/p/", "--dest", dir, "--max-files", "0"}, 1,
+			"--max-files 0 is not a positive number"},
 		"an unknown flag":   {[]string{"--bucket", "b"}, 2, "flag provided but not defined: -bucket"},
 		"an unknown scheme": {[]string{"--uri", "ftp://h/p/", "--dest", dir}, 1, `unsupported scheme "ftp"`},
 	} {
@@ -174,21 +179,25 @@ func TestFetchCommandS3OptionsDefaultToTheEnvironment(t *testing.T) {
 		if err := o.bindFlags(fs); err != nil {
 			return bundle.S3Options{}, err
 		}
-		return o.s3, fs.Parse(args)
+		err := fs.Parse(args)
+		return o.s3, err
 	}
 	t.Setenv("AWS_ENDPOINT_URL", "http://minio.storage:9000")
 	t.Setenv("AWS_REGION", "eu-west-3")
 	t.Setenv("PODIUM_S3_FORCE_PATH_STYLE", "true")
 	got, err := parse()
-	if want := (bundle.S3Options{Endpoint: "http://minio.storage:9000", Region: "eu-west-3", ForcePathStyle: true}); err != nil || got != want {
+	want := bundle.S3Options{Endpoint: "http://minio.storage:9000", Region: "eu-west-3", ForcePathStyle: true}
+	if err != nil || got != want {
 		t.Errorf("from the environment: %+v (%v), want %+v", got, err, want)
 	}
 	got, err = parse("--s3-endpoint", "https://s3.example.com", "--s3-region", "us-east-2", "--s3-force-path-style=false")
-	if want := (bundle.S3Options{Endpoint: "https://s3.example.com", Region: "us-east-2"}); err != nil || got != want {
+	want = bundle.S3Options{Endpoint: "https://s3.example.com", Region: "us-east-2"}
+	if err != nil || got != want {
 		t.Errorf("flags over the environment: %+v (%v), want %+v", got, err, want)
 	}
 	t.Setenv("PODIUM_S3_FORCE_PATH_STYLE", "yes please")
-	if _, err := parse(); err == nil || !strings.Contains(err.Error(), `PODIUM_S3_FORCE_PATH_STYLE="yes please" is neither true nor false`) {
+	_, err = parse()
+	if err == nil || !strings.Contains(err.Error(), `PODIUM_S3_FORCE_PATH_STYLE="yes please" is neither true nor false`) {
 		t.Errorf("a bad PODIUM_S3_FORCE_PATH_STYLE: err = %v", err)
 	}
 }
@@ -210,7 +219,8 @@ func TestManagerDispatchesFetch(t *testing.T) {
 	if exitErr, ok := err.(*exec.ExitError); !ok || exitErr.ExitCode() != 1 || !strings.Contains(out, "does not match") {
 		t.Errorf("manager fetch with a wrong digest: %v, output %q", err, out)
 	}
-	if out, err := manager("-h"); err != nil || !strings.Contains(out, "-leader-elect") || strings.Contains(out, "-verify") {
+	out, err = manager("-h")
+	if err != nil || !strings.Contains(out, "-leader-elect") || strings.Contains(out, "-verify") {
 		t.Errorf("manager -h shows no manager usage: %v, output %q", err, out)
 	}
 }

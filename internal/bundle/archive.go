@@ -21,8 +21,7 @@ func fetchArchive(ctx context.Context, uri string, s *stage) error {
 	}
 	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
-		var urlErr *url.Error
-		if errors.As(err, &urlErr) { // its message repeats the URI
+		if urlErr, ok := errors.AsType[*url.Error](err); ok { // its message repeats the URI
 			err = urlErr.Err
 		}
 		return fmt.Errorf("cannot download the archive (%w); check the URI and the network", err)

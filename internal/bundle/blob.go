@@ -141,12 +141,11 @@ func describe(err error) error {
 // the store did not answer) and a one-line cause.
 func answer(err error) (status int, cause string) {
 	var s3Err interface{ HTTPStatusCode() int }
-	var s3API smithy.APIError
 	var gcsErr *googleapi.Error
 	var azErr *azcore.ResponseError
 	switch {
 	case errors.As(err, &s3Err) && s3Err.HTTPStatusCode() != 0:
-		if errors.As(err, &s3API) {
+		if s3API, ok := errors.AsType[smithy.APIError](err); ok {
 			return s3Err.HTTPStatusCode(), s3API.ErrorCode() + ": " + s3API.ErrorMessage()
 		}
 		return s3Err.HTTPStatusCode(), fmt.Sprintf("HTTP %d", s3Err.HTTPStatusCode())

@@ -115,7 +115,7 @@ func fetch(ctx context.Context, loc Location, uri, dest string, opts Options) (e
 		}
 	}()
 
-	if loc.Scheme == "http" || loc.Scheme == "https" {
+	if loc.isArchive() {
 		err = fetchArchive(ctx, uri, s)
 	} else {
 		err = fetchObjects(ctx, loc, opts.S3, s)

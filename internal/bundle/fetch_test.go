@@ -104,7 +104,7 @@ func dirNames(t *testing.T, dir string) []string {
 	if err != nil {
 		t.Fatal(err)
 	}
-	var names []string
+	names := make([]string, 0, len(entries))
 	for _, e := range entries {
 		names = append(names, e.Name())
 	}
@@ -112,7 +112,7 @@ func dirNames(t *testing.T, dir string) []string {
 }
 
 func keys(m map[string]string) []string {
-	var k []string
+	k := make([]string, 0, len(m))
 	for name := range m {
 		k = append(k, name)
 	}

@@ -31,7 +31,7 @@ func ParseURI(uri string) (Location, error) {
 		return Location{}, fmt.Errorf("bundle %s: not a URI: %w", uri, err)
 	}
 	loc := Location{Scheme: strings.ToLower(u.Scheme)}
-	if loc.Scheme != "http" && loc.Scheme != "https" && (u.RawQuery != "" || u.Fragment != "") {
+	if !loc.isArchive() && (u.RawQuery != "" || u.Fragment != "") {
 		return Location{}, fmt.Errorf("bundle %s: a %s:// URI takes no query or fragment; "+
 			"the store's settings come from the fetcher's flags and environment", uri, loc.Scheme)
 	}
@@ -66,6 +66,11 @@ func ParseURI(uri string) (Location, error) {
 			"http(s):// (a .tar, .tar.gz or .tgz archive) or pvc://", uri, u.Scheme)
 	}
 	return loc, nil
+}
+
+// isArchive tells whether the location is an archive (http, https) rather than a prefix or a claim.
+func (l Location) isArchive() bool {
+	return l.Scheme == "http" || l.Scheme == "https"
 }
 
 func hasArchiveSuffix(p string) bool {
