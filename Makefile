@@ -63,7 +63,7 @@ vet: ## Run go vet against code.
 test: manifests generate fmt vet test-unit test-e2e ## Run every test tier: unit, envtest integration and e2e on a kwok cluster.
 
 .PHONY: test-unit
-test-unit: kube-binaries ## Run the unit and envtest integration tests.
+test-unit: kube-binaries seaweedfs ## Run the unit and envtest integration tests.
 	KUBEBUILDER_ASSETS="$(KUBE_BIN_DIR)" go test $$(go list ./... | grep -v /test/e2e) -coverprofile cover.out
 
 .PHONY: test-e2e
@@ -187,6 +187,15 @@ KUBE_BIN_DIR = $(shell hack/kube-binaries.sh --dir)
 .PHONY: kube-binaries
 kube-binaries: ## Provision the pinned Kubernetes, etcd and kwok binaries (cached).
 	@hack/kube-binaries.sh >/dev/null
+
+# SeaweedFS (weed), the S3-compatible server that the bundle fetcher's tests run against, comes
+# from hack/seaweedfs.sh: built from the Go module proxy once and cached outside the repository.
+# The tests find it through PODIUM_SEAWEEDFS, exported to every recipe.
+export PODIUM_SEAWEEDFS = $(shell hack/seaweedfs.sh --path)
+
+.PHONY: seaweedfs
+seaweedfs: ## Provision the pinned SeaweedFS binary for the S3 tests (cached).
+	@hack/seaweedfs.sh >/dev/null
 
 .PHONY: golangci-lint
 golangci-lint: $(GOLANGCI_LINT) ## Download golangci-lint locally if necessary.

@@ -1,4 +1,4 @@
-// Command manager runs the Podium operator.
+// Command manager runs the Podium operator; `manager fetch` downloads a model bundle (see fetch.go).
 package main
 
 import (
@@ -13,6 +13,11 @@ import (
 )
 
 func main() {
+	// `manager fetch ...` downloads a model bundle: the init container of prediction pods runs it.
+	if len(os.Args) > 1 && os.Args[1] == "fetch" {
+		os.Exit(fetchMain(os.Args[2:], os.Stdout, os.Stderr))
+	}
+
 	opts := &managerOptions{}
 	opts.bindFlags(flag.CommandLine)
 	zapOpts := zap.Options{}

@@ -1,0 +1,84 @@
+package bundle
+
+import (
+	"fmt"
+	"net/url"
+	"path"
+	"strings"
+)
+
+// Location is a bundle's place, parsed from spec.artifact.uri.
+type Location struct {
+	// Scheme is one of s3, gs, azblob, file, http, https and pvc.
+	Scheme string
+	// Bucket is the bucket (s3, gs), the container (azblob), the directory (file) or the claim
+	// (pvc); empty for http and https, whose URI names an archive.
+	Bucket string
+	// Prefix is the key prefix of the bundle's objects in the bucket: empty for the whole bucket,
+	// else ending in '/', so that s3://b/v1 does not take in the objects of s3://b/v10/. For pvc
+	// it is the path of the bundle inside the claim, without slashes at either end.
+	Prefix string
+}
+
+// archiveSuffixes end the path of every http(s) URI: HTTP cannot list a directory, so an http(s)
+// bundle is an archive.
+var archiveSuffixes = []string{".tar", ".tar.gz", ".tgz"}
+
+// ParseURI parses spec.artifact.uri into a Location.
+func ParseURI(uri string) (Location, error) {
+	u, err := url.Parse(uri)
+	if err != nil {
+		return Location{}, fmt.Errorf("bundle %s: not a URI: %w", uri, err)
+	}
+	loc := Location{Scheme: strings.ToLower(u.Scheme)}
+	if !loc.isArchive() && (u.RawQuery != "" || u.Fragment != "") {
+		return Location{}, fmt.Errorf("bundle %s: a %s:// URI takes no query or fragment; "+
+			"the store's settings come from the fetcher's flags and environment", uri, loc.Scheme)
+	}
+	switch loc.Scheme {
+	case "s3", "gs", "azblob":
+		if u.Host == "" {
+			return Location{}, fmt.Errorf("bundle %s: names no bucket; write %s://BUCKET/PREFIX/", uri, loc.Scheme)
+		}
+		loc.Bucket = u.Host
+		loc.Prefix = strings.TrimPrefix(u.Path, "/")
+		if loc.Prefix != "" && !strings.HasSuffix(loc.Prefix, "/") {
+			loc.Prefix += "/"
+		}
+	case "file":
+		if (u.Host != "" && u.Host != "localhost") || !path.IsAbs(u.Path) {
+			return Location{}, fmt.Errorf("bundle %s: write a local directory as file:///ABSOLUTE/PATH/", uri)
+		}
+		loc.Bucket = path.Clean(u.Path)
+	case "pvc":
+		if u.Host == "" {
+			return Location{}, fmt.Errorf("bundle %s: names no claim; write pvc://CLAIM/PATH", uri)
+		}
+		loc.Bucket = u.Host
+		loc.Prefix = strings.Trim(u.Path, "/")
+	case "http", "https":
+		if !hasArchiveSuffix(u.Path) {
+			return Location{}, fmt.Errorf("bundle %s: an http(s) URI must name a .tar, .tar.gz or .tgz archive of the bundle, "+
+				"because HTTP cannot list a directory; archive the bundle with `tar -czf bundle.tar.gz -C DIR .`", uri)
+		}
+	default:
+		return Location{}, fmt.Errorf("bundle %s: unsupported scheme %q; use s3://, gs://, azblob://, file://, "+
+			"http(s):// (a .tar, .tar.gz or .tgz archive) or pvc://", uri, u.Scheme)
+	}
+	return loc, nil
+}
+
+// isArchive tells whether the location is an archive (http, https) rather than a prefix or a claim.
+func (l Location) isArchive() bool {
+	return l.Scheme == "http" || l.Scheme == "https"
+}
+
+func hasArchiveSuffix(p string) bool {
+	p = strings.ToLower(p)
+	for _, s := range archiveSuffixes {
+		if strings.HasSuffix(p, s) {
+			return true
+		}
+	}
+	return false
+}
