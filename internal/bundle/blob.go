@@ -72,9 +72,9 @@ func downloadObject(ctx context.Context, bucket *blob.Bucket, key, rel string, s
 
 func bucketNoun(scheme string) string {
 	switch scheme {
-	case "azblob":
+	case SchemeAzblob:
 		return "container"
-	case "file":
+	case SchemeFile:
 		return "directory"
 	}
 	return "bucket"
@@ -82,9 +82,9 @@ func bucketNoun(scheme string) string {
 
 func openBucket(ctx context.Context, loc Location, s3opts S3Options) (*blob.Bucket, error) {
 	switch loc.Scheme {
-	case "s3":
+	case SchemeS3:
 		return openS3Bucket(ctx, loc.Bucket, s3opts)
-	case "file":
+	case SchemeFile:
 		return fileblob.OpenBucket(loc.Bucket, nil)
 	default: // gs and azblob, configured by their environment variables
 		return blob.OpenBucket(ctx, loc.Scheme+"://"+loc.Bucket)
@@ -104,7 +104,7 @@ func openS3Bucket(ctx context.Context, bucket string, o S3Options) (*blob.Bucket
 		cfg.Region = defaultS3Region
 	}
 	if o.Endpoint != "" {
-		if u, err := url.Parse(o.Endpoint); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+		if u, err := url.Parse(o.Endpoint); err != nil || (u.Scheme != SchemeHTTP && u.Scheme != SchemeHTTPS) || u.Host == "" {
 			return nil, fmt.Errorf("the S3 endpoint %q is not an http:// or https:// URL (--s3-endpoint, AWS_ENDPOINT_URL)", o.Endpoint)
 		}
 	}

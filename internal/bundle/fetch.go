@@ -96,7 +96,7 @@ func Fetch(ctx context.Context, uri, dest string, opts Options) error {
 }
 
 func fetch(ctx context.Context, loc Location, uri, dest string, opts Options) (err error) {
-	if loc.Scheme == "pvc" {
+	if loc.Scheme == SchemePVC {
 		return errors.New("a pvc:// bundle is mounted into the pod, not fetched; verify the mounted directory instead (fetch --verify DIR)")
 	}
 	if opts.Digest != "" {

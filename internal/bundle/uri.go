@@ -7,6 +7,17 @@ import (
 	"strings"
 )
 
+// The URI schemes a bundle can live under.
+const (
+	SchemeS3     = "s3"
+	SchemeGS     = "gs"
+	SchemeAzblob = "azblob"
+	SchemeFile   = "file"
+	SchemeHTTP   = "http"
+	SchemeHTTPS  = "https"
+	SchemePVC    = "pvc"
+)
+
 // Location is a bundle's place, parsed from spec.artifact.uri.
 type Location struct {
 	// Scheme is one of s3, gs, azblob, file, http, https and pvc.
@@ -36,7 +47,7 @@ func ParseURI(uri string) (Location, error) {
 			"the store's settings come from the fetcher's flags and environment", uri, loc.Scheme)
 	}
 	switch loc.Scheme {
-	case "s3", "gs", "azblob":
+	case SchemeS3, SchemeGS, SchemeAzblob:
 		if u.Host == "" {
 			return Location{}, fmt.Errorf("bundle %s: names no bucket; write %s://BUCKET/PREFIX/", uri, loc.Scheme)
 		}
@@ -45,18 +56,18 @@ func ParseURI(uri string) (Location, error) {
 		if loc.Prefix != "" && !strings.HasSuffix(loc.Prefix, "/") {
 			loc.Prefix += "/"
 		}
-	case "file":
+	case SchemeFile:
 		if (u.Host != "" && u.Host != "localhost") || !path.IsAbs(u.Path) {
 			return Location{}, fmt.Errorf("bundle %s: write a local directory as file:///ABSOLUTE/PATH/", uri)
 		}
 		loc.Bucket = path.Clean(u.Path)
-	case "pvc":
+	case SchemePVC:
 		if u.Host == "" {
 			return Location{}, fmt.Errorf("bundle %s: names no claim; write pvc://CLAIM/PATH", uri)
 		}
 		loc.Bucket = u.Host
 		loc.Prefix = strings.Trim(u.Path, "/")
-	case "http", "https":
+	case SchemeHTTP, SchemeHTTPS:
 		if !hasArchiveSuffix(u.Path) {
 			return Location{}, fmt.Errorf("bundle %s: an http(s) URI must name a .tar, .tar.gz or .tgz archive of the bundle, "+
 				"because HTTP cannot list a directory; archive the bundle with `tar -czf bundle.tar.gz -C DIR .`", uri)
@@ -70,7 +81,7 @@ func ParseURI(uri string) (Location, error) {
 
 // isArchive tells whether the location is an archive (http, https) rather than a prefix or a claim.
 func (l Location) isArchive() bool {
-	return l.Scheme == "http" || l.Scheme == "https"
+	return l.Scheme == SchemeHTTP || l.Scheme == SchemeHTTPS
 }
 
 func hasArchiveSuffix(p string) bool {
