@@ -19,6 +19,9 @@ import (
 	"github.com/podium-dev/podium/internal/controller"
 )
 
+// defaultFetcherImage is the operator's image, which runs `manager fetch`.
+const defaultFetcherImage = "ghcr.io/podium-dev/podium:latest"
+
 // managerOptions are the manager's command-line flags.
 type managerOptions struct {
 	metricsAddr             string
@@ -30,6 +33,7 @@ type managerOptions struct {
 	qps                     float64
 	burst                   int
 	concurrency             int
+	fetcherImage            string
 }
 
 func (o *managerOptions) bindFlags(fs *flag.FlagSet) {
@@ -46,6 +50,8 @@ func (o *managerOptions) bindFlags(fs *flag.FlagSet) {
 	fs.Float64Var(&o.qps, "kube-api-qps", 500, "Requests per second the manager may send to the API server.")
 	fs.IntVar(&o.burst, "kube-api-burst", 1000, "Burst of requests the manager may send to the API server.")
 	fs.IntVar(&o.concurrency, "max-concurrent-reconciles", 8, "Models reconciled in parallel.")
+	fs.StringVar(&o.fetcherImage, "fetcher-image", defaultFetcherImage,
+		"Image of the prediction pods' init container that fetches bundles; the operator's own image.")
 }
 
 func newScheme() *runtime.Scheme {
@@ -72,13 +78,16 @@ func runManager(ctx context.Context, o *managerOptions) error {
 		LeaderElectionNamespace:       o.leaderElectionNamespace,
 		LeaderElectionReleaseOnCancel: true,
 		Controller:                    config.Controller{MaxConcurrentReconciles: o.concurrency},
+		Cache:                         controller.CacheOptions(),
 	})
 	if err != nil {
 		return fmt.Errorf("creating the manager: %w", err)
 	}
 	if err := (&controller.RegisteredModelReconciler{
-		Client:   mgr.GetClient(),
-		Recorder: mgr.GetEventRecorder("podium"),
+		Client:       mgr.GetClient(),
+		APIReader:    mgr.GetAPIReader(),
+		Recorder:     mgr.GetEventRecorder("podium"),
+		FetcherImage: o.fetcherImage,
 	}).SetupWithManager(mgr); err != nil {
 		return fmt.Errorf("setting up the RegisteredModel controller: %w", err)
 	}

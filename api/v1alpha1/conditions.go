@@ -12,6 +12,9 @@ const (
 	ConditionStalled = "Stalled"
 	// ConditionGatesPassed, on a ModelVersion, says whether its metrics pass every gate.
 	ConditionGatesPassed = "GatesPassed"
+	// ConditionServing, on a ModelVersion of a model with spec.serving, says whether the
+	// prediction Deployment has rolled out its bundle: all replicas updated and available.
+	ConditionServing = "Serving"
 )
 
 // Condition reasons. Each is documented in docs/troubleshooting.md with what to do.
@@ -32,4 +35,18 @@ const (
 	ReasonGateFailed = "GateFailed"
 	// ReasonMetricMissing: the version does not report a metric that a gate needs.
 	ReasonMetricMissing = "MetricMissing"
+	// ReasonRollingOut: the prediction Deployment is rolling out the Production version.
+	ReasonRollingOut = "RollingOut"
+	// ReasonRolledOut: every prediction pod runs the version's bundle and is available.
+	ReasonRolledOut = "RolledOut"
+	// ReasonNotServing: the version is not the one the prediction Deployment runs.
+	ReasonNotServing = "NotServing"
+	// ReasonNoProduction: the model has no Production version to serve.
+	ReasonNoProduction = "NoProduction"
+	// ReasonInvalidServing: spec.serving cannot be rendered, such as a template without containers.
+	ReasonInvalidServing = "InvalidServing"
+	// ReasonStorageSecretNotFound: spec.serving.storageSecretName names a Secret that does not exist.
+	ReasonStorageSecretNotFound = "StorageSecretNotFound"
+	// ReasonClaimNotFound: the Production version's pvc:// URI names a claim that does not exist.
+	ReasonClaimNotFound = "ClaimNotFound"
 )

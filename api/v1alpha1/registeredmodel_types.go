@@ -1,6 +1,7 @@
 package v1alpha1
 
 import (
+	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
 )
@@ -101,6 +102,47 @@ type RegisteredModelSpec struct {
 	// +optional
 	// +kubebuilder:default={mode: Automatic}
 	Promotion Promotion `json:"promotion,omitempty"`
+
+	// serving, when set, runs the prediction service: a Deployment that serves the Production
+	// version's bundle and a Service in front of it. Without it, Podium only manages stages.
+	// +optional
+	Serving *Serving `json:"serving,omitempty"`
+}
+
+// Serving describes the prediction Deployment that serves the Production version.
+type Serving struct {
+	// replicas is the number of prediction pods.
+	// +optional
+	// +kubebuilder:default=1
+	// +kubebuilder:validation:Minimum=0
+	// +kubebuilder:validation:Maximum=1000
+	Replicas *int32 `json:"replicas,omitempty"`
+
+	// template is the pod template of the prediction server. Podium adds MODEL_NAME,
+	// MODEL_VERSION, MODEL_STAGE, MODEL_URI and, with fetch, MODEL_PATH to every container, and
+	// the init container that fetches the bundle; it overwrites nothing else.
+	// +required
+	Template corev1.PodTemplateSpec `json:"template"`
+
+	// fetch downloads and verifies the bundle before the predictor starts, into a volume mounted
+	// at MODEL_PATH. Off, the predictor gets MODEL_URI and loads the bundle itself.
+	// +optional
+	// +kubebuilder:default=true
+	Fetch *bool `json:"fetch,omitempty"`
+
+	// storageSecretName names a Secret in the model's namespace whose keys become environment
+	// variables of the fetcher, such as AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY, AWS_REGION and
+	// AWS_ENDPOINT_URL for an S3-compatible store. Podium never reads it.
+	// +optional
+	// +kubebuilder:validation:MaxLength=253
+	StorageSecretName string `json:"storageSecretName,omitempty"`
+
+	// progressDeadlineSeconds is how long a rollout may take before it counts as failed and the
+	// previous Production version is restored.
+	// +optional
+	// +kubebuilder:default=600
+	// +kubebuilder:validation:Minimum=1
+	ProgressDeadlineSeconds *int32 `json:"progressDeadlineSeconds,omitempty"`
 }
 
 // HistoryReason says why a version changed stage.
@@ -124,6 +166,9 @@ const (
 	ReasonRestored HistoryReason = "Restored"
 	// ReasonGatesFailed: the version no longer passes every gate.
 	ReasonGatesFailed HistoryReason = "GatesFailed"
+	// ReasonRolloutFailed: the version's rollout missed its progress deadline; the previous
+	// Production version was restored and this one is never promoted automatically again.
+	ReasonRolloutFailed HistoryReason = "RolloutFailed"
 	// ReasonUnarchived: a person returned an Archived version to the candidates with spec.stage: Staging.
 	ReasonUnarchived HistoryReason = "Unarchived"
 )
@@ -194,11 +239,38 @@ type RegisteredModelStatus struct {
 	// +optional
 	VersionCount int32 `json:"versionCount,omitempty"`
 
+	// serving reports the prediction Deployment; absent when spec.serving is not set.
+	// +optional
+	Serving *ServingStatus `json:"serving,omitempty"`
+
 	// history lists stage transitions, newest last, at most 100.
 	// +optional
 	// +listType=atomic
 	// +kubebuilder:validation:MaxItems=100
 	History []HistoryEntry `json:"history,omitempty"`
+}
+
+// ServingStatus reports the prediction Deployment of a model.
+type ServingStatus struct {
+	// deploymentName is the prediction Deployment's name.
+	// +optional
+	DeploymentName string `json:"deploymentName,omitempty"`
+
+	// serviceName is the prediction Service's name.
+	// +optional
+	ServiceName string `json:"serviceName,omitempty"`
+
+	// version is the version whose pods are all updated and available; absent while none is.
+	// +optional
+	Version *int64 `json:"version,omitempty"`
+
+	// readyReplicas is the number of ready prediction pods.
+	// +optional
+	ReadyReplicas int32 `json:"readyReplicas,omitempty"`
+
+	// rolloutStartTime is when the rollout of the Production version began; absent once it serves.
+	// +optional
+	RolloutStartTime *metav1.Time `json:"rolloutStartTime,omitempty"`
 }
 
 // RegisteredModel is a model whose versions are promoted through None, Staging, Production and
@@ -208,6 +280,7 @@ type RegisteredModelStatus struct {
 // +kubebuilder:resource:shortName=rm,categories=podium
 // +kubebuilder:printcolumn:name="Production",type=integer,JSONPath=`.status.productionVersion`
 // +kubebuilder:printcolumn:name="Latest",type=integer,JSONPath=`.status.latestVersion`
+// +kubebuilder:printcolumn:name="Serving",type=integer,JSONPath=`.status.serving.version`
 // +kubebuilder:printcolumn:name="Ready",type=string,JSONPath=`.status.conditions[?(@.type=="Ready")].status`
 // +kubebuilder:printcolumn:name="Mode",type=string,JSONPath=`.spec.promotion.mode`,priority=1
 // +kubebuilder:printcolumn:name="Status",type=string,JSONPath=`.status.conditions[?(@.type=="Ready")].message`,priority=1

@@ -266,7 +266,7 @@ func (p *progress) String() string {
 		production = fmt.Sprintf("Production version %d", *p.production)
 	}
 	line := fmt.Sprintf("%s; %s is %s", production, p.versionName, orDash(p.stage))
-	if p.serving.Requested { // serving: see serving.go
+	if p.serving.Requested {
 		line += "; serving " + versionText(p.serving.Version)
 	}
 	return line
@@ -278,7 +278,7 @@ func (p *progress) report() string {
 		fmt.Sprintf("ModelVersion %s: %s", p.versionName, p.versionReady),
 		fmt.Sprintf("RegisteredModel %s: %s", p.model, p.modelReady),
 	}
-	if p.serving.Requested { // serving: see serving.go
+	if p.serving.Requested {
 		parts = append(parts, "serving "+versionText(p.serving.Version))
 	}
 	return strings.Join(parts, "; ")

@@ -2,31 +2,32 @@ package cli
 
 import (
 	"context"
+	"strconv"
 
 	. "github.com/onsi/ginkgo/v2"
 	. "github.com/onsi/gomega"
 
-	apiextensionsv1 "k8s.io/apiextensions-apiserver/pkg/apis/apiextensions/v1"
+	appsv1 "k8s.io/api/apps/v1"
+	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/types"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	mlv1 "github.com/podium-dev/podium/api/v1alpha1"
 )
 
-// The serving fields come with a later API change (see serving.go). These specs stand in for it:
-// they let the RegisteredModel CRD keep unknown spec and status fields, and write status.serving
-// as the serving controller will.
-var _ = Describe("a served model", Serial, func() {
+const deployment = seed + "-predictor"
+
+// envtest runs no Deployment controller: these specs play its part and report a Deployment
+// rolled out, the way kube-controller-manager does, so the operator reports what serves.
+var _ = Describe("a served model", func() {
 	var ns string
 	BeforeEach(func(ctx context.Context) {
-		keepUnknownModelFields(ctx)
 		ns = newNamespace(ctx)
 		seedStory(ctx, ns)
-		patchModel(ctx, ns, `{"spec":{"serving":{"replicas":2}}}`)
-		patchModelStatus(ctx, ns,
-			`{"status":{"serving":{"deploymentName":"bwp-predictor","serviceName":"bwp","version":4,"readyReplicas":2}}}`)
+		patchModel(ctx, ns, `{"spec":{"serving":{"replicas":2,"template":{"spec":{"containers":[
+			{"name":"predictor","image":"registry.example.com/battle-api:1.4","ports":[{"containerPort":8000}]}]}}}}}`)
+		rollOut(ctx, ns, "4")
 	})
 
 	It("promote waits until the model serves the version", func(ctx context.Context) {
@@ -38,66 +39,49 @@ var _ = Describe("a served model", Serial, func() {
 		Eventually(stages).WithArguments(ctx, ns).Should(Equal("2=None 3=Production 4=Archived"))
 		Consistently(done).ShouldNot(Receive(), "promote returned before the model served version 3")
 
-		patchModelStatus(ctx, ns, `{"status":{"serving":{"version":3}}}`)
+		rollOut(ctx, ns, "3")
 		var r result
 		Eventually(done).Should(Receive(&r))
 		Expect(r.err).NotTo(HaveOccurred())
 		Expect(r.stdout).To(Equal("Version 3 of battle-winner-predictor is Production\n"))
-		Expect(r.stderr).To(ContainSubstring("  Production version 3; battle-winner-predictor-3 is Production; serving version 4\n"))
+		Expect(r.stderr).To(ContainSubstring("  Production version 3; battle-winner-predictor-3 is Production; serving no version\n"))
 		Expect(r.stderr).To(HaveSuffix("  Production version 3; battle-winner-predictor-3 is Production; serving version 3\n"))
 	})
 
 	It("status shows what serves", func(ctx context.Context) {
 		Expect(succeed(ctx, ns, "status", seed)).To(ContainSubstring(
-			"Serving:       version 4, 2 ready replicas (Deployment bwp-predictor, Service bwp)\n"))
+			"Serving:       version 4, 2 ready replicas (Deployment " + deployment + ", Service " + deployment + ")\n"))
 	})
 })
 
-// keepUnknownModelFields lets the RegisteredModel CRD keep fields its schema does not define, in
-// spec and status, until the spec ends.
-func keepUnknownModelFields(ctx context.Context) {
+// rollOut waits until the operator has rendered the prediction Deployment for version, then
+// reports it rolled out, and waits until the operator says the version serves.
+func rollOut(ctx context.Context, ns, version string) {
 	GinkgoHelper()
-	const name = "registeredmodels.ml.podium.dev"
-	setPreserve := func(ctx context.Context, preserve *bool) {
-		Eventually(func() error {
-			crd := &apiextensionsv1.CustomResourceDefinition{}
-			if err := k8sClient.Get(ctx, client.ObjectKey{Name: name}, crd); err != nil {
-				return err
-			}
-			props := crd.Spec.Versions[0].Schema.OpenAPIV3Schema.Properties
-			for _, field := range []string{"spec", "status"} {
-				p := props[field]
-				p.XPreserveUnknownFields = preserve
-				props[field] = p
-			}
-			return k8sClient.Update(ctx, crd)
-		}).Should(Succeed())
+	d := &appsv1.Deployment{}
+	Eventually(func(g Gomega) string {
+		g.Expect(k8sClient.Get(ctx, types.NamespacedName{Namespace: ns, Name: deployment}, d)).To(Succeed())
+		return d.Spec.Template.Annotations["ml.podium.dev/version"]
+	}).Should(Equal(version))
+	base := d.DeepCopy()
+	d.Status = appsv1.DeploymentStatus{
+		ObservedGeneration: d.Generation, Replicas: *d.Spec.Replicas, UpdatedReplicas: *d.Spec.Replicas,
+		ReadyReplicas: *d.Spec.Replicas, AvailableReplicas: *d.Spec.Replicas,
+		Conditions: []appsv1.DeploymentCondition{{Type: appsv1.DeploymentAvailable, Status: corev1.ConditionTrue,
+			LastUpdateTime: metav1.Now(), LastTransitionTime: metav1.Now(), Reason: "MinimumReplicasAvailable"}},
 	}
-	setPreserve(ctx, new(true))
-	DeferCleanup(func(ctx context.Context) { setPreserve(ctx, nil) })
-
-	// The API server serves the new schema a moment after the update.
-	probe := seedModel(newNamespace(ctx))
-	create(ctx, probe)
-	Eventually(func(g Gomega) {
-		g.Expect(k8sClient.Patch(ctx, probe, client.RawPatch(types.MergePatchType, []byte(`{"spec":{"probe":1}}`)))).To(Succeed())
-		u := &unstructured.Unstructured{}
-		u.SetGroupVersionKind(mlv1.GroupVersion.WithKind("RegisteredModel"))
-		g.Expect(k8sClient.Get(ctx, client.ObjectKeyFromObject(probe), u)).To(Succeed())
-		g.Expect(u.Object["spec"]).To(HaveKey("probe"))
-	}).Should(Succeed())
+	Expect(k8sClient.Status().Patch(ctx, d, client.MergeFrom(base))).To(Succeed())
+	Eventually(func(g Gomega) *int64 {
+		m := &mlv1.RegisteredModel{}
+		g.Expect(k8sClient.Get(ctx, types.NamespacedName{Namespace: ns, Name: seed}, m)).To(Succeed())
+		g.Expect(m.Status.Serving).NotTo(BeNil())
+		return m.Status.Serving.Version
+	}).Should(HaveValue(WithTransform(func(v int64) string { return strconv.FormatInt(v, 10) }, Equal(version))))
 }
 
-// patchModel patches the seed model with a JSON merge patch.
+// patchModel patches the seed model's spec with a JSON merge patch.
 func patchModel(ctx context.Context, ns, patch string) {
 	GinkgoHelper()
 	m := &mlv1.RegisteredModel{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: seed}}
 	Expect(k8sClient.Patch(ctx, m, client.RawPatch(types.MergePatchType, []byte(patch)))).To(Succeed())
-}
-
-// patchModelStatus patches the seed model's status with a JSON merge patch.
-func patchModelStatus(ctx context.Context, ns, patch string) {
-	GinkgoHelper()
-	m := &mlv1.RegisteredModel{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: seed}}
-	Expect(k8sClient.Status().Patch(ctx, m, client.RawPatch(types.MergePatchType, []byte(patch)))).To(Succeed())
 }

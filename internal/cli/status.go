@@ -91,7 +91,7 @@ func writeStatus(w io.Writer, s *modelStatus, now time.Time) error {
 		}
 		field(name, fmt.Sprintf("%s=%s (%s, %s ago): %s", c.Type, c.Status, c.Reason, age(c.LastTransitionTime, now), c.Message))
 	}
-	if s.serving.Requested { // serving: see serving.go
+	if s.serving.Requested {
 		field("Serving", servingText(s.serving))
 	}
 	if err := t.Flush(); err != nil {

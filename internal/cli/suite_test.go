@@ -116,19 +116,28 @@ func succeed(ctx context.Context, ns string, args ...string) string {
 
 // startOperator runs the RegisteredModelReconciler, as the manager does, on the objects of
 // namespace ns until the spec ends or the returned function is called, which waits for it to stop.
+// operatorCache is the operator's cache, limited to one namespace.
+func operatorCache(ns string) cache.Options {
+	o := controller.CacheOptions()
+	o.DefaultNamespaces = map[string]cache.Config{ns: {}}
+	return o
+}
+
 func startOperator(ns string) (stop func()) {
 	GinkgoHelper()
 	mgr, err := ctrl.NewManager(cfg, ctrl.Options{
 		Scheme:                 testScheme,
 		Metrics:                metricsserver.Options{BindAddress: "0"},
 		HealthProbeBindAddress: "0",
-		Cache:                  cache.Options{DefaultNamespaces: map[string]cache.Config{ns: {}}},
+		Cache:                  operatorCache(ns),
 		Controller:             config.Controller{SkipNameValidation: new(true)},
 	})
 	Expect(err).NotTo(HaveOccurred())
 	Expect((&controller.RegisteredModelReconciler{
-		Client:   mgr.GetClient(),
-		Recorder: mgr.GetEventRecorder("podium"),
+		Client:       mgr.GetClient(),
+		APIReader:    mgr.GetAPIReader(),
+		Recorder:     mgr.GetEventRecorder("podium"),
+		FetcherImage: "registry.example/podium:test",
 	}).SetupWithManager(mgr)).To(Succeed())
 
 	ctx, cancel := context.WithCancel(context.Background())

@@ -10,12 +10,15 @@ import (
 	"slices"
 	"time"
 
+	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/equality"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/klog/v2"
 	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/cache"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/handler"
 	logf "sigs.k8s.io/controller-runtime/pkg/log"
@@ -23,6 +26,7 @@ import (
 
 	mlv1 "github.com/podium-dev/podium/api/v1alpha1"
 	"github.com/podium-dev/podium/internal/promotion"
+	"github.com/podium-dev/podium/internal/serving"
 )
 
 // VersionModelIndex indexes ModelVersions by namespace and spec.registeredModel, so a model's
@@ -36,7 +40,12 @@ const FieldOwner = "podium"
 // decision on the model and its versions.
 type RegisteredModelReconciler struct {
 	client.Client
-	Recorder recorder.EventRecorder
+	// APIReader reads around the cache: Secret and claim metadata, which are never cached.
+	APIReader client.Reader
+	Recorder  recorder.EventRecorder
+	// FetcherImage is the image of the prediction pods' init container that fetches bundles: the
+	// operator's own image, so that fetcher and operator never drift apart.
+	FetcherImage string
 	// Now returns the current time; tests may fix it.
 	Now func() time.Time
 }
@@ -44,6 +53,10 @@ type RegisteredModelReconciler struct {
 // +kubebuilder:rbac:groups=ml.podium.dev,resources=registeredmodels;modelversions,verbs=get;list;watch
 // +kubebuilder:rbac:groups=ml.podium.dev,resources=registeredmodels/status;modelversions/status,verbs=get;update;patch
 // +kubebuilder:rbac:groups=events.k8s.io,resources=events,verbs=create;patch
+// +kubebuilder:rbac:groups=apps,resources=deployments,verbs=get;list;watch;create;patch
+// +kubebuilder:rbac:groups="",resources=services,verbs=get;list;watch;create;patch
+// +kubebuilder:rbac:groups="",resources=persistentvolumeclaims,verbs=get
+// +kubebuilder:rbac:groups="",resources=secrets,verbs=get
 
 // Reconcile observes a model and its versions, decides with the promotion rules, and records the
 // decision: the model's status first (the single source of truth, written with optimistic
@@ -68,19 +81,32 @@ func (r *RegisteredModelReconciler) Reconcile(ctx context.Context, req ctrl.Requ
 		return ctrl.Result{}, nil
 	}
 
-	decision := promotion.Decide(observe(model, versions))
-	previous := model.Status.ProductionVersion
-	if err := r.recordModel(ctx, model, versions, decision, r.now()); err != nil {
+	live, err := r.observeDeployment(ctx, model)
+	if err != nil {
 		return ctrl.Result{}, err
 	}
-	if err := r.recordVersions(ctx, model, versions, previous, decision); err != nil {
+	in := observe(model, versions)
+	in.FailedRollout = failedRollout(model, live)
+	decision := promotion.Decide(in)
+	plan, err := r.planServing(ctx, model, versions, live, decision)
+	if err != nil {
+		return ctrl.Result{}, err
+	}
+	previous := model.Status.ProductionVersion
+	if err := r.recordModel(ctx, model, versions, decision, plan, r.now()); err != nil {
+		return ctrl.Result{}, err
+	}
+	if err := r.recordVersions(ctx, model, versions, previous, decision, plan); err != nil {
+		return ctrl.Result{}, err
+	}
+	if err := r.applyServing(ctx, plan, live); err != nil {
 		return ctrl.Result{}, err
 	}
 	for _, t := range decision.Transitions {
 		log.Info("Stage changed", "registeredModel", klog.KObj(model), "version", t.Version,
 			"from", t.From, "to", t.To, "reason", t.Reason)
 	}
-	return ctrl.Result{}, nil
+	return ctrl.Result{RequeueAfter: plan.retry}, nil
 }
 
 // versionsOf reads a model's versions from the cache, ordered by version number then name.
@@ -122,8 +148,8 @@ func observe(model *mlv1.RegisteredModel, versions []mlv1.ModelVersion) promotio
 // model for each transition. A conflict means the decision was made on a stale model: the
 // error requeues the model and nothing else is written.
 func (r *RegisteredModelReconciler) recordModel(ctx context.Context, model *mlv1.RegisteredModel,
-	versions []mlv1.ModelVersion, d promotion.Decision, now time.Time) error {
-	want := modelStatus(model, len(versions), d, now)
+	versions []mlv1.ModelVersion, d promotion.Decision, plan servingState, now time.Time) error {
+	want := modelStatus(model, len(versions), d, plan, now)
 	if equality.Semantic.DeepEqual(model.Status, want) {
 		return nil
 	}
@@ -146,7 +172,7 @@ func (r *RegisteredModelReconciler) recordModel(ctx context.Context, model *mlv1
 // our own promotion of it yet; the model's status, which the optimistic lock proved fresh, says
 // which one it is.
 func (r *RegisteredModelReconciler) recordVersions(ctx context.Context, model *mlv1.RegisteredModel,
-	versions []mlv1.ModelVersion, previous *int64, d promotion.Decision) error {
+	versions []mlv1.ModelVersion, previous *int64, d promotion.Decision, plan servingState) error {
 	changed := map[string]promotion.Transition{}
 	for _, t := range d.Transitions {
 		changed[t.Name] = t
@@ -165,7 +191,7 @@ func (r *RegisteredModelReconciler) recordVersions(ctx context.Context, model *m
 	}
 	for _, group := range [][]*mlv1.ModelVersion{leaving, others, entering} {
 		for _, v := range group {
-			want := versionStatus(model, v, d.Versions[v.Name])
+			want := versionStatus(model, v, d.Versions[v.Name], plan)
 			force := previous != nil && v.Spec.Version == *previous && d.Versions[v.Name].Stage != mlv1.StageProduction
 			if !force && equality.Semantic.DeepEqual(v.Status, want) {
 				continue
@@ -232,8 +258,18 @@ func stageName(s mlv1.Stage) string {
 	return string(s)
 }
 
-// SetupWithManager registers the cache index and the watches: a model is reconciled when it or
-// any of its versions changes.
+// CacheOptions limits the manager's cache of Deployments and Services to those Podium renders,
+// so that it never holds every Deployment of the cluster.
+func CacheOptions() cache.Options {
+	managed := labels.SelectorFromSet(labels.Set{serving.LabelManagedBy: "podium"})
+	return cache.Options{ByObject: map[client.Object]cache.ByObject{
+		&appsv1.Deployment{}: {Label: managed},
+		&corev1.Service{}:    {Label: managed},
+	}}
+}
+
+// SetupWithManager registers the cache index and the watches: a model is reconciled when it, any
+// of its versions, or its prediction Deployment or Service changes.
 func (r *RegisteredModelReconciler) SetupWithManager(mgr ctrl.Manager) error {
 	if err := mgr.GetFieldIndexer().IndexField(context.Background(), &mlv1.ModelVersion{}, VersionModelIndex,
 		func(o client.Object) []string { return []string{o.(*mlv1.ModelVersion).Spec.RegisteredModel} }); err != nil {
@@ -242,6 +278,8 @@ func (r *RegisteredModelReconciler) SetupWithManager(mgr ctrl.Manager) error {
 	return ctrl.NewControllerManagedBy(mgr).
 		For(&mlv1.RegisteredModel{}).
 		Watches(&mlv1.ModelVersion{}, handler.EnqueueRequestsFromMapFunc(modelOfVersion)).
+		Owns(&appsv1.Deployment{}).
+		Owns(&corev1.Service{}).
 		Named("registeredmodel").
 		Complete(r)
 }

@@ -9,11 +9,13 @@ import (
 
 	mlv1 "github.com/podium-dev/podium/api/v1alpha1"
 	"github.com/podium-dev/podium/internal/promotion"
+	"github.com/podium-dev/podium/internal/serving"
 )
 
-// modelStatus is the model's status after decision d. Conditions keep their transition times
-// when their status does not change.
-func modelStatus(model *mlv1.RegisteredModel, versionCount int, d promotion.Decision, now time.Time) mlv1.RegisteredModelStatus {
+// modelStatus is the model's status after decision d and the serving plan. Conditions keep their
+// transition times when their status does not change.
+func modelStatus(model *mlv1.RegisteredModel, versionCount int, d promotion.Decision, plan servingState,
+	now time.Time) mlv1.RegisteredModelStatus {
 	s := *model.Status.DeepCopy()
 	s.ObservedGeneration = model.Generation
 	s.ProductionVersion = d.Production
@@ -21,17 +23,61 @@ func modelStatus(model *mlv1.RegisteredModel, versionCount int, d promotion.Deci
 	s.LatestVersion = d.Latest
 	s.VersionCount = int32(versionCount)
 	s.History = promotion.AppendHistory(s.History, d.Transitions, now)
+	s.Serving = servingStatus(model, d, plan, now)
 
-	msg := "No version is Production"
-	if d.Production != nil {
-		msg = fmt.Sprintf("Version %d is Production", *d.Production)
+	switch {
+	case plan.problem != "":
+		setReady(&s.Conditions, model.Generation, metav1.ConditionFalse, plan.problem, plan.message)
+		setCondition(&s.Conditions, model.Generation, mlv1.ConditionStalled, metav1.ConditionTrue, plan.problem, plan.message)
+		meta.RemoveStatusCondition(&s.Conditions, mlv1.ConditionReconciling)
+	case d.Production == nil:
+		setReady(&s.Conditions, model.Generation, metav1.ConditionTrue, mlv1.ReasonNoProduction, "No version is Production")
+	case plan.enabled && !sameVersion(plan.servedVersion(), d.Production):
+		msg := fmt.Sprintf("Rolling out version %d", *d.Production)
+		if o := plan.observed; o != nil && sameVersion(o.TemplateVersion, d.Production) {
+			msg += fmt.Sprintf(": %d of %d pods updated, %d ready", o.UpdatedReplicas, o.Replicas, o.ReadyReplicas)
+		}
+		setReady(&s.Conditions, model.Generation, metav1.ConditionFalse, mlv1.ReasonRollingOut, msg)
+		setCondition(&s.Conditions, model.Generation, mlv1.ConditionReconciling, metav1.ConditionTrue, mlv1.ReasonRollingOut, msg)
+		meta.RemoveStatusCondition(&s.Conditions, mlv1.ConditionStalled)
+	case plan.enabled:
+		setReady(&s.Conditions, model.Generation, metav1.ConditionTrue, mlv1.ReasonRolledOut,
+			fmt.Sprintf("Version %d is Production and serves on %d ready pods", *d.Production, plan.observed.ReadyReplicas))
+	default:
+		setReady(&s.Conditions, model.Generation, metav1.ConditionTrue, mlv1.ReasonReconciled,
+			fmt.Sprintf("Version %d is Production", *d.Production))
 	}
-	setReady(&s.Conditions, model.Generation, metav1.ConditionTrue, mlv1.ReasonReconciled, msg)
 	return s
 }
 
-// versionStatus is a version's status after decision vd of its model.
-func versionStatus(model *mlv1.RegisteredModel, v *mlv1.ModelVersion, vd promotion.VersionDecision) mlv1.ModelVersionStatus {
+// servingStatus reports the prediction Deployment, as observed before this reconcile applied
+// anything: a change it applies is reported when the Deployment reports it.
+func servingStatus(model *mlv1.RegisteredModel, d promotion.Decision, plan servingState, now time.Time) *mlv1.ServingStatus {
+	if !plan.enabled {
+		return nil
+	}
+	s := &mlv1.ServingStatus{
+		DeploymentName: serving.DeploymentName(model.Name),
+		ServiceName:    serving.ServiceName(model.Name),
+		Version:        plan.servedVersion(),
+	}
+	if plan.observed != nil {
+		s.ReadyReplicas = plan.observed.ReadyReplicas
+	}
+	if d.Production != nil && !sameVersion(s.Version, d.Production) {
+		s.RolloutStartTime = &metav1.Time{Time: now}
+		if old := model.Status.Serving; old != nil && old.RolloutStartTime != nil {
+			s.RolloutStartTime = old.RolloutStartTime
+		}
+	}
+	return s
+}
+
+func sameVersion(a, b *int64) bool { return a != nil && b != nil && *a == *b }
+
+// versionStatus is a version's status after decision vd of its model and the serving plan.
+func versionStatus(model *mlv1.RegisteredModel, v *mlv1.ModelVersion, vd promotion.VersionDecision,
+	plan servingState) mlv1.ModelVersionStatus {
 	s := *v.Status.DeepCopy()
 	s.ObservedGeneration = v.Generation
 	s.Stage = vd.Stage
@@ -44,6 +90,8 @@ func versionStatus(model *mlv1.RegisteredModel, v *mlv1.ModelVersion, vd promoti
 		gates = metav1.ConditionTrue
 	}
 	setCondition(&s.Conditions, v.Generation, mlv1.ConditionGatesPassed, gates, vd.Gates.Reason, vd.Gates.Message)
+
+	setServing(&s.Conditions, v, vd, plan)
 
 	if vd.Duplicate && vd.Stage != mlv1.StageProduction {
 		msg := fmt.Sprintf("Another ModelVersion of %s claims version %d; neither can be promoted until one is deleted",
@@ -58,6 +106,26 @@ func versionStatus(model *mlv1.RegisteredModel, v *mlv1.ModelVersion, vd promoti
 	}
 	setReady(&s.Conditions, v.Generation, metav1.ConditionTrue, mlv1.ReasonReconciled, msg)
 	return s
+}
+
+// setServing sets the Serving condition of a version of a model with spec.serving.
+func setServing(conds *[]metav1.Condition, v *mlv1.ModelVersion, vd promotion.VersionDecision, plan servingState) {
+	if !plan.enabled {
+		meta.RemoveStatusCondition(conds, mlv1.ConditionServing)
+		return
+	}
+	served := plan.servedVersion()
+	switch {
+	case served != nil && *served == v.Spec.Version:
+		setCondition(conds, v.Generation, mlv1.ConditionServing, metav1.ConditionTrue, mlv1.ReasonRolledOut,
+			fmt.Sprintf("Every prediction pod serves this version's bundle (%d ready)", plan.observed.ReadyReplicas))
+	case vd.Stage == mlv1.StageProduction:
+		setCondition(conds, v.Generation, mlv1.ConditionServing, metav1.ConditionFalse, mlv1.ReasonRollingOut,
+			"The prediction Deployment is rolling out this version")
+	default:
+		setCondition(conds, v.Generation, mlv1.ConditionServing, metav1.ConditionFalse, mlv1.ReasonNotServing,
+			"The prediction Deployment does not run this version")
+	}
 }
 
 // orphanStatus is the status of a version whose RegisteredModel does not exist.

@@ -34,6 +34,8 @@ var (
 	stopMgr    func()
 )
 
+const testFetcherImage = "registry.example/podium:test"
+
 func TestControllers(t *testing.T) {
 	RegisterFailHandler(Fail)
 	RunSpecs(t, "Controller Suite")
@@ -68,11 +70,14 @@ func startManager() func() {
 		Metrics:                metricsserver.Options{BindAddress: "0"},
 		HealthProbeBindAddress: "0",
 		Controller:             config.Controller{SkipNameValidation: new(true), MaxConcurrentReconciles: 4},
+		Cache:                  CacheOptions(),
 	})
 	Expect(err).NotTo(HaveOccurred())
 	Expect((&RegisteredModelReconciler{
-		Client:   mgr.GetClient(),
-		Recorder: mgr.GetEventRecorder("podium"),
+		Client:       mgr.GetClient(),
+		APIReader:    mgr.GetAPIReader(),
+		Recorder:     mgr.GetEventRecorder("podium"),
+		FetcherImage: testFetcherImage,
 	}).SetupWithManager(mgr)).To(Succeed())
 
 	ctx, cancel := context.WithCancel(context.Background())

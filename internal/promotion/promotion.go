@@ -17,6 +17,8 @@
 //   - An Archived request retires a version. Retiring the Production version restores the
 //     previous Production version from the history, or leaves the model with none.
 //   - A Staging request returns an Archived version to the candidates.
+//   - A Production version whose rollout fails is Archived (reason RolloutFailed) and the previous
+//     Production version restored, as for a retirement; it is never promoted automatically again.
 //   - Versions that claim a version number another version also claims are never promoted.
 package promotion
 
@@ -51,6 +53,9 @@ type Input struct {
 	Floor      int64
 	History    []mlv1.HistoryEntry
 	Versions   []Version
+	// FailedRollout is the Production version whose rollout the prediction Deployment reports as
+	// failed (its progress deadline passed), if any.
+	FailedRollout *int64
 }
 
 // VersionDecision is the stage decided for one version and what explains it.
@@ -150,6 +155,9 @@ func Decide(in Input) Decision {
 		}
 	}
 
+	if in.FailedRollout != nil {
+		d.rolloutFailed(*in.FailedRollout)
+	}
 	for _, e := range d.events() {
 		if e.request == "" {
 			d.promoteAutomatically(e.version)
@@ -251,6 +259,23 @@ func (d *decider) handleRequest(e event) {
 	}
 }
 
+// rolloutFailed archives the Production version whose rollout failed and restores the previous
+// Production version, as the newest event. The failed version is Archived, so the automatic rule
+// never promotes it again; a Production request may still try it.
+func (d *decider) rolloutFailed(n int64) {
+	if d.production == nil || *d.production != n {
+		return
+	}
+	v := d.holder(n)
+	if v == nil {
+		return
+	}
+	d.archive(v, mlv1.ReasonRolloutFailed, "Its rollout missed the progress deadline; the previous Production version was restored")
+	d.production = nil
+	d.position, d.floor = 2*d.latest+1, d.latest
+	d.restorePrevious(v)
+}
+
 // promote makes v Production and archives the version it replaces.
 func (d *decider) promote(v *Version, position, floor int64, r mlv1.HistoryReason, msg string) {
 	if d.production != nil {
@@ -279,7 +304,7 @@ func (d *decider) archive(v *Version, r mlv1.HistoryReason, msg string) {
 func (d *decider) restorePrevious(retired *Version) {
 	retiredOnRequest := map[int64]bool{retired.Number: true}
 	for _, h := range slices.Backward(d.in.History) {
-		if h.To == mlv1.StageArchived && h.Reason == mlv1.ReasonArchiveRequest {
+		if h.To == mlv1.StageArchived && (h.Reason == mlv1.ReasonArchiveRequest || h.Reason == mlv1.ReasonRolloutFailed) {
 			retiredOnRequest[h.Version] = true
 		}
 		if h.To != mlv1.StageProduction || retiredOnRequest[h.Version] {
@@ -289,7 +314,7 @@ func (d *decider) restorePrevious(retired *Version) {
 			n := prev.Number
 			d.production = &n
 			delete(d.archived, prev.Name)
-			d.reasons[prev.Name] = reason{mlv1.ReasonRestored, fmt.Sprintf("Restored because version %d was retired", retired.Number)}
+			d.reasons[prev.Name] = reason{mlv1.ReasonRestored, fmt.Sprintf("Restored in place of version %d", retired.Number)}
 			return
 		}
 	}

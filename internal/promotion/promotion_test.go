@@ -431,3 +431,37 @@ func TestAChangeAlreadyInTheHistoryIsNotANewTransition(t *testing.T) {
 		t.Fatalf("the version's stage was not repaired: %s", d.Versions["m-3"].Stage)
 	}
 }
+
+func TestFailedRolloutRestoresThePreviousVersion(t *testing.T) {
+	w := &world{policy: seedPolicy()}
+	w.add(version(3, "0.8512"))
+	w.reconcile(t)
+	w.add(version(4, "0.8723"))
+	w.reconcile(t)
+	d := Decide(Input{Policy: w.policy, Production: w.production, Floor: w.floor, History: w.history,
+		Versions: w.versions, FailedRollout: new(int64(4))})
+	if *d.Production != 3 || d.Versions["m-4"].Stage != mlv1.StageArchived {
+		t.Fatalf("production %d, v4 %s", *d.Production, d.Versions["m-4"].Stage)
+	}
+	if d.Transitions[0].Reason != mlv1.ReasonRolloutFailed || d.Transitions[1].Reason != mlv1.ReasonRestored {
+		t.Fatalf("reasons: %+v", d.Transitions)
+	}
+	w.production, w.floor = d.Production, d.Floor
+	w.history = AppendHistory(w.history, d.Transitions, time.Unix(0, 0))
+	for i := range w.versions {
+		w.versions[i].Stage = d.Versions[w.versions[i].Name].Stage
+	}
+	// never again automatically, even when it would pass and nothing newer exists
+	w.reconcile(t)
+	expectStages(t, w, "m-3=Production m-4=Archived")
+	// a person may try it again
+	w.request("m-4", mlv1.StageProduction)
+	w.reconcile(t)
+	expectStages(t, w, "m-3=Archived m-4=Production")
+	// and a failure of a version that is no longer Production changes nothing
+	d = Decide(Input{Policy: w.policy, Production: w.production, Floor: w.floor, History: w.history,
+		Versions: w.versions, FailedRollout: new(int64(3))})
+	if *d.Production != 4 {
+		t.Fatalf("production %d", *d.Production)
+	}
+}

@@ -1,0 +1,178 @@
+package controller
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	appsv1 "k8s.io/api/apps/v1"
+	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/klog/v2"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	mlv1 "github.com/podium-dev/podium/api/v1alpha1"
+	"github.com/podium-dev/podium/internal/bundle"
+	"github.com/podium-dev/podium/internal/promotion"
+	"github.com/podium-dev/podium/internal/serving"
+)
+
+// missingRetry is how often a model whose storage Secret or claim is missing looks again: Podium
+// does not watch Secrets, so that it never caches them.
+const missingRetry = 30 * time.Second
+
+// servingState is what the serving phase observed and plans for one model.
+type servingState struct {
+	enabled  bool
+	observed *serving.Observed // nil while there is no Deployment
+	// deployment and service are the renderings to apply; nil when nothing is to be applied.
+	deployment *appsv1.Deployment
+	service    *corev1.Service
+	// problem is a reason from api/v1alpha1 when spec.serving cannot be served as it is.
+	problem, message string
+	retry            time.Duration
+}
+
+// servedVersion is the version every prediction pod serves, if any.
+func (s servingState) servedVersion() *int64 {
+	if s.observed == nil || !s.observed.Serving {
+		return nil
+	}
+	return s.observed.TemplateVersion
+}
+
+// observeDeployment reads the model's prediction Deployment from the cache.
+func (r *RegisteredModelReconciler) observeDeployment(ctx context.Context, model *mlv1.RegisteredModel) (*appsv1.Deployment, error) {
+	if model.Spec.Serving == nil {
+		return nil, nil
+	}
+	d := &appsv1.Deployment{}
+	err := r.Get(ctx, types.NamespacedName{Namespace: model.Namespace, Name: serving.DeploymentName(model.Name)}, d)
+	if apierrors.IsNotFound(err) {
+		return nil, nil
+	}
+	return d, err
+}
+
+// failedRollout is the Production version whose rollout the Deployment reports as failed.
+func failedRollout(model *mlv1.RegisteredModel, d *appsv1.Deployment) *int64 {
+	if d == nil || model.Status.ProductionVersion == nil {
+		return nil
+	}
+	o := serving.Observe(d)
+	if o.Failed && o.TemplateVersion != nil && *o.TemplateVersion == *model.Status.ProductionVersion {
+		return o.TemplateVersion
+	}
+	return nil
+}
+
+// planServing renders what the model's prediction Deployment and Service must be after decision
+// d, and checks what the rendering needs from the cluster: the storage Secret and a pvc:// claim.
+// It reads only the metadata of a Secret, never its data.
+func (r *RegisteredModelReconciler) planServing(ctx context.Context, model *mlv1.RegisteredModel,
+	versions []mlv1.ModelVersion, live *appsv1.Deployment, d promotion.Decision) (servingState, error) {
+	s := servingState{enabled: model.Spec.Serving != nil}
+	if !s.enabled {
+		return s, nil
+	}
+	if live != nil {
+		o := serving.Observe(live)
+		s.observed = &o
+	}
+	if d.Production == nil {
+		return s, nil // nothing to serve: the Deployment is left as it is
+	}
+	var target *mlv1.ModelVersion
+	for i := range versions {
+		if versions[i].Spec.Version == *d.Production && d.Versions[versions[i].Name].Stage == mlv1.StageProduction {
+			target = &versions[i]
+		}
+	}
+	if target == nil {
+		return s, nil
+	}
+	if name := model.Spec.Serving.StorageSecretName; name != "" {
+		found, err := r.exists(ctx, "Secret", model.Namespace, name)
+		if err != nil {
+			return s, err
+		}
+		if !found {
+			s.problem, s.message, s.retry = mlv1.ReasonStorageSecretNotFound, fmt.Sprintf(
+				"spec.serving.storageSecretName names Secret %s, which does not exist in namespace %s; create it", name, model.Namespace),
+				missingRetry
+			return s, nil
+		}
+	}
+	if loc, err := bundle.ParseURI(target.Spec.Artifact.URI); err == nil && loc.Scheme == bundle.SchemePVC {
+		found, err := r.exists(ctx, "PersistentVolumeClaim", model.Namespace, loc.Bucket)
+		if err != nil {
+			return s, err
+		}
+		if !found {
+			s.problem, s.message, s.retry = mlv1.ReasonClaimNotFound, fmt.Sprintf(
+				"version %d's bundle is on claim %s, which does not exist in namespace %s; create it",
+				target.Spec.Version, loc.Bucket, model.Namespace), missingRetry
+			return s, nil
+		}
+	}
+	dep, err := serving.Deployment(serving.Target{Model: model, Version: target, FetcherImage: r.FetcherImage})
+	if errors.Is(err, serving.ErrInvalid) {
+		s.problem, s.message = mlv1.ReasonInvalidServing, err.Error()
+		return s, nil
+	}
+	if err != nil {
+		return s, err
+	}
+	s.deployment, s.service = dep, serving.Service(model)
+	return s, nil
+}
+
+// exists says whether a core object exists, reading only its metadata and bypassing the cache.
+func (r *RegisteredModelReconciler) exists(ctx context.Context, kind, namespace, name string) (bool, error) {
+	obj := &metav1.PartialObjectMetadata{}
+	obj.SetGroupVersionKind(corev1.SchemeGroupVersion.WithKind(kind))
+	err := r.APIReader.Get(ctx, types.NamespacedName{Namespace: namespace, Name: name}, obj)
+	if apierrors.IsNotFound(err) {
+		return false, nil
+	}
+	return err == nil, err
+}
+
+// applyServing applies the planned Deployment and Service with server-side apply, as the field
+// manager "podium", when the live objects do not already hold them.
+func (r *RegisteredModelReconciler) applyServing(ctx context.Context, s servingState, live *appsv1.Deployment) error {
+	if s.deployment == nil {
+		return nil
+	}
+	if live == nil || !serving.Contains(live, s.deployment) {
+		if err := r.apply(ctx, s.deployment); err != nil {
+			return err
+		}
+	}
+	svc := &corev1.Service{}
+	err := r.Get(ctx, client.ObjectKeyFromObject(s.service), svc)
+	if apierrors.IsNotFound(err) || (err == nil && !serving.Contains(svc, s.service)) {
+		return r.apply(ctx, s.service)
+	}
+	return err
+}
+
+func (r *RegisteredModelReconciler) apply(ctx context.Context, obj runtime.Object) error {
+	u, err := runtime.DefaultUnstructuredConverter.ToUnstructured(obj)
+	if err != nil {
+		return err
+	}
+	content := &unstructured.Unstructured{Object: u}
+	unstructured.RemoveNestedField(content.Object, "metadata", "creationTimestamp")
+	unstructured.RemoveNestedField(content.Object, "spec", "template", "metadata", "creationTimestamp")
+	unstructured.RemoveNestedField(content.Object, "status")
+	if err := r.Apply(ctx, client.ApplyConfigurationFromUnstructured(content), client.FieldOwner(FieldOwner), client.ForceOwnership); err != nil {
+		return fmt.Errorf("applying %s %s: %w", content.GetKind(), klog.KRef(content.GetNamespace(), content.GetName()), err)
+	}
+	return nil
+}

@@ -1,0 +1,94 @@
+package serving
+
+import (
+	"reflect"
+	"strconv"
+
+	appsv1 "k8s.io/api/apps/v1"
+	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/runtime"
+)
+
+// Observed is what a prediction Deployment reports.
+type Observed struct {
+	// TemplateVersion is the version the Deployment's pod template serves; nil for a template
+	// Podium did not render.
+	TemplateVersion *int64
+	// Serving is true when every pod runs the current template and is available, and no pod of an
+	// older template is left.
+	Serving bool
+	// Failed is true when the rollout of the current template missed its progress deadline.
+	Failed        bool
+	ReadyReplicas int32
+	// UpdatedReplicas and Replicas say how far a rollout has come.
+	UpdatedReplicas, Replicas int32
+}
+
+// Observe reads a Deployment's status. A status the Deployment controller has not yet
+// written for the current spec counts as neither serving nor failed.
+func Observe(d *appsv1.Deployment) Observed {
+	o := Observed{ReadyReplicas: d.Status.ReadyReplicas, UpdatedReplicas: d.Status.UpdatedReplicas, Replicas: 1}
+	if d.Spec.Replicas != nil {
+		o.Replicas = *d.Spec.Replicas
+	}
+	if v, err := strconv.ParseInt(d.Spec.Template.Annotations[AnnotationVersion], 10, 64); err == nil {
+		o.TemplateVersion = &v
+	}
+	if d.Status.ObservedGeneration < d.Generation {
+		return o
+	}
+	o.Serving = d.Status.UpdatedReplicas == o.Replicas && d.Status.AvailableReplicas == o.Replicas &&
+		d.Status.Replicas == o.Replicas
+	for _, c := range d.Status.Conditions {
+		if c.Type == appsv1.DeploymentProgressing && c.Status == corev1.ConditionFalse && c.Reason == "ProgressDeadlineExceeded" {
+			o.Failed = true
+		}
+	}
+	return o
+}
+
+// Contains says whether every field set in desired has the same value in observed. The API
+// server adds defaults and other managers add fields, which do not count; a list must hold
+// desired's items at the same positions. The controller applies a rendering only when the live
+// object does not already contain it, so a converged model writes nothing.
+func Contains(observed, desired runtime.Object) bool {
+	o, err1 := runtime.DefaultUnstructuredConverter.ToUnstructured(observed)
+	d, err2 := runtime.DefaultUnstructuredConverter.ToUnstructured(desired)
+	if err1 != nil || err2 != nil {
+		return false
+	}
+	delete(d, "status")
+	return contains(o, d)
+}
+
+func contains(observed, desired any) bool {
+	switch want := desired.(type) {
+	case map[string]any:
+		got, ok := observed.(map[string]any)
+		if !ok {
+			return len(want) == 0 && observed == nil
+		}
+		for k, v := range want {
+			if v == nil {
+				continue
+			}
+			if !contains(got[k], v) {
+				return false
+			}
+		}
+		return true
+	case []any:
+		got, ok := observed.([]any)
+		if !ok || len(got) < len(want) {
+			return false
+		}
+		for i := range want {
+			if !contains(got[i], want[i]) {
+				return false
+			}
+		}
+		return true
+	default:
+		return reflect.DeepEqual(observed, desired)
+	}
+}

@@ -1,0 +1,225 @@
+// Package serving renders the prediction Deployment and Service of a RegisteredModel and reads
+// back what the Deployment reports: which version serves, and whether a rollout failed. It is
+// pure: the controller applies what it renders.
+package serving
+
+import (
+	"errors"
+	"fmt"
+	"maps"
+	"slices"
+	"strconv"
+	"strings"
+
+	appsv1 "k8s.io/api/apps/v1"
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/util/intstr"
+
+	mlv1 "github.com/podium-dev/podium/api/v1alpha1"
+	"github.com/podium-dev/podium/internal/bundle"
+)
+
+// Labels and annotations Podium puts on what it renders.
+const (
+	LabelModel     = "ml.podium.dev/registered-model"
+	LabelComponent = "app.kubernetes.io/component"
+	LabelManagedBy = "app.kubernetes.io/managed-by"
+	// AnnotationVersion on the pod template names the version the pods serve.
+	AnnotationVersion = "ml.podium.dev/version"
+	componentValue    = "predictor"
+	managedByValue    = "podium"
+)
+
+// Names of what Podium adds to the pod template.
+const (
+	FetchContainerName = "podium-fetch"
+	VolumeName         = "podium-model"
+	// MountPath is where the bundle volume is mounted; the bundle is in its model/ directory, so
+	// the fetcher can install it atomically by a rename inside the volume.
+	MountPath = "/var/podium"
+	// ModelPath is MODEL_PATH for fetched bundles.
+	ModelPath = MountPath + "/model"
+	// ClaimMountPath is where a pvc:// claim is mounted, read-only.
+	ClaimMountPath = "/var/podium-claim"
+)
+
+// DeploymentName is the prediction Deployment's name for a model.
+func DeploymentName(model string) string { return model + "-predictor" }
+
+// ServiceName is the prediction Service's name for a model.
+func ServiceName(model string) string { return model + "-predictor" }
+
+// Target is what the Deployment must serve: the Production version of a model.
+type Target struct {
+	Model   *mlv1.RegisteredModel
+	Version *mlv1.ModelVersion
+	// FetcherImage runs `manager fetch` in the init container.
+	FetcherImage string
+}
+
+// ErrInvalid marks a spec.serving that cannot be rendered; the controller reports it as a
+// condition and waits for a change.
+var ErrInvalid = errors.New("invalid spec.serving")
+
+// Selector is the Deployment's and the Service's pod selector for a model.
+func Selector(model string) map[string]string {
+	return map[string]string{LabelModel: model, LabelComponent: componentValue}
+}
+
+// Deployment renders the prediction Deployment for t: the user's template, with the model's
+// environment, the fetcher init container and the bundle volume added. It sets only what Podium
+// owns, so that server-side apply leaves every other field to whoever set it.
+func Deployment(t Target) (*appsv1.Deployment, error) {
+	s := t.Model.Spec.Serving
+	if len(s.Template.Spec.Containers) == 0 {
+		return nil, fmt.Errorf("%w: spec.serving.template.spec.containers is empty; add the prediction server's container", ErrInvalid)
+	}
+	loc, err := bundle.ParseURI(t.Version.Spec.Artifact.URI)
+	if err != nil {
+		return nil, fmt.Errorf("%w: version %d: %w", ErrInvalid, t.Version.Spec.Version, err)
+	}
+	fetch := s.Fetch == nil || *s.Fetch
+
+	tmpl := *s.Template.DeepCopy()
+	tmpl.Labels = merged(tmpl.Labels, Selector(t.Model.Name))
+	tmpl.Annotations = merged(tmpl.Annotations, map[string]string{
+		AnnotationVersion: strconv.FormatInt(t.Version.Spec.Version, 10),
+	})
+
+	env := []corev1.EnvVar{
+		{Name: "MODEL_NAME", Value: t.Model.Name},
+		{Name: "MODEL_VERSION", Value: strconv.FormatInt(t.Version.Spec.Version, 10)},
+		{Name: "MODEL_STAGE", Value: string(mlv1.StageProduction)},
+		{Name: "MODEL_URI", Value: t.Version.Spec.Artifact.URI},
+	}
+	var mounts []corev1.VolumeMount
+	switch {
+	case loc.Scheme == bundle.SchemePVC:
+		// A claim is mounted, not downloaded; with a digest the fetcher verifies it first.
+		tmpl.Spec.Volumes = append(tmpl.Spec.Volumes, corev1.Volume{Name: VolumeName, VolumeSource: corev1.VolumeSource{
+			PersistentVolumeClaim: &corev1.PersistentVolumeClaimVolumeSource{ClaimName: loc.Bucket, ReadOnly: true},
+		}})
+		mounts = []corev1.VolumeMount{{Name: VolumeName, MountPath: ClaimMountPath, ReadOnly: true}}
+		path := strings.TrimSuffix(ClaimMountPath+"/"+loc.Prefix, "/")
+		env = append(env, corev1.EnvVar{Name: "MODEL_PATH", Value: path})
+		if fetch && t.Version.Spec.Artifact.Digest != "" {
+			tmpl.Spec.InitContainers = append(tmpl.Spec.InitContainers,
+				fetcher(t, []string{"fetch", "--verify", path, "--digest", t.Version.Spec.Artifact.Digest}, mounts))
+		}
+	case fetch:
+		tmpl.Spec.Volumes = append(tmpl.Spec.Volumes, corev1.Volume{Name: VolumeName,
+			VolumeSource: corev1.VolumeSource{EmptyDir: &corev1.EmptyDirVolumeSource{}}})
+		mounts = []corev1.VolumeMount{{Name: VolumeName, MountPath: MountPath, ReadOnly: true}}
+		env = append(env, corev1.EnvVar{Name: "MODEL_PATH", Value: ModelPath})
+		args := []string{"fetch", "--uri", t.Version.Spec.Artifact.URI, "--dest", ModelPath}
+		if d := t.Version.Spec.Artifact.Digest; d != "" {
+			args = append(args, "--digest", d)
+		}
+		writable := []corev1.VolumeMount{{Name: VolumeName, MountPath: MountPath}}
+		tmpl.Spec.InitContainers = append(tmpl.Spec.InitContainers, fetcher(t, args, writable))
+	}
+	for i := range tmpl.Spec.Containers {
+		c := &tmpl.Spec.Containers[i]
+		c.Env = withEnv(c.Env, env)
+		c.VolumeMounts = append(c.VolumeMounts, mounts...)
+	}
+
+	d := &appsv1.Deployment{
+		TypeMeta:   metav1.TypeMeta{APIVersion: "apps/v1", Kind: "Deployment"},
+		ObjectMeta: objectMeta(t.Model, DeploymentName(t.Model.Name)),
+		Spec: appsv1.DeploymentSpec{
+			Replicas:                s.Replicas,
+			Selector:                &metav1.LabelSelector{MatchLabels: Selector(t.Model.Name)},
+			Template:                tmpl,
+			ProgressDeadlineSeconds: s.ProgressDeadlineSeconds,
+		},
+	}
+	return d, nil
+}
+
+// fetcher is the init container that downloads or verifies the bundle.
+func fetcher(t Target, args []string, mounts []corev1.VolumeMount) corev1.Container {
+	c := corev1.Container{
+		Name:                     FetchContainerName,
+		Image:                    t.FetcherImage,
+		Command:                  []string{"/manager"},
+		Args:                     args,
+		VolumeMounts:             mounts,
+		TerminationMessagePolicy: corev1.TerminationMessageFallbackToLogsOnError,
+		SecurityContext: &corev1.SecurityContext{
+			RunAsNonRoot:             new(true),
+			ReadOnlyRootFilesystem:   new(true),
+			AllowPrivilegeEscalation: new(false),
+			Capabilities:             &corev1.Capabilities{Drop: []corev1.Capability{"ALL"}},
+			SeccompProfile:           &corev1.SeccompProfile{Type: corev1.SeccompProfileTypeRuntimeDefault},
+		},
+	}
+	if name := t.Model.Spec.Serving.StorageSecretName; name != "" {
+		c.EnvFrom = []corev1.EnvFromSource{{SecretRef: &corev1.SecretEnvSource{
+			LocalObjectReference: corev1.LocalObjectReference{Name: name},
+		}}}
+	}
+	return c
+}
+
+// Service renders the Service in front of the prediction pods: one port per port of the first
+// container, named as there.
+func Service(model *mlv1.RegisteredModel) *corev1.Service {
+	svc := &corev1.Service{
+		TypeMeta:   metav1.TypeMeta{APIVersion: "v1", Kind: "Service"},
+		ObjectMeta: objectMeta(model, ServiceName(model.Name)),
+		Spec:       corev1.ServiceSpec{Selector: Selector(model.Name)},
+	}
+	containers := model.Spec.Serving.Template.Spec.Containers
+	if len(containers) == 0 {
+		return svc
+	}
+	for i, p := range containers[0].Ports {
+		name := p.Name
+		if name == "" {
+			name = "port-" + strconv.Itoa(i)
+		}
+		protocol := p.Protocol
+		if protocol == "" {
+			protocol = corev1.ProtocolTCP
+		}
+		svc.Spec.Ports = append(svc.Spec.Ports, corev1.ServicePort{
+			Name: name, Port: p.ContainerPort, Protocol: protocol, TargetPort: intstr.FromInt32(p.ContainerPort),
+		})
+	}
+	return svc
+}
+
+func objectMeta(model *mlv1.RegisteredModel, name string) metav1.ObjectMeta {
+	return metav1.ObjectMeta{
+		Name:      name,
+		Namespace: model.Namespace,
+		Labels: map[string]string{
+			LabelModel: model.Name, LabelComponent: componentValue, LabelManagedBy: managedByValue,
+		},
+		OwnerReferences: []metav1.OwnerReference{*metav1.NewControllerRef(model, mlv1.GroupVersion.WithKind("RegisteredModel"))},
+	}
+}
+
+// withEnv sets vars in env, replacing variables of the same name the template may hold.
+func withEnv(env, vars []corev1.EnvVar) []corev1.EnvVar {
+	out := make([]corev1.EnvVar, 0, len(env)+len(vars))
+	for _, e := range env {
+		if !hasVar(vars, e.Name) {
+			out = append(out, e)
+		}
+	}
+	return append(out, vars...)
+}
+
+func hasVar(vars []corev1.EnvVar, name string) bool {
+	return slices.ContainsFunc(vars, func(v corev1.EnvVar) bool { return v.Name == name })
+}
+
+func merged(a, b map[string]string) map[string]string {
+	out := make(map[string]string, len(a)+len(b))
+	maps.Copy(out, a)
+	maps.Copy(out, b)
+	return out
+}
