@@ -46,6 +46,9 @@ type RegisteredModelReconciler struct {
 	// FetcherImage is the image of the prediction pods' init container that fetches bundles: the
 	// operator's own image, so that fetcher and operator never drift apart.
 	FetcherImage string
+	// MissingRetry is how often to look again for a missing storage Secret or claim;
+	// DefaultMissingRetry when zero.
+	MissingRetry time.Duration
 	// Now returns the current time; tests may fix it.
 	Now func() time.Time
 }

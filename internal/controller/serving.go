@@ -22,9 +22,9 @@ import (
 	"github.com/podium-dev/podium/internal/serving"
 )
 
-// missingRetry is how often a model whose storage Secret or claim is missing looks again: Podium
-// does not watch Secrets, so that it never caches them.
-const missingRetry = 30 * time.Second
+// DefaultMissingRetry is how often a model whose storage Secret or claim is missing looks again:
+// Podium does not watch Secrets, so that it never caches them.
+const DefaultMissingRetry = 30 * time.Second
 
 // servingState is what the serving phase observed and plans for one model.
 type servingState struct {
@@ -104,7 +104,7 @@ func (r *RegisteredModelReconciler) planServing(ctx context.Context, model *mlv1
 		if !found {
 			s.problem, s.message, s.retry = mlv1.ReasonStorageSecretNotFound, fmt.Sprintf(
 				"spec.serving.storageSecretName names Secret %s, which does not exist in namespace %s; create it", name, model.Namespace),
-				missingRetry
+				r.missingRetry()
 			return s, nil
 		}
 	}
@@ -116,7 +116,7 @@ func (r *RegisteredModelReconciler) planServing(ctx context.Context, model *mlv1
 		if !found {
 			s.problem, s.message, s.retry = mlv1.ReasonClaimNotFound, fmt.Sprintf(
 				"version %d's bundle is on claim %s, which does not exist in namespace %s; create it",
-				target.Spec.Version, loc.Bucket, model.Namespace), missingRetry
+				target.Spec.Version, loc.Bucket, model.Namespace), r.missingRetry()
 			return s, nil
 		}
 	}
@@ -175,4 +175,11 @@ func (r *RegisteredModelReconciler) apply(ctx context.Context, obj runtime.Objec
 		return fmt.Errorf("applying %s %s: %w", content.GetKind(), klog.KRef(content.GetNamespace(), content.GetName()), err)
 	}
 	return nil
+}
+
+func (r *RegisteredModelReconciler) missingRetry() time.Duration {
+	if r.MissingRetry > 0 {
+		return r.MissingRetry
+	}
+	return DefaultMissingRetry
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"path/filepath"
 	"testing"
+	"time"
 
 	. "github.com/onsi/ginkgo/v2"
 	. "github.com/onsi/gomega"
@@ -78,6 +79,7 @@ func startManager() func() {
 		APIReader:    mgr.GetAPIReader(),
 		Recorder:     mgr.GetEventRecorder("podium"),
 		FetcherImage: testFetcherImage,
+		MissingRetry: time.Second,
 	}).SetupWithManager(mgr)).To(Succeed())
 
 	ctx, cancel := context.WithCancel(context.Background())

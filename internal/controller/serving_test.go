@@ -1,0 +1,217 @@
+package controller
+
+import (
+	"context"
+	"strconv"
+
+	. "github.com/onsi/ginkgo/v2"
+	. "github.com/onsi/gomega"
+
+	appsv1 "k8s.io/api/apps/v1"
+	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/api/meta"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	mlv1 "github.com/podium-dev/podium/api/v1alpha1"
+	"github.com/podium-dev/podium/internal/serving"
+)
+
+const predictor = "battle-winner-predictor-predictor"
+
+// served gives the seed model a prediction service of two replicas.
+func served(m *mlv1.RegisteredModel) {
+	m.Spec.Serving = &mlv1.Serving{
+		Replicas: new(int32(2)),
+		Template: corev1.PodTemplateSpec{
+			ObjectMeta: metav1.ObjectMeta{Labels: map[string]string{"team": "battles"}},
+			Spec: corev1.PodSpec{Containers: []corev1.Container{{
+				Name: "predictor", Image: "registry.example.com/battle-api:1.4",
+				Ports: []corev1.ContainerPort{{Name: "http", ContainerPort: 8000}},
+				Env:   []corev1.EnvVar{{Name: "LOG_LEVEL", Value: "info"}},
+			}}},
+		},
+	}
+}
+
+func getDeployment(ctx context.Context, ns string) *appsv1.Deployment {
+	d := &appsv1.Deployment{}
+	ExpectWithOffset(1, k8sClient.Get(ctx, types.NamespacedName{Namespace: ns, Name: predictor}, d)).To(Succeed())
+	return d
+}
+
+// templateVersion is the version the prediction Deployment's template serves, "" without one.
+func templateVersion(ctx context.Context, ns string) string {
+	d := &appsv1.Deployment{}
+	if err := k8sClient.Get(ctx, types.NamespacedName{Namespace: ns, Name: predictor}, d); err != nil {
+		return ""
+	}
+	return d.Spec.Template.Annotations[serving.AnnotationVersion]
+}
+
+// reportRollout plays kube-controller-manager's Deployment controller, which envtest does not
+// run: it reports the current template rolled out, or its progress deadline exceeded.
+func reportRollout(ctx context.Context, ns string, ok bool) {
+	GinkgoHelper()
+	d := getDeployment(ctx, ns)
+	base := d.DeepCopy()
+	n := *d.Spec.Replicas
+	d.Status = appsv1.DeploymentStatus{ObservedGeneration: d.Generation, Replicas: n, UpdatedReplicas: n,
+		ReadyReplicas: n, AvailableReplicas: n}
+	if !ok {
+		d.Status.ReadyReplicas, d.Status.AvailableReplicas = 0, 0
+		d.Status.Conditions = []appsv1.DeploymentCondition{{Type: appsv1.DeploymentProgressing,
+			Status: corev1.ConditionFalse, Reason: "ProgressDeadlineExceeded",
+			LastUpdateTime: metav1.Now(), LastTransitionTime: metav1.Now()}}
+	}
+	Expect(k8sClient.Status().Patch(ctx, d, client.MergeFrom(base))).To(Succeed())
+}
+
+func servedVersion(ctx context.Context, ns string) int64 {
+	m := getModel(ctx, ns, "battle-winner-predictor")
+	if m.Status.Serving == nil || m.Status.Serving.Version == nil {
+		return 0
+	}
+	return *m.Status.Serving.Version
+}
+
+func readyCondition(ctx context.Context, ns string) metav1.Condition {
+	c := meta.FindStatusCondition(getModel(ctx, ns, "battle-winner-predictor").Status.Conditions, mlv1.ConditionReady)
+	if c == nil {
+		return metav1.Condition{}
+	}
+	return *c
+}
+
+var _ = Describe("Serving", func() {
+	var ns string
+	BeforeEach(func(ctx context.Context) { ns = newNamespace(ctx) })
+
+	It("renders the Production version's Deployment and Service, owned by the model", func(ctx context.Context) {
+		v4 := seedVersion(ns, 4, "0.8723")
+		v4.Spec.Artifact.Digest = "sha256:" + "ab12cd34ef56ab12cd34ef56ab12cd34ef56ab12cd34ef56ab12cd34ef56ab12"
+		create(ctx, seedModel(ns, served), v4)
+		Eventually(templateVersion).WithArguments(ctx, ns).Should(Equal("4"))
+
+		d := getDeployment(ctx, ns)
+		Expect(*d.Spec.Replicas).To(BeEquivalentTo(2))
+		Expect(d.OwnerReferences).To(ConsistOf(HaveField("Name", "battle-winner-predictor")))
+		Expect(*d.OwnerReferences[0].Controller).To(BeTrue())
+		Expect(d.Spec.Template.Labels).To(HaveKeyWithValue("team", "battles"))
+		c := d.Spec.Template.Spec.Containers[0]
+		Expect(c.Env).To(ConsistOf(
+			corev1.EnvVar{Name: "LOG_LEVEL", Value: "info"},
+			corev1.EnvVar{Name: "MODEL_NAME", Value: "battle-winner-predictor"},
+			corev1.EnvVar{Name: "MODEL_VERSION", Value: "4"},
+			corev1.EnvVar{Name: "MODEL_STAGE", Value: "Production"},
+			corev1.EnvVar{Name: "MODEL_URI", Value: "s3://ml-artifacts/battle-winner/4/"},
+			corev1.EnvVar{Name: "MODEL_PATH", Value: "/var/podium/model"},
+		))
+		Expect(c.VolumeMounts).To(ContainElement(corev1.VolumeMount{Name: "podium-model", MountPath: "/var/podium", ReadOnly: true}))
+		fetch := d.Spec.Template.Spec.InitContainers[0]
+		Expect(fetch.Image).To(Equal(testFetcherImage))
+		Expect(fetch.Args).To(Equal([]string{"fetch", "--uri", "s3://ml-artifacts/battle-winner/4/",
+			"--dest", "/var/podium/model", "--digest", v4.Spec.Artifact.Digest}))
+		Expect(d.ManagedFields).To(ContainElement(And(HaveField("Manager", FieldOwner), HaveField("Operation", metav1.ManagedFieldsOperationApply))))
+
+		svc := &corev1.Service{}
+		Eventually(k8sClient.Get).WithArguments(ctx, types.NamespacedName{Namespace: ns, Name: predictor}, svc).Should(Succeed())
+		Expect(svc.Spec.Selector).To(Equal(serving.Selector("battle-winner-predictor")))
+		Expect(svc.Spec.Ports).To(ConsistOf(HaveField("Port", int32(8000))))
+		Expect(svc.OwnerReferences).To(ConsistOf(HaveField("Name", "battle-winner-predictor")))
+	})
+
+	It("reports Serving only once the rollout is done, and rolls to the next Production version", func(ctx context.Context) {
+		create(ctx, seedModel(ns, served), seedVersion(ns, 3, "0.8512"))
+		Eventually(templateVersion).WithArguments(ctx, ns).Should(Equal("3"))
+		Eventually(readyCondition).WithArguments(ctx, ns).Should(HaveField("Reason", mlv1.ReasonRollingOut))
+		Expect(servedVersion(ctx, ns)).To(BeZero())
+
+		reportRollout(ctx, ns, true)
+		Eventually(servedVersion).WithArguments(ctx, ns).Should(BeEquivalentTo(3))
+		Eventually(readyCondition).WithArguments(ctx, ns).Should(HaveField("Status", metav1.ConditionTrue))
+		Eventually(func(g Gomega) {
+			c := meta.FindStatusCondition(getVersion(ctx, ns, "battle-winner-predictor-3").Status.Conditions, mlv1.ConditionServing)
+			g.Expect(c).NotTo(BeNil())
+			g.Expect(c.Status).To(Equal(metav1.ConditionTrue))
+		}).Should(Succeed())
+
+		create(ctx, seedVersion(ns, 4, "0.8723"))
+		Eventually(templateVersion).WithArguments(ctx, ns).Should(Equal("4"))
+		Eventually(readyCondition).WithArguments(ctx, ns).Should(HaveField("Reason", mlv1.ReasonRollingOut))
+		reportRollout(ctx, ns, true)
+		Eventually(servedVersion).WithArguments(ctx, ns).Should(BeEquivalentTo(4))
+	})
+
+	It("keeps fields other managers set on the Deployment", func(ctx context.Context) {
+		create(ctx, seedModel(ns, served), seedVersion(ns, 3, "0.8512"))
+		Eventually(templateVersion).WithArguments(ctx, ns).Should(Equal("3"))
+		d := getDeployment(ctx, ns)
+		patch := client.RawPatch(types.MergePatchType, []byte(
+			`{"metadata":{"annotations":{"team.example/owner":"battles"}},"spec":{"minReadySeconds":5}}`))
+		Expect(k8sClient.Patch(ctx, d, patch, client.FieldOwner("kubectl-edit"))).To(Succeed())
+
+		create(ctx, seedVersion(ns, 4, "0.8723"))
+		Eventually(templateVersion).WithArguments(ctx, ns).Should(Equal("4"))
+		d = getDeployment(ctx, ns)
+		Expect(d.Annotations).To(HaveKeyWithValue("team.example/owner", "battles"))
+		Expect(d.Spec.MinReadySeconds).To(BeEquivalentTo(5))
+	})
+
+	It("rolls back automatically when the new version's rollout fails", func(ctx context.Context) {
+		create(ctx, seedModel(ns, served), seedVersion(ns, 3, "0.8512"))
+		Eventually(templateVersion).WithArguments(ctx, ns).Should(Equal("3"))
+		reportRollout(ctx, ns, true)
+		Eventually(servedVersion).WithArguments(ctx, ns).Should(BeEquivalentTo(3))
+
+		create(ctx, seedVersion(ns, 4, "0.8723"))
+		Eventually(templateVersion).WithArguments(ctx, ns).Should(Equal("4"))
+		reportRollout(ctx, ns, false)
+
+		Eventually(stages).WithArguments(ctx, ns).Should(Equal("3=Production 4=Archived"))
+		Eventually(templateVersion).WithArguments(ctx, ns).Should(Equal("3"))
+		m := getModel(ctx, ns, "battle-winner-predictor")
+		reasons := make([]string, 0, 2)
+		for _, h := range m.Status.History[len(m.Status.History)-2:] {
+			reasons = append(reasons, strconv.FormatInt(h.Version, 10)+":"+string(h.Reason))
+		}
+		Expect(reasons).To(Equal([]string{"4:RolloutFailed", "3:Restored"}))
+		reportRollout(ctx, ns, true)
+		Eventually(servedVersion).WithArguments(ctx, ns).Should(BeEquivalentTo(3))
+		Consistently(stages).WithArguments(ctx, ns).Should(Equal("3=Production 4=Archived"))
+	})
+
+	It("waits with a clear reason for a storage Secret that does not exist", func(ctx context.Context) {
+		create(ctx, seedModel(ns, served, func(m *mlv1.RegisteredModel) { m.Spec.Serving.StorageSecretName = "s3-creds" }),
+			seedVersion(ns, 3, "0.8512"))
+		Eventually(readyCondition).WithArguments(ctx, ns).Should(And(
+			HaveField("Reason", mlv1.ReasonStorageSecretNotFound),
+			HaveField("Message", "spec.serving.storageSecretName names Secret s3-creds, which does not exist in namespace "+ns+"; create it")))
+		Expect(templateVersion(ctx, ns)).To(BeEmpty())
+
+		create(ctx, &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "s3-creds"},
+			StringData: map[string]string{"AWS_ACCESS_KEY_ID": "id", "AWS_SECRET_ACCESS_KEY": "secret"}})
+		Eventually(templateVersion).WithArguments(ctx, ns).Should(Equal("3"))
+		Expect(getDeployment(ctx, ns).Spec.Template.Spec.InitContainers[0].EnvFrom).To(ConsistOf(
+			HaveField("SecretRef.Name", "s3-creds")))
+	})
+
+	It("waits with a clear reason for a claim that does not exist", func(ctx context.Context) {
+		v := seedVersion(ns, 3, "0.8512")
+		v.Spec.Artifact.URI = "pvc://models/battle-winner/3"
+		create(ctx, seedModel(ns, served), v)
+		Eventually(readyCondition).WithArguments(ctx, ns).Should(HaveField("Reason", mlv1.ReasonClaimNotFound))
+		Expect(templateVersion(ctx, ns)).To(BeEmpty())
+	})
+
+	It("says what is wrong with a template without containers", func(ctx context.Context) {
+		create(ctx, seedModel(ns, served, func(m *mlv1.RegisteredModel) { m.Spec.Serving.Template.Spec.Containers = []corev1.Container{} }),
+			seedVersion(ns, 3, "0.8512"))
+		Eventually(readyCondition).WithArguments(ctx, ns).Should(And(
+			HaveField("Reason", mlv1.ReasonInvalidServing),
+			HaveField("Message", ContainSubstring("add the prediction server's container"))))
+		Expect(meta.IsStatusConditionTrue(getModel(ctx, ns, "battle-winner-predictor").Status.Conditions, mlv1.ConditionStalled)).To(BeTrue())
+		Expect(stages(ctx, ns)).To(Equal("3=Production"))
+	})
+})
