@@ -20,6 +20,7 @@ ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 CACHE_ROOT="${PODIUM_CACHE_DIR:-${XDG_CACHE_HOME:-$HOME/.cache}/podium}"
 export KWOK_WORKDIR="${PODIUM_KWOK_WORKDIR:-$CACHE_ROOT/kwok}"
 NODES="${PODIUM_KWOK_NODES:-1}"
+KWOK_VERSION="v${KWOK_VERSION:-0.8.0}" # the stages come from this kwok release, as the binaries do
 
 log() { echo "kwok-cluster: $*" >&2; }
 die() { log "$*"; exit 1; }
@@ -100,6 +101,36 @@ delete_cluster() {
   rm -rf "$dir"
 }
 
+# stages_config writes the kwok stages of the cluster: kwok's own default node and pod stages,
+# read from the kwok module, with one rule added to pod-ready: a pod whose first container's
+# MODEL_URI contains "never-ready" is never marked ready. The tests and the demo use it to show
+# a prediction rollout that fails.
+stages_config() {
+  local out="$KWOK_WORKDIR/stages-$KWOK_VERSION.yaml" src
+  if [[ ! -s "$out" ]]; then
+    src="$(cd "$KWOK_WORKDIR" && go mod download -json "sigs.k8s.io/kwok@$KWOK_VERSION" | sed -n 's/.*"Dir": "\(.*\)",/\1/p')"
+    [[ -d "$src" ]] || die "cannot read the stages of sigs.k8s.io/kwok@$KWOK_VERSION from the Go module proxy"
+    {
+      cat "$src/kustomize/stage/node/fast/node-initialize.yaml"
+      echo "---"
+      cat "$src/kustomize/stage/node/heartbeat-with-lease/node-heartbeat-with-lease.yaml"
+      echo "---"
+      awk '{ print } /^    matchExpressions:$/ && !done {
+        print "    - key: \x27.spec.containers.[0].env.[]? | select(.name == \"MODEL_URI\") | .value | if contains(\"never-ready\") then \"never-ready\" else \"ready\" end\x27"
+        print "      operator: \x27NotIn\x27"
+        print "      values:"
+        print "      - \x27never-ready\x27"
+        done = 1 }' "$src/kustomize/stage/pod/fast/pod-ready.yaml"
+      echo "---"
+      cat "$src/kustomize/stage/pod/fast/pod-complete.yaml"
+      echo "---"
+      cat "$src/kustomize/stage/pod/fast/pod-delete.yaml"
+    } >"$out.tmp"
+    mv "$out.tmp" "$out"
+  fi
+  echo "$out"
+}
+
 create_cluster() {
   local version
   version="$("$BIN/kube-apiserver" --version | awk '{print $2}')"
@@ -114,6 +145,7 @@ create_cluster() {
     --kube-scheduler-binary "$BIN/kube-scheduler" \
     --etcd-binary "$BIN/etcd" \
     --kwok-controller-binary "$BIN/kwok" \
+    --config "$(stages_config)" \
     --kubeconfig "" \
     --quiet-pull \
     --wait 2m \
