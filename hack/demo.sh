@@ -4,7 +4,8 @@
 # Usage: hack/demo.sh up     provision the binaries, build the manager, create (or reuse) the kwok
 #                            cluster, install the CRDs, (re)start the manager in the background,
 #                            tell the story of config/samples (promotion by the gates, archive,
-#                            rollback by kubectl patch), show the result and the commands to try
+#                            the prediction Deployment, rollback by kubectl patch, a failed rollout
+#                            rolled back automatically), show the result and the commands to try
 #                            next; the cluster stays up
 #        hack/demo.sh down   stop the manager and delete the cluster (a no-op when nothing runs)
 #
@@ -92,7 +93,18 @@ wait_for() {
 
 versions() { kubectl get -n "$NS" modelversions -o wide >&2; }
 
-# story tells the seed's workflow: register versions, promote by the gates, roll back by patch.
+# podium runs the kubectl podium plugin (bin/kubectl-podium) through the real kubectl.
+podium() { KUBECONFIG="$KUBECONFIG_PATH" PATH="$ROOT/bin:$BIN:$PATH" "$BIN/kubectl" podium -n "$NS" "$@" >&2; }
+
+# serves waits until the prediction Deployment serves VERSION on every replica.
+serves() {
+  wait_for "registeredmodel/$MODEL" '{.status.serving.version}' "$1"
+  kubectl get -n "$NS" deployment "$MODEL-predictor" \
+    -o jsonpath='  deployment {.metadata.name}: {.status.availableReplicas} pods available, MODEL_URI={.spec.template.spec.containers[0].env[?(@.name=="MODEL_URI")].value}{"\n"}' >&2
+}
+
+# story tells the seed's workflow: register versions, promote by the gates, serve the Production
+# version, roll back by patch, and watch a failed rollout rolled back automatically.
 story() {
   kubectl create namespace "$NS" --dry-run=client -o yaml | kubectl apply -f - >/dev/null
   step "A model whose versions go to Production when test_accuracy >= 0.85 and overfitting <= 0.05"
@@ -104,25 +116,35 @@ story() {
   kubectl get -n "$NS" modelversion "$MODEL-2" \
     -o jsonpath='{.status.conditions[?(@.type=="GatesPassed")].message}{"\n"}' >&2
 
-  step "Version 3 (0.8512) passes and becomes Production"
+  step "Version 3 (0.8512) passes, becomes Production, and the prediction Deployment serves it"
   kubectl apply -n "$NS" -f "$SAMPLES/ml_v1alpha1_modelversion_3.yaml" >&2
   wait_for "registeredmodel/$MODEL" '{.status.productionVersion}' 3
+  serves 3
 
-  step "Version 4 (0.8723) replaces it; version 3 is Archived"
+  step "Version 4 (0.8723) replaces it; version 3 is Archived and the Deployment rolls to version 4"
   kubectl apply -n "$NS" -f "$SAMPLES/ml_v1alpha1_modelversion_4.yaml" >&2
   wait_for "registeredmodel/$MODEL" '{.status.productionVersion}' 4
   wait_for "modelversion/$MODEL-3" '{.status.stage}' Archived
-  versions
+  serves 4
+  podium compare "$MODEL"
 
   step "Roll back to version 3 with one command"
   echo "kubectl patch modelversion $MODEL-3 -n $NS --type=merge -p '{\"spec\":{\"stage\":\"Production\"}}'" >&2
   kubectl patch modelversion "$MODEL-3" -n "$NS" --type=merge -p '{"spec":{"stage":"Production"}}' >&2
   wait_for "registeredmodel/$MODEL" '{.status.productionVersion}' 3
   wait_for "modelversion/$MODEL-4" '{.status.stage}' Archived
-  versions
+  serves 3
 
-  step "The history on the RegisteredModel"
-  kubectl get -n "$NS" registeredmodel "$MODEL" -o jsonpath='{range .status.history[*]}{.version}{"\t"}{.from}{" -> "}{.to}{"\t"}{.reason}{"\t"}{.message}{"\n"}{end}' >&2
+  step "Version 5 passes the gates, but its pods never become ready: Podium rolls back to version 3"
+  echo "kubectl podium register $MODEL --uri s3://ml-artifacts/never-ready/5/ --metric test_accuracy=0.8801 --metric overfitting=0.0201" >&2
+  podium register "$MODEL" --uri s3://ml-artifacts/never-ready/5/ --metric test_accuracy=0.8801 --metric overfitting=0.0201
+  wait_for "registeredmodel/$MODEL" '{.status.productionVersion}' 5
+  echo "  version 5 is Production; its rollout has 15 s to finish..." >&2
+  wait_for "modelversion/$MODEL-5" '{.status.stage}' Archived
+  serves 3
+
+  step "The history, with kubectl podium"
+  podium history "$MODEL"
 }
 
 show() {
@@ -132,9 +154,10 @@ show() {
 
 The Podium demo is running: kwok cluster '$CLUSTER', manager pid $(cat "$PID_FILE").
 Try next, in this shell:
-  export KUBECONFIG=$KUBECONFIG_PATH PATH=$BIN:\$PATH
+  export KUBECONFIG=$KUBECONFIG_PATH PATH=$ROOT/bin:$BIN:\$PATH
   kubectl get registeredmodels,modelversions -n $NS
   kubectl describe registeredmodel $MODEL -n $NS
+  kubectl podium status $MODEL -n $NS
   kubectl patch modelversion $MODEL-4 -n $NS --type=merge -p '{"spec":{"stage":"Production"}}'
   kubectl get events -n $NS
   tail -f $LOG_FILE

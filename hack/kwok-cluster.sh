@@ -42,10 +42,15 @@ bin_dir() {
   fi
 }
 
-# kwokctl runs the cached kwokctl with stdin closed and its output on stderr. The lock descriptor
-# is closed too: the components that kwokctl forks must not inherit (and so hold) the lock.
+# kwokctl runs the cached kwokctl with stdin closed and its output in $KWOK_WORKDIR/NAME.kwokctl.log,
+# shown when it fails. The lock descriptor is closed too: the components that kwokctl forks must
+# not inherit (and so hold) the lock.
 kwokctl() {
-  "$BIN/kwokctl" "$@" </dev/null >&2 9>&-
+  local out="$KWOK_WORKDIR/$NAME.kwokctl.log"
+  if ! "$BIN/kwokctl" "$@" </dev/null >"$out" 2>&1 9>&-; then
+    tail -n 30 "$out" >&2
+    return 1
+  fi
 }
 
 kubectl() {
