@@ -66,7 +66,7 @@ func contains(observed, desired any) bool {
 	case map[string]any:
 		got, ok := observed.(map[string]any)
 		if !ok {
-			return len(want) == 0 && observed == nil
+			return false // even an empty object must be there: emptyDir: {} says which volume it is
 		}
 		for k, v := range want {
 			if v == nil {
