@@ -5,11 +5,13 @@ import (
 	"crypto/tls"
 	"flag"
 	"fmt"
+	"strings"
 
 	"k8s.io/apimachinery/pkg/runtime"
 	utilruntime "k8s.io/apimachinery/pkg/util/runtime"
 	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
 	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/cache"
 	"sigs.k8s.io/controller-runtime/pkg/config"
 	"sigs.k8s.io/controller-runtime/pkg/healthz"
 	"sigs.k8s.io/controller-runtime/pkg/metrics/filters"
@@ -30,6 +32,10 @@ type managerOptions struct {
 	qps                     float64
 	burst                   int
 	concurrency             int
+	watchNamespaces         string
+	// fetcherImage is the image of the init container that fetches a version's bundle
+	// (`manager fetch`) into the prediction pods; the serving controller uses it.
+	fetcherImage string
 }
 
 func (o *managerOptions) bindFlags(fs *flag.FlagSet) {
@@ -46,6 +52,24 @@ func (o *managerOptions) bindFlags(fs *flag.FlagSet) {
 	fs.Float64Var(&o.qps, "kube-api-qps", 500, "Requests per second the manager may send to the API server.")
 	fs.IntVar(&o.burst, "kube-api-burst", 1000, "Burst of requests the manager may send to the API server.")
 	fs.IntVar(&o.concurrency, "max-concurrent-reconciles", 8, "Models reconciled in parallel.")
+	fs.StringVar(&o.watchNamespaces, "watch-namespaces", "",
+		"Comma-separated namespaces to watch; empty watches all namespaces.")
+	fs.StringVar(&o.fetcherImage, "fetcher-image", "",
+		"Image of the prediction pods' bundle fetcher (runs 'manager fetch'); the Helm chart sets it to the manager's image.")
+}
+
+// cacheOptions restricts the manager's cache to --watch-namespaces, when it is set.
+func (o *managerOptions) cacheOptions() cache.Options {
+	var opts cache.Options
+	for ns := range strings.SplitSeq(o.watchNamespaces, ",") {
+		if ns = strings.TrimSpace(ns); ns != "" {
+			if opts.DefaultNamespaces == nil {
+				opts.DefaultNamespaces = map[string]cache.Config{}
+			}
+			opts.DefaultNamespaces[ns] = cache.Config{}
+		}
+	}
+	return opts
 }
 
 func newScheme() *runtime.Scheme {
@@ -66,6 +90,7 @@ func runManager(ctx context.Context, o *managerOptions) error {
 	mgr, err := ctrl.NewManager(restConfig, ctrl.Options{
 		Scheme:                        newScheme(),
 		Metrics:                       o.metricsOptions(),
+		Cache:                         o.cacheOptions(),
 		HealthProbeBindAddress:        o.probeAddr,
 		LeaderElection:                o.leaderElect,
 		LeaderElectionID:              "podium.ml.podium.dev",
