@@ -44,8 +44,13 @@ help: ## Display this help.
 ##@ Development
 
 .PHONY: manifests
-manifests: controller-gen ## Generate WebhookConfiguration, ClusterRole and CustomResourceDefinition objects.
+manifests: controller-gen docs ## Generate the CRDs, the ClusterRole, the chart's copies of them (hack/sync-chart.sh) and docs/api.md.
 	"$(CONTROLLER_GEN)" rbac:roleName=manager-role crd:generateEmbeddedObjectMeta=true webhook paths="./..." output:crd:artifacts:config=config/crd/bases
+	hack/sync-chart.sh
+
+.PHONY: docs
+docs: crd-ref-docs ## Generate the API reference docs/api.md from the Go types.
+	"$(CRD_REF_DOCS)" --source-path=api --config=hack/crd-ref-docs/config.yaml --renderer=markdown --output-path=docs/api.md --log-level=WARN
 
 .PHONY: generate
 generate: controller-gen ## Generate code containing DeepCopy, DeepCopyInto, and DeepCopyObject method implementations.
@@ -63,16 +68,17 @@ vet: ## Run go vet against code.
 test: manifests generate fmt vet test-unit test-e2e ## Run every test tier: unit, envtest integration and e2e on a kwok cluster.
 
 .PHONY: test-unit
-test-unit: kube-binaries seaweedfs ## Run the unit and envtest integration tests.
-	KUBEBUILDER_ASSETS="$(KUBE_BIN_DIR)" go test $$(go list ./... | grep -v /test/e2e) -coverprofile cover.out
+test-unit: kube-binaries seaweedfs helm kustomize ## Run the unit and envtest integration tests, and the chart's (helm lint, helm template).
+	KUBEBUILDER_ASSETS="$(KUBE_BIN_DIR)" PODIUM_BIN_DIR="$(LOCALBIN)" go test $$(go list ./... | grep -v /test/e2e) -coverprofile cover.out
 
 .PHONY: test-e2e
-test-e2e: kube-binaries build ## Run the e2e tests on a local kwok cluster (started and removed by the tests).
+test-e2e: kube-binaries build helm ## Run the e2e tests on a local kwok cluster (started and removed by the tests).
 	PODIUM_KUBE_BIN_DIR="$(KUBE_BIN_DIR)" PODIUM_BIN_DIR="$(LOCALBIN)" go test -tags e2e -count=1 -timeout 20m ./test/e2e/ -v -ginkgo.v
 
 .PHONY: verify-generated
 verify-generated: manifests generate ## Fail when generated code or manifests are not committed.
-	@git diff --exit-code -- api config charts || { echo "Generated files are stale: run 'make manifests generate' and commit the result."; exit 1; }
+	@git diff --exit-code -- api config charts docs/api.md && [ -z "$$(git status --porcelain -- api config charts docs/api.md)" ] || \
+		{ git status --short -- api config charts docs/api.md; echo "Generated files are stale: run 'make manifests generate' and commit the result."; exit 1; }
 
 .PHONY: lint
 lint: golangci-lint vet ## Run golangci-lint and go vet.
@@ -163,12 +169,16 @@ KUBECTL ?= $(KUBE_BIN_DIR)/kubectl
 KUSTOMIZE ?= $(LOCALBIN)/kustomize
 CONTROLLER_GEN ?= $(LOCALBIN)/controller-gen
 GOLANGCI_LINT = $(LOCALBIN)/golangci-lint
+HELM ?= $(LOCALBIN)/helm
+CRD_REF_DOCS ?= $(LOCALBIN)/crd-ref-docs
 
 ## Tool Versions
 KUSTOMIZE_VERSION ?= v5.8.1
 CONTROLLER_TOOLS_VERSION ?= v0.23.0
 
 GOLANGCI_LINT_VERSION ?= v2.13.1
+HELM_VERSION ?= v3.22.0
+CRD_REF_DOCS_VERSION ?= v0.3.0
 .PHONY: kustomize
 kustomize: $(KUSTOMIZE) ## Download kustomize locally if necessary.
 $(KUSTOMIZE): $(LOCALBIN)
@@ -196,6 +206,16 @@ export PODIUM_SEAWEEDFS = $(shell hack/seaweedfs.sh --path)
 .PHONY: seaweedfs
 seaweedfs: ## Provision the pinned SeaweedFS binary for the S3 tests (cached).
 	@hack/seaweedfs.sh >/dev/null
+
+.PHONY: helm
+helm: $(HELM) ## Download helm locally if necessary.
+$(HELM): $(LOCALBIN)
+	$(call go-install-tool,$(HELM),helm.sh/helm/v3/cmd/helm,$(HELM_VERSION))
+
+.PHONY: crd-ref-docs
+crd-ref-docs: $(CRD_REF_DOCS) ## Download crd-ref-docs locally if necessary.
+$(CRD_REF_DOCS): $(LOCALBIN)
+	$(call go-install-tool,$(CRD_REF_DOCS),github.com/elastic/crd-ref-docs,$(CRD_REF_DOCS_VERSION))
 
 .PHONY: golangci-lint
 golangci-lint: $(GOLANGCI_LINT) ## Download golangci-lint locally if necessary.

@@ -5,11 +5,13 @@ import (
 	"crypto/tls"
 	"flag"
 	"fmt"
+	"strings"
 
 	"k8s.io/apimachinery/pkg/runtime"
 	utilruntime "k8s.io/apimachinery/pkg/util/runtime"
 	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
 	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/cache"
 	"sigs.k8s.io/controller-runtime/pkg/config"
 	"sigs.k8s.io/controller-runtime/pkg/healthz"
 	"sigs.k8s.io/controller-runtime/pkg/metrics/filters"
@@ -33,6 +35,7 @@ type managerOptions struct {
 	qps                     float64
 	burst                   int
 	concurrency             int
+	watchNamespaces         string
 	fetcherImage            string
 }
 
@@ -50,8 +53,25 @@ func (o *managerOptions) bindFlags(fs *flag.FlagSet) {
 	fs.Float64Var(&o.qps, "kube-api-qps", 500, "Requests per second the manager may send to the API server.")
 	fs.IntVar(&o.burst, "kube-api-burst", 1000, "Burst of requests the manager may send to the API server.")
 	fs.IntVar(&o.concurrency, "max-concurrent-reconciles", 8, "Models reconciled in parallel.")
+	fs.StringVar(&o.watchNamespaces, "watch-namespaces", "",
+		"Comma-separated namespaces to watch; empty watches all namespaces.")
 	fs.StringVar(&o.fetcherImage, "fetcher-image", defaultFetcherImage,
-		"Image of the prediction pods' init container that fetches bundles; the operator's own image.")
+		"Image of the prediction pods' init container that fetches bundles (runs 'manager fetch'): the operator's "+
+			"own image, which the Helm chart sets.")
+}
+
+// cacheOptions is the controllers' cache, restricted to --watch-namespaces when it is set.
+func (o *managerOptions) cacheOptions() cache.Options {
+	opts := controller.CacheOptions()
+	for ns := range strings.SplitSeq(o.watchNamespaces, ",") {
+		if ns = strings.TrimSpace(ns); ns != "" {
+			if opts.DefaultNamespaces == nil {
+				opts.DefaultNamespaces = map[string]cache.Config{}
+			}
+			opts.DefaultNamespaces[ns] = cache.Config{}
+		}
+	}
+	return opts
 }
 
 func newScheme() *runtime.Scheme {
@@ -72,13 +92,13 @@ func runManager(ctx context.Context, o *managerOptions) error {
 	mgr, err := ctrl.NewManager(restConfig, ctrl.Options{
 		Scheme:                        newScheme(),
 		Metrics:                       o.metricsOptions(),
+		Cache:                         o.cacheOptions(),
 		HealthProbeBindAddress:        o.probeAddr,
 		LeaderElection:                o.leaderElect,
 		LeaderElectionID:              "podium.ml.podium.dev",
 		LeaderElectionNamespace:       o.leaderElectionNamespace,
 		LeaderElectionReleaseOnCancel: true,
 		Controller:                    config.Controller{MaxConcurrentReconciles: o.concurrency},
-		Cache:                         controller.CacheOptions(),
 	})
 	if err != nil {
 		return fmt.Errorf("creating the manager: %w", err)

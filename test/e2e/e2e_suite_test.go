@@ -26,10 +26,11 @@ const managerNamespace = "podium-system"
 var (
 	repoRoot     string // the repository, where the tests run kubectl and the scripts from
 	kubeBinDir   string // PODIUM_KUBE_BIN_DIR: kubectl, kube-apiserver, etcd, kwok, ...
-	podiumBinDir string // PODIUM_BIN_DIR: the manager binary
+	podiumBinDir string // PODIUM_BIN_DIR: the manager, kubectl-podium and helm binaries
+	workDir      string // the suite's temporary files: logs, kubeconfigs
 	clusterName  string
 	kubeconfig   string
-	probeAddr    string // the manager's health probe address
+	probeAddr    string // the suite manager's health probe address
 	manager      *managerProcess
 	hostname     string
 
@@ -55,14 +56,13 @@ var _ = BeforeSuite(func(ctx SpecContext) {
 	podiumBinDir = requireEnv("PODIUM_BIN_DIR")
 	hostname, err = os.Hostname()
 	Expect(err).NotTo(HaveOccurred())
-	managerBinary := filepath.Join(podiumBinDir, "manager")
-	Expect(managerBinary).To(BeAnExistingFile(), "build it with 'make build'")
+	Expect(managerBinary()).To(BeAnExistingFile(), "build it with 'make build'")
 	crdDir := filepath.Join(repoRoot, "config", "crd", "bases")
 	Expect(crdDir).To(BeADirectory(), "generate the CRDs with 'make manifests'")
 
-	tmpDir, err := os.MkdirTemp("", "podium-e2e-")
+	workDir, err = os.MkdirTemp("", "podium-e2e-")
 	Expect(err).NotTo(HaveOccurred())
-	DeferCleanup(os.RemoveAll, tmpDir)
+	DeferCleanup(os.RemoveAll, workDir)
 
 	// The cluster: its 'down' is registered before 'up', so a half-created cluster goes too.
 	clusterName = fmt.Sprintf("podium-e2e-%d-%04x", os.Getpid(), rand.IntN(0x10000))
@@ -86,31 +86,17 @@ var _ = BeforeSuite(func(ctx SpecContext) {
 	mustKubectl("create", "namespace", managerNamespace)
 
 	By("starting the manager")
-	probeAddr = fmt.Sprintf("127.0.0.1:%d", freePort())
-	manager, err = startManager(managerBinary, filepath.Join(tmpDir, "manager.log"),
-		"--leader-elect",
-		"--leader-election-namespace="+managerNamespace,
-		"--health-probe-bind-address="+probeAddr,
-		fmt.Sprintf("--metrics-bind-address=127.0.0.1:%d", freePort()),
-	)
-	Expect(err).NotTo(HaveOccurred())
 	DeferCleanup(func() {
+		if manager == nil {
+			return
+		}
 		By("stopping the manager")
 		manager.stop(30 * time.Second)
 		if showManagerLog {
 			manager.printLog()
 		}
 	})
-
-	By("waiting for the manager to answer its readiness probe")
-	Eventually(func(g Gomega) int {
-		if done, err := manager.exited(); done {
-			StopTrying(fmt.Sprintf("the manager exited (%v):\n%s", err, manager.logTail(8<<10))).Now()
-		}
-		code, err := httpStatus("http://" + probeAddr + "/readyz")
-		g.Expect(err).NotTo(HaveOccurred())
-		return code
-	}).Should(Equal(200))
+	startSuiteManager("manager.log")
 	showManagerLog = false
 }, NodeTimeout(10*time.Minute))
 
@@ -126,4 +112,39 @@ func managerAlive() {
 	GinkgoHelper()
 	done, err := manager.exited()
 	Expect(done).To(BeFalse(), "the manager exited (%v)", err)
+}
+
+// managerBinary is the manager that make test-e2e builds.
+func managerBinary() string { return filepath.Join(podiumBinDir, "manager") }
+
+// startSuiteManager starts the suite's manager, elected in managerNamespace and watching every
+// namespace with the cluster admin's kubeconfig, logging to logName in workDir, and waits until
+// it is ready.
+func startSuiteManager(logName string) {
+	GinkgoHelper()
+	probeAddr = fmt.Sprintf("127.0.0.1:%d", freePort())
+	var err error
+	manager, err = startManager(managerBinary(), filepath.Join(workDir, logName), kubeconfig,
+		"--leader-elect",
+		"--leader-election-namespace="+managerNamespace,
+		"--health-probe-bind-address="+probeAddr,
+		fmt.Sprintf("--metrics-bind-address=127.0.0.1:%d", freePort()),
+	)
+	Expect(err).NotTo(HaveOccurred())
+	waitReady(manager, probeAddr)
+}
+
+// waitReady waits until the manager m answers its readiness probe on probe, and fails at once
+// when it exits.
+func waitReady(m *managerProcess, probe string) {
+	GinkgoHelper()
+	By("waiting for the manager to answer its readiness probe")
+	Eventually(func(g Gomega) int {
+		if done, err := m.exited(); done {
+			StopTrying(fmt.Sprintf("the manager exited (%v):\n%s", err, m.logTail(8<<10))).Now()
+		}
+		code, err := httpStatus("http://" + probe + "/readyz")
+		g.Expect(err).NotTo(HaveOccurred())
+		return code
+	}).Should(Equal(200))
 }

@@ -126,16 +126,16 @@ type managerProcess struct {
 	waitErr error
 }
 
-// startManager starts binary with args, KUBECONFIG pointing at the e2e cluster and its output in
+// startManager starts binary with args, KUBECONFIG set to kubeconfigPath and its output in
 // logPath.
-func startManager(binary, logPath string, args ...string) (*managerProcess, error) {
+func startManager(binary, logPath, kubeconfigPath string, args ...string) (*managerProcess, error) {
 	logFile, err := os.Create(logPath)
 	if err != nil {
 		return nil, err
 	}
 	defer func() { _ = logFile.Close() }()
 	cmd := exec.Command(binary, args...)
-	cmd.Env = append(os.Environ(), "KUBECONFIG="+kubeconfig)
+	cmd.Env = append(os.Environ(), "KUBECONFIG="+kubeconfigPath)
 	cmd.Stdout = logFile
 	cmd.Stderr = logFile
 	if err := cmd.Start(); err != nil {
