@@ -23,8 +23,9 @@ var _ = Describe("Promotion with kubectl", func() {
 		table := mustKubectl("get", "modelversions", "-n", ns)
 		Expect(table).To(MatchRegexp(
 			`battle-winner-predictor-4\s+battle-winner-predictor\s+4\s+Production\s+test_accuracy=0.8723`))
-		Expect(mustKubectl("get", "registeredmodels", "-n", ns)).
-			To(MatchRegexp(`battle-winner-predictor\s+4\s+4\s+True`))
+		// The sample serves: Ready once the prediction Deployment runs version 4.
+		eventuallyKubectl("get", "registeredmodels", "-n", ns).
+			Should(MatchRegexp(`battle-winner-predictor\s+4\s+4\s+4\s+True`), "PRODUCTION, LATEST, SERVING, READY")
 
 		rollBackSeed(ns)
 
