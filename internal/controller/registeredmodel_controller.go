@@ -25,6 +25,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/recorder"
 
 	mlv1 "github.com/podium-dev/podium/api/v1alpha1"
+	"github.com/podium-dev/podium/internal/metrics"
 	"github.com/podium-dev/podium/internal/promotion"
 	"github.com/podium-dev/podium/internal/serving"
 )
@@ -76,6 +77,7 @@ func (r *RegisteredModelReconciler) Reconcile(ctx context.Context, req ctrl.Requ
 	model := &mlv1.RegisteredModel{}
 	if err := r.Get(ctx, req.NamespacedName, model); err != nil {
 		if apierrors.IsNotFound(err) {
+			metrics.ForgetModel(req.Namespace, req.Name)
 			return ctrl.Result{}, r.reconcileOrphans(ctx, req.Name, versions)
 		}
 		return ctrl.Result{}, err
@@ -108,7 +110,12 @@ func (r *RegisteredModelReconciler) Reconcile(ctx context.Context, req ctrl.Requ
 	for _, t := range decision.Transitions {
 		log.Info("Stage changed", "registeredModel", klog.KObj(model), "version", t.Version,
 			"from", t.From, "to", t.To, "reason", t.Reason)
+		metrics.RecordTransition(model.Namespace, model.Name, string(t.From), string(t.To), string(t.Reason))
+		if t.Reason == mlv1.ReasonRolloutFailed {
+			metrics.RecordAutomaticRollback(model.Namespace, model.Name)
+		}
 	}
+	metrics.SetProductionVersion(model.Namespace, model.Name, decision.Production)
 	return ctrl.Result{RequeueAfter: plan.retry}, nil
 }
 
@@ -157,9 +164,13 @@ func (r *RegisteredModelReconciler) recordModel(ctx context.Context, model *mlv1
 		return nil
 	}
 	patch := client.MergeFromWithOptions(model.DeepCopy(), client.MergeFromWithOptimisticLock{})
+	rolledOut := rolloutEnded(model.Status.Serving, want.Serving)
 	model.Status = want
 	if err := r.Status().Patch(ctx, model, patch, client.FieldOwner(FieldOwner)); err != nil {
 		return fmt.Errorf("recording the decision on RegisteredModel %s: %w", klog.KObj(model), err)
+	}
+	if rolledOut != nil {
+		metrics.ObserveRolloutDuration(model.Namespace, model.Name, now.Sub(rolledOut.Time))
 	}
 	for _, t := range d.Transitions {
 		r.Recorder.Eventf(model, nil, eventType(t), string(t.Reason), "Promote",
@@ -212,6 +223,9 @@ func (r *RegisteredModelReconciler) recordVersions(ctx context.Context, model *m
 					continue
 				}
 				return fmt.Errorf("recording the stage of ModelVersion %s: %w", klog.KObj(v), err)
+			}
+			if !equality.Semantic.DeepEqual(base.Status.Gates, want.Gates) {
+				metrics.RecordGateEvaluation(model.Namespace, model.Name, d.Versions[v.Name].Gates.Passed)
 			}
 			if t, ok := changed[v.Name]; ok {
 				r.Recorder.Eventf(v, model, eventType(t), string(t.Reason), "Promote",

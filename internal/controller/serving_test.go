@@ -180,6 +180,10 @@ var _ = Describe("Serving", func() {
 		reportRollout(ctx, ns, true)
 		Eventually(servedVersion).WithArguments(ctx, ns).Should(BeEquivalentTo(3))
 		Consistently(stages).WithArguments(ctx, ns).Should(Equal("3=Production 4=Archived"))
+
+		labels := map[string]string{"namespace": ns, "model": "battle-winner-predictor"}
+		Expect(series("podium_automatic_rollbacks_total", labels)).To(Equal([]float64{1}))
+		Expect(series("podium_rollout_duration_seconds", labels)).To(Equal([]float64{2}), "two rollouts of version 3 served")
 	})
 
 	It("waits with a clear reason for a storage Secret that does not exist", func(ctx context.Context) {

@@ -73,6 +73,15 @@ func servingStatus(model *mlv1.RegisteredModel, d promotion.Decision, plan servi
 	return s
 }
 
+// rolloutEnded returns when a rollout began, if the status change from old to updated ends it:
+// the Production version now serves.
+func rolloutEnded(old, updated *mlv1.ServingStatus) *metav1.Time {
+	if old == nil || updated == nil || old.RolloutStartTime == nil || updated.RolloutStartTime != nil || updated.Version == nil {
+		return nil
+	}
+	return old.RolloutStartTime
+}
+
 func sameVersion(a, b *int64) bool { return a != nil && b != nil && *a == *b }
 
 // versionStatus is a version's status after decision vd of its model and the serving plan.
