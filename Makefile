@@ -50,7 +50,7 @@ manifests: controller-gen docs ## Generate the CRDs, the ClusterRole, the chart'
 
 .PHONY: docs
 docs: crd-ref-docs ## Generate the API reference docs/api.md from the Go types.
-	"$(CRD_REF_DOCS)" --source-path=api --config=hack/crd-ref-docs/config.yaml --renderer=markdown --output-path=docs/api.md --log-level=WARN
+	"$(CRD_REF_DOCS)" --source-path=api --config=hack/crd-ref-docs/config.yaml --renderer=markdown --output-path=docs/api.md --log-level=ERROR
 
 .PHONY: generate
 generate: controller-gen ## Generate code containing DeepCopy, DeepCopyInto, and DeepCopyObject method implementations.

@@ -21,8 +21,6 @@ const (
 const (
 	// ReasonReconciled: the decision is made and recorded.
 	ReasonReconciled = "Reconciled"
-	// ReasonProgressing: the operator is applying a decision.
-	ReasonProgressing = "Progressing"
 	// ReasonModelNotFound: the version's RegisteredModel does not exist (yet); the version waits.
 	ReasonModelNotFound = "ModelNotFound"
 	// ReasonDuplicateVersion: another ModelVersion of the model claims the same version number.

@@ -137,6 +137,11 @@ type Serving struct {
 	// +kubebuilder:validation:MaxLength=253
 	StorageSecretName string `json:"storageSecretName,omitempty"`
 
+	// staging runs a second Deployment and Service, <model>-predictor-staging, with one replica,
+	// for the newest Staging version, so that people can try a candidate before they promote it.
+	// +optional
+	Staging bool `json:"staging,omitempty"`
+
 	// progressDeadlineSeconds is how long a rollout may take before it counts as failed and the
 	// previous Production version is restored.
 	// +optional
@@ -267,6 +272,11 @@ type ServingStatus struct {
 	// readyReplicas is the number of ready prediction pods.
 	// +optional
 	ReadyReplicas int32 `json:"readyReplicas,omitempty"`
+
+	// stagingVersion is the Staging version the staging Deployment runs on all its pods; absent
+	// without spec.serving.staging or while none does.
+	// +optional
+	StagingVersion *int64 `json:"stagingVersion,omitempty"`
 
 	// rolloutStartTime is when the rollout of the Production version began; absent once it serves.
 	// +optional

@@ -434,6 +434,11 @@ func (in *ServingStatus) DeepCopyInto(out *ServingStatus) {
 		*out = new(int64)
 		**out = **in
 	}
+	if in.StagingVersion != nil {
+		in, out := &in.StagingVersion, &out.StagingVersion
+		*out = new(int64)
+		**out = **in
+	}
 	if in.RolloutStartTime != nil {
 		in, out := &in.RolloutStartTime, &out.RolloutStartTime
 		*out = (*in).DeepCopy()

@@ -33,6 +33,11 @@ type servingState struct {
 	// deployment and service are the renderings to apply; nil when nothing is to be applied.
 	deployment *appsv1.Deployment
 	service    *corev1.Service
+	// staging is the staging Deployment and Service to apply, for the newest Staging version;
+	// stagingLive is the staging Deployment as it is, nil when there is none.
+	staging        *appsv1.Deployment
+	stagingService *corev1.Service
+	stagingLive    *appsv1.Deployment
 	// problem is a reason from api/v1alpha1 when spec.serving cannot be served as it is.
 	problem, message string
 	retry            time.Duration
@@ -84,6 +89,9 @@ func (r *RegisteredModelReconciler) planServing(ctx context.Context, model *mlv1
 		o := serving.Observe(live)
 		s.observed = &o
 	}
+	if err := r.planStaging(ctx, model, versions, d, &s); err != nil {
+		return s, err
+	}
 	if d.Production == nil {
 		return s, nil // nothing to serve: the Deployment is left as it is
 	}
@@ -132,6 +140,38 @@ func (r *RegisteredModelReconciler) planServing(ctx context.Context, model *mlv1
 	return s, nil
 }
 
+// planStaging renders the staging Deployment for the newest Staging version when
+// spec.serving.staging asks for it, and reads the staging Deployment as it is.
+func (r *RegisteredModelReconciler) planStaging(ctx context.Context, model *mlv1.RegisteredModel,
+	versions []mlv1.ModelVersion, d promotion.Decision, s *servingState) error {
+	live := &appsv1.Deployment{}
+	err := r.Get(ctx, types.NamespacedName{Namespace: model.Namespace, Name: serving.StagingName(model.Name)}, live)
+	switch {
+	case err == nil:
+		s.stagingLive = live
+	case !apierrors.IsNotFound(err):
+		return err
+	}
+	if !model.Spec.Serving.Staging {
+		return nil
+	}
+	var candidate *mlv1.ModelVersion
+	for i := range versions { // ordered by version number: the last Staging one is the newest
+		if vd := d.Versions[versions[i].Name]; vd.Stage == mlv1.StageStaging && !vd.Duplicate {
+			candidate = &versions[i]
+		}
+	}
+	if candidate == nil {
+		return nil
+	}
+	dep, err := serving.Deployment(serving.Target{Model: model, Version: candidate, FetcherImage: r.FetcherImage, Staging: true})
+	if err != nil {
+		return nil // the Production plan reports what is wrong with spec.serving
+	}
+	s.staging, s.stagingService = dep, serving.StagingService(model)
+	return nil
+}
+
 // exists says whether a core object exists, reading only its metadata and bypassing the cache.
 func (r *RegisteredModelReconciler) exists(ctx context.Context, kind, namespace, name string) (bool, error) {
 	obj := &metav1.PartialObjectMetadata{}
@@ -143,21 +183,45 @@ func (r *RegisteredModelReconciler) exists(ctx context.Context, kind, namespace,
 	return err == nil, err
 }
 
-// applyServing applies the planned Deployment and Service with server-side apply, as the field
-// manager "podium", when the live objects do not already hold them.
+// applyServing applies the planned Deployments and Services with server-side apply, as the field
+// manager "podium", when the live objects do not already hold them, and removes a staging
+// Deployment and Service that have no candidate left to serve.
 func (r *RegisteredModelReconciler) applyServing(ctx context.Context, s servingState, live *appsv1.Deployment) error {
-	if s.deployment == nil {
-		return nil
-	}
-	if live == nil || !serving.Contains(live, s.deployment) {
-		if err := r.apply(ctx, s.deployment); err != nil {
+	if s.deployment != nil {
+		if err := r.applyPair(ctx, s.deployment, s.service, live); err != nil {
 			return err
 		}
 	}
-	svc := &corev1.Service{}
-	err := r.Get(ctx, client.ObjectKeyFromObject(s.service), svc)
-	if apierrors.IsNotFound(err) || (err == nil && !serving.Contains(svc, s.service)) {
-		return r.apply(ctx, s.service)
+	if s.staging != nil {
+		return r.applyPair(ctx, s.staging, s.stagingService, s.stagingLive)
+	}
+	if s.stagingLive != nil && !s.stagingLive.DeletionTimestamp.IsZero() {
+		return nil
+	}
+	if s.stagingLive != nil && s.problem == "" {
+		for _, obj := range []client.Object{s.stagingLive, &corev1.Service{ObjectMeta: metav1.ObjectMeta{
+			Namespace: s.stagingLive.Namespace, Name: s.stagingLive.Name}}} {
+			if err := r.Delete(ctx, obj); client.IgnoreNotFound(err) != nil {
+				return fmt.Errorf("removing the staging %s %s: %w", obj.GetObjectKind().GroupVersionKind().Kind,
+					klog.KObj(obj), err)
+			}
+		}
+	}
+	return nil
+}
+
+// applyPair applies a Deployment and its Service where the live objects differ from them.
+func (r *RegisteredModelReconciler) applyPair(ctx context.Context, dep *appsv1.Deployment, svc *corev1.Service,
+	live *appsv1.Deployment) error {
+	if live == nil || !serving.Contains(live, dep) {
+		if err := r.apply(ctx, dep); err != nil {
+			return err
+		}
+	}
+	current := &corev1.Service{}
+	err := r.Get(ctx, client.ObjectKeyFromObject(svc), current)
+	if apierrors.IsNotFound(err) || (err == nil && !serving.Contains(current, svc)) {
+		return r.apply(ctx, svc)
 	}
 	return err
 }

@@ -9,6 +9,7 @@ import (
 
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
@@ -217,5 +218,40 @@ var _ = Describe("Serving", func() {
 			HaveField("Message", ContainSubstring("add the prediction server's container"))))
 		Expect(meta.IsStatusConditionTrue(getModel(ctx, ns, "battle-winner-predictor").Status.Conditions, mlv1.ConditionStalled)).To(BeTrue())
 		Expect(stages(ctx, ns)).To(Equal("3=Production"))
+	})
+})
+
+var _ = Describe("Staging serving", func() {
+	It("serves the newest Staging version on its own Deployment and removes it when none is left", func(ctx context.Context) {
+		ns := newNamespace(ctx)
+		staging := func(m *mlv1.RegisteredModel) { m.Spec.Serving.Staging = true }
+		create(ctx, seedModel(ns, manual, served, staging), seedVersion(ns, 3, "0.8512"), seedVersion(ns, 4, "0.8723"))
+		Eventually(stages).WithArguments(ctx, ns).Should(Equal("3=Staging 4=Staging"))
+
+		const name = "battle-winner-predictor-predictor-staging"
+		d := &appsv1.Deployment{}
+		key := types.NamespacedName{Namespace: ns, Name: name}
+		Eventually(func(g Gomega) string {
+			g.Expect(k8sClient.Get(ctx, key, d)).To(Succeed())
+			return d.Spec.Template.Annotations[serving.AnnotationVersion]
+		}).Should(Equal("4"))
+		Expect(*d.Spec.Replicas).To(BeEquivalentTo(1))
+		Expect(d.Spec.Template.Spec.Containers[0].Env).To(ContainElement(corev1.EnvVar{Name: "MODEL_STAGE", Value: "Staging"}))
+		Eventually(k8sClient.Get).WithArguments(ctx, key, &corev1.Service{}).Should(Succeed())
+		Expect(templateVersion(ctx, ns)).To(BeEmpty(), "no Production version, no production Deployment")
+
+		By("promoting v4: the staging Deployment moves to v3, the newest Staging version left")
+		requestStage(ctx, ns, "battle-winner-predictor-4", mlv1.StageProduction)
+		Eventually(templateVersion).WithArguments(ctx, ns).Should(Equal("4"))
+		Eventually(func(g Gomega) string {
+			g.Expect(k8sClient.Get(ctx, key, d)).To(Succeed())
+			return d.Spec.Template.Annotations[serving.AnnotationVersion]
+		}).Should(Equal("3"))
+
+		By("promoting v3 too: no Staging version is left, so the staging objects go")
+		requestStage(ctx, ns, "battle-winner-predictor-3", mlv1.StageProduction)
+		Eventually(stages).WithArguments(ctx, ns).Should(Equal("3=Production 4=Archived"))
+		Eventually(func() bool { return apierrors.IsNotFound(k8sClient.Get(ctx, key, &appsv1.Deployment{})) }).Should(BeTrue())
+		Eventually(func() bool { return apierrors.IsNotFound(k8sClient.Get(ctx, key, &corev1.Service{})) }).Should(BeTrue())
 	})
 })

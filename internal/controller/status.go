@@ -64,6 +64,11 @@ func servingStatus(model *mlv1.RegisteredModel, d promotion.Decision, plan servi
 	if plan.observed != nil {
 		s.ReadyReplicas = plan.observed.ReadyReplicas
 	}
+	if plan.staging != nil && plan.stagingLive != nil {
+		if o := serving.Observe(plan.stagingLive); o.Serving {
+			s.StagingVersion = o.TemplateVersion
+		}
+	}
 	if d.Production != nil && !sameVersion(s.Version, d.Production) {
 		s.RolloutStartTime = &metav1.Time{Time: now}
 		if old := model.Status.Serving; old != nil && old.RolloutStartTime != nil {

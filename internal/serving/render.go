@@ -28,6 +28,7 @@ const (
 	// AnnotationVersion on the pod template names the version the pods serve.
 	AnnotationVersion = "ml.podium.dev/version"
 	componentValue    = "predictor"
+	stagingComponent  = "predictor-staging"
 	managedByValue    = "podium"
 )
 
@@ -50,10 +51,17 @@ func DeploymentName(model string) string { return model + "-predictor" }
 // ServiceName is the prediction Service's name for a model.
 func ServiceName(model string) string { return model + "-predictor" }
 
+// StagingName is the name of the staging Deployment and Service, which serve the newest Staging
+// version when spec.serving.staging is set.
+func StagingName(model string) string { return model + "-predictor-staging" }
+
 // Target is what the Deployment must serve: the Production version of a model.
 type Target struct {
 	Model   *mlv1.RegisteredModel
 	Version *mlv1.ModelVersion
+	// Staging renders the staging Deployment, for the newest Staging version, instead of the
+	// Production one: its own name and selector, MODEL_STAGE=Staging and one replica.
+	Staging bool
 	// FetcherImage runs `manager fetch` in the init container.
 	FetcherImage string
 }
@@ -65,6 +73,19 @@ var ErrInvalid = errors.New("invalid spec.serving")
 // Selector is the Deployment's and the Service's pod selector for a model.
 func Selector(model string) map[string]string {
 	return map[string]string{LabelModel: model, LabelComponent: componentValue}
+}
+
+// StagingSelector is the staging Deployment's and Service's pod selector for a model.
+func StagingSelector(model string) map[string]string {
+	return map[string]string{LabelModel: model, LabelComponent: stagingComponent}
+}
+
+// names returns the Deployment name, the selector and the stage of what t renders.
+func (t Target) names() (string, map[string]string, mlv1.Stage) {
+	if t.Staging {
+		return StagingName(t.Model.Name), StagingSelector(t.Model.Name), mlv1.StageStaging
+	}
+	return DeploymentName(t.Model.Name), Selector(t.Model.Name), mlv1.StageProduction
 }
 
 // Deployment renders the prediction Deployment for t: the user's template, with the model's
@@ -80,9 +101,10 @@ func Deployment(t Target) (*appsv1.Deployment, error) {
 		return nil, fmt.Errorf("%w: version %d: %w", ErrInvalid, t.Version.Spec.Version, err)
 	}
 	fetch := s.Fetch == nil || *s.Fetch
+	name, selector, stage := t.names()
 
 	tmpl := *s.Template.DeepCopy()
-	tmpl.Labels = merged(tmpl.Labels, Selector(t.Model.Name))
+	tmpl.Labels = merged(tmpl.Labels, selector)
 	tmpl.Annotations = merged(tmpl.Annotations, map[string]string{
 		AnnotationVersion: strconv.FormatInt(t.Version.Spec.Version, 10),
 	})
@@ -90,7 +112,7 @@ func Deployment(t Target) (*appsv1.Deployment, error) {
 	env := []corev1.EnvVar{
 		{Name: "MODEL_NAME", Value: t.Model.Name},
 		{Name: "MODEL_VERSION", Value: strconv.FormatInt(t.Version.Spec.Version, 10)},
-		{Name: "MODEL_STAGE", Value: string(mlv1.StageProduction)},
+		{Name: "MODEL_STAGE", Value: string(stage)},
 		{Name: "MODEL_URI", Value: t.Version.Spec.Artifact.URI},
 	}
 	var mounts []corev1.VolumeMount
@@ -125,12 +147,16 @@ func Deployment(t Target) (*appsv1.Deployment, error) {
 		c.VolumeMounts = append(c.VolumeMounts, mounts...)
 	}
 
+	replicas := s.Replicas
+	if t.Staging {
+		replicas = new(int32(1)) // a candidate to try, not to carry the load
+	}
 	d := &appsv1.Deployment{
 		TypeMeta:   metav1.TypeMeta{APIVersion: "apps/v1", Kind: "Deployment"},
-		ObjectMeta: objectMeta(t.Model, DeploymentName(t.Model.Name)),
+		ObjectMeta: objectMeta(t.Model, name, selector),
 		Spec: appsv1.DeploymentSpec{
-			Replicas:                s.Replicas,
-			Selector:                &metav1.LabelSelector{MatchLabels: Selector(t.Model.Name)},
+			Replicas:                replicas,
+			Selector:                &metav1.LabelSelector{MatchLabels: selector},
 			Template:                tmpl,
 			ProgressDeadlineSeconds: s.ProgressDeadlineSeconds,
 		},
@@ -166,10 +192,19 @@ func fetcher(t Target, args []string, mounts []corev1.VolumeMount) corev1.Contai
 // Service renders the Service in front of the prediction pods: one port per port of the first
 // container, named as there.
 func Service(model *mlv1.RegisteredModel) *corev1.Service {
+	return service(model, ServiceName(model.Name), Selector(model.Name))
+}
+
+// StagingService renders the Service in front of the staging pods.
+func StagingService(model *mlv1.RegisteredModel) *corev1.Service {
+	return service(model, StagingName(model.Name), StagingSelector(model.Name))
+}
+
+func service(model *mlv1.RegisteredModel, name string, selector map[string]string) *corev1.Service {
 	svc := &corev1.Service{
 		TypeMeta:   metav1.TypeMeta{APIVersion: "v1", Kind: "Service"},
-		ObjectMeta: objectMeta(model, ServiceName(model.Name)),
-		Spec:       corev1.ServiceSpec{Selector: Selector(model.Name)},
+		ObjectMeta: objectMeta(model, name, selector),
+		Spec:       corev1.ServiceSpec{Selector: selector},
 	}
 	containers := model.Spec.Serving.Template.Spec.Containers
 	if len(containers) == 0 {
@@ -191,13 +226,11 @@ func Service(model *mlv1.RegisteredModel) *corev1.Service {
 	return svc
 }
 
-func objectMeta(model *mlv1.RegisteredModel, name string) metav1.ObjectMeta {
+func objectMeta(model *mlv1.RegisteredModel, name string, selector map[string]string) metav1.ObjectMeta {
 	return metav1.ObjectMeta{
-		Name:      name,
-		Namespace: model.Namespace,
-		Labels: map[string]string{
-			LabelModel: model.Name, LabelComponent: componentValue, LabelManagedBy: managedByValue,
-		},
+		Name:            name,
+		Namespace:       model.Namespace,
+		Labels:          merged(selector, map[string]string{LabelManagedBy: managedByValue}),
 		OwnerReferences: []metav1.OwnerReference{*metav1.NewControllerRef(model, mlv1.GroupVersion.WithKind("RegisteredModel"))},
 	}
 }

@@ -2,6 +2,7 @@ package serving
 
 import (
 	"errors"
+	"maps"
 	"reflect"
 	"slices"
 	"strings"
@@ -805,5 +806,27 @@ func TestServiceMetadata(t *testing.T) {
 				t.Errorf("ports = %v, want none", svc.Spec.Ports)
 			}
 		})
+	}
+}
+
+func TestStagingDeploymentServesTheCandidateApart(t *testing.T) {
+	m := servedModel()
+	d, err := Deployment(Target{Model: m, Version: version(8, s3URI, ""), FetcherImage: fetcherImage, Staging: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if d.Name != "battle-winner-predictor-staging" {
+		t.Errorf("name = %s", d.Name)
+	}
+	if got := d.Spec.Selector.MatchLabels; !maps.Equal(got, StagingSelector(m.Name)) || maps.Equal(got, Selector(m.Name)) {
+		t.Errorf("selector = %v: it must differ from the Production one, or the two Deployments share pods", got)
+	}
+	if *d.Spec.Replicas != 1 {
+		t.Errorf("replicas = %d, want 1", *d.Spec.Replicas)
+	}
+	expectEnv(t, d.Spec.Template.Spec.Containers[0], "MODEL_STAGE", "Staging")
+	svc := StagingService(m)
+	if svc.Name != d.Name || !maps.Equal(svc.Spec.Selector, StagingSelector(m.Name)) {
+		t.Errorf("staging Service %s selects %v", svc.Name, svc.Spec.Selector)
 	}
 }
