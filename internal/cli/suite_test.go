@@ -11,23 +11,14 @@ import (
 	. "github.com/onsi/ginkgo/v2"
 	. "github.com/onsi/gomega"
 
-	apiextensionsv1 "k8s.io/apiextensions-apiserver/pkg/apis/apiextensions/v1"
-	"k8s.io/apimachinery/pkg/runtime"
-	utilruntime "k8s.io/apimachinery/pkg/util/runtime"
 	"k8s.io/cli-runtime/pkg/genericiooptions"
-	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
 	"k8s.io/client-go/rest"
-	ctrl "sigs.k8s.io/controller-runtime"
-	"sigs.k8s.io/controller-runtime/pkg/cache"
 	"sigs.k8s.io/controller-runtime/pkg/client"
-	"sigs.k8s.io/controller-runtime/pkg/config"
 	"sigs.k8s.io/controller-runtime/pkg/envtest"
 	logf "sigs.k8s.io/controller-runtime/pkg/log"
 	"sigs.k8s.io/controller-runtime/pkg/log/zap"
-	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
 
-	mlv1 "github.com/podium-dev/podium/api/v1alpha1"
-	"github.com/podium-dev/podium/internal/controller"
+	"github.com/podium-dev/podium/internal/testenv"
 )
 
 // The suite runs the plugin's commands in-process against a real kube-apiserver and etcd
@@ -39,7 +30,7 @@ var (
 	cfg        *rest.Config
 	k8sClient  client.Client
 	kubeconfig string // a kubeconfig file for the test cluster, as --kubeconfig takes it
-	testScheme = runtime.NewScheme()
+	testScheme = testenv.Scheme()
 )
 
 func TestCLI(t *testing.T) {
@@ -52,14 +43,8 @@ var _ = BeforeSuite(func() {
 	SetDefaultEventuallyTimeout(15 * time.Second)
 	SetDefaultEventuallyPollingInterval(50 * time.Millisecond)
 	SetDefaultConsistentlyDuration(time.Second)
-	utilruntime.Must(clientgoscheme.AddToScheme(testScheme))
-	utilruntime.Must(mlv1.AddToScheme(testScheme))
-	utilruntime.Must(apiextensionsv1.AddToScheme(testScheme))
 
-	testEnv = &envtest.Environment{
-		CRDDirectoryPaths:     []string{filepath.Join("..", "..", "config", "crd", "bases")},
-		ErrorIfCRDPathMissing: true,
-	}
+	testEnv = testenv.Environment()
 	var err error
 	cfg, err = testEnv.Start()
 	Expect(err).NotTo(HaveOccurred())
@@ -114,43 +99,13 @@ func succeed(ctx context.Context, ns string, args ...string) string {
 	return r.stdout
 }
 
-// startOperator runs the RegisteredModelReconciler, as the manager does, on the objects of
-// namespace ns until the spec ends or the returned function is called, which waits for it to stop.
-// operatorCache is the operator's cache, limited to one namespace.
-func operatorCache(ns string) cache.Options {
-	o := controller.CacheOptions()
-	o.DefaultNamespaces = map[string]cache.Config{ns: {}}
-	return o
-}
-
+// startOperator runs the operator, as the manager does, on the objects of namespace ns until the
+// spec ends or the returned function is called, which waits for it to stop.
 func startOperator(ns string) (stop func()) {
 	GinkgoHelper()
-	mgr, err := ctrl.NewManager(cfg, ctrl.Options{
-		Scheme:                 testScheme,
-		Metrics:                metricsserver.Options{BindAddress: "0"},
-		HealthProbeBindAddress: "0",
-		Cache:                  operatorCache(ns),
-		Controller:             config.Controller{SkipNameValidation: new(true)},
-	})
+	stopOperator, err := testenv.Operator{Namespaces: []string{ns}}.Start(cfg, testScheme)
 	Expect(err).NotTo(HaveOccurred())
-	Expect((&controller.RegisteredModelReconciler{
-		Client:       mgr.GetClient(),
-		APIReader:    mgr.GetAPIReader(),
-		Recorder:     mgr.GetEventRecorder("podium"),
-		FetcherImage: "registry.example/podium:test",
-	}).SetupWithManager(mgr)).To(Succeed())
-
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan struct{})
-	go func() {
-		defer GinkgoRecover()
-		defer close(done)
-		Expect(mgr.Start(ctx)).To(Succeed())
-	}()
-	stop = func() {
-		cancel()
-		<-done
-	}
+	stop = func() { Expect(stopOperator()).To(Succeed()) }
 	DeferCleanup(stop)
 	return stop
 }

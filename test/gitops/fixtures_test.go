@@ -14,16 +14,11 @@ import (
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
-	"k8s.io/apimachinery/pkg/runtime"
-	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
-	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/client"
-	"sigs.k8s.io/controller-runtime/pkg/envtest"
-	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
 	"sigs.k8s.io/yaml"
 
 	mlv1 "github.com/podium-dev/podium/api/v1alpha1"
-	"github.com/podium-dev/podium/internal/controller"
+	"github.com/podium-dev/podium/internal/testenv"
 )
 
 var update = flag.Bool("update", false,
@@ -76,46 +71,27 @@ func TestUpdateFixtures(t *testing.T) {
 	save(t, c, duplicate, "modelversion-duplicate")
 }
 
-// startOperator starts envtest with Podium's CRDs and a manager running the operator's
-// reconciler, both stopped when the test ends, and returns a client.
+// startOperator starts envtest with Podium's CRDs and the operator, both stopped when the test
+// ends, and returns a client.
 func startOperator(t *testing.T) client.Client {
 	t.Helper()
-	env := &envtest.Environment{
-		CRDDirectoryPaths:     []string{filepath.Join("..", "..", "config", "crd", "bases")},
-		ErrorIfCRDPathMissing: true,
-	}
+	env := testenv.Environment()
 	cfg, err := env.Start()
 	if err != nil {
 		t.Fatalf("starting envtest (is KUBEBUILDER_ASSETS set?): %v", err)
 	}
 	t.Cleanup(func() { _ = env.Stop() })
 
-	scheme := runtime.NewScheme()
-	for _, add := range []func(*runtime.Scheme) error{clientgoscheme.AddToScheme, mlv1.AddToScheme} {
-		if err := add(scheme); err != nil {
-			t.Fatal(err)
-		}
-	}
-	mgr, err := ctrl.NewManager(cfg, ctrl.Options{
-		Scheme: scheme, Metrics: metricsserver.Options{BindAddress: "0"}, HealthProbeBindAddress: "0",
-	})
+	scheme := testenv.Scheme()
+	stop, err := testenv.Operator{}.Start(cfg, scheme)
 	if err != nil {
 		t.Fatal(err)
 	}
-	reconciler := &controller.RegisteredModelReconciler{Client: mgr.GetClient(), Recorder: mgr.GetEventRecorder("podium")}
-	if err := reconciler.SetupWithManager(mgr); err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error)
-	go func() { done <- mgr.Start(ctx) }()
 	t.Cleanup(func() {
-		cancel()
-		if err := <-done; err != nil {
+		if err := stop(); err != nil {
 			t.Error(err)
 		}
 	})
-
 	c, err := client.New(cfg, client.Options{Scheme: scheme})
 	if err != nil {
 		t.Fatal(err)

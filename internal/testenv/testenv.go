@@ -1,0 +1,100 @@
+// Package testenv runs Podium against a real kube-apiserver and etcd (envtest) for the test
+// suites: the API server with Podium's CRDs, and the operator in-process, set up as the manager
+// sets it up. It is used by tests only.
+package testenv
+
+import (
+	"context"
+	"path/filepath"
+	"runtime"
+	"sync"
+	"time"
+
+	apiextensionsv1 "k8s.io/apiextensions-apiserver/pkg/apis/apiextensions/v1"
+	k8sruntime "k8s.io/apimachinery/pkg/runtime"
+	utilruntime "k8s.io/apimachinery/pkg/util/runtime"
+	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
+	"k8s.io/client-go/rest"
+	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/cache"
+	"sigs.k8s.io/controller-runtime/pkg/config"
+	"sigs.k8s.io/controller-runtime/pkg/envtest"
+	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
+
+	mlv1 "github.com/podium-dev/podium/api/v1alpha1"
+	"github.com/podium-dev/podium/internal/controller"
+)
+
+// FetcherImage is the fetcher image the test operator renders into prediction pods.
+const FetcherImage = "registry.example/podium:test"
+
+// Scheme holds the Kubernetes kinds, Podium's and the CRD kind.
+func Scheme() *k8sruntime.Scheme {
+	s := k8sruntime.NewScheme()
+	utilruntime.Must(clientgoscheme.AddToScheme(s))
+	utilruntime.Must(mlv1.AddToScheme(s))
+	utilruntime.Must(apiextensionsv1.AddToScheme(s))
+	return s
+}
+
+// Environment returns an envtest environment with Podium's CRDs from config/crd/bases; the
+// binaries come from KUBEBUILDER_ASSETS, which `make test` sets.
+func Environment() *envtest.Environment {
+	_, file, _, _ := runtime.Caller(0)
+	return &envtest.Environment{
+		CRDDirectoryPaths:     []string{filepath.Join(filepath.Dir(file), "..", "..", "config", "crd", "bases")},
+		ErrorIfCRDPathMissing: true,
+	}
+}
+
+// Operator is Podium's operator as a test runs it.
+type Operator struct {
+	// Namespaces limits the operator to these namespaces; all when empty.
+	Namespaces []string
+	// MissingRetry is how soon a missing storage Secret or claim is looked for again.
+	MissingRetry time.Duration
+}
+
+// Start runs the operator until the returned function is called; that function stops it and
+// returns the manager's error, if any, and may be called more than once.
+func (o Operator) Start(cfg *rest.Config, scheme *k8sruntime.Scheme) (stop func() error, err error) {
+	cacheOptions := controller.CacheOptions()
+	for _, ns := range o.Namespaces {
+		if cacheOptions.DefaultNamespaces == nil {
+			cacheOptions.DefaultNamespaces = map[string]cache.Config{}
+		}
+		cacheOptions.DefaultNamespaces[ns] = cache.Config{}
+	}
+	mgr, err := ctrl.NewManager(cfg, ctrl.Options{
+		Scheme:                 scheme,
+		Metrics:                metricsserver.Options{BindAddress: "0"},
+		HealthProbeBindAddress: "0",
+		Cache:                  cacheOptions,
+		// Suites start several operators in one process, one after the other.
+		Controller: config.Controller{SkipNameValidation: new(true), MaxConcurrentReconciles: 4},
+	})
+	if err != nil {
+		return nil, err
+	}
+	if err := (&controller.RegisteredModelReconciler{
+		Client:       mgr.GetClient(),
+		APIReader:    mgr.GetAPIReader(),
+		Recorder:     mgr.GetEventRecorder("podium"),
+		FetcherImage: FetcherImage,
+		MissingRetry: o.MissingRetry,
+	}).SetupWithManager(mgr); err != nil {
+		return nil, err
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- mgr.Start(ctx) }()
+	var once sync.Once
+	var stopErr error
+	return func() error {
+		once.Do(func() {
+			cancel()
+			stopErr = <-done
+		})
+		return stopErr
+	}, nil
+}
