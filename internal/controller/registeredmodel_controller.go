@@ -276,13 +276,17 @@ func stageName(s mlv1.Stage) string {
 }
 
 // CacheOptions limits the manager's cache of Deployments and Services to those Podium renders,
-// so that it never holds every Deployment of the cluster.
+// so that it never holds every Deployment of the cluster, and drops managedFields from what it
+// caches: the reconciler never reads them, and they are a large part of every object.
 func CacheOptions() cache.Options {
 	managed := labels.SelectorFromSet(labels.Set{serving.LabelManagedBy: "podium"})
-	return cache.Options{ByObject: map[client.Object]cache.ByObject{
-		&appsv1.Deployment{}: {Label: managed},
-		&corev1.Service{}:    {Label: managed},
-	}}
+	return cache.Options{
+		ByObject: map[client.Object]cache.ByObject{
+			&appsv1.Deployment{}: {Label: managed},
+			&corev1.Service{}:    {Label: managed},
+		},
+		DefaultTransform: cache.TransformStripManagedFields(),
+	}
 }
 
 // SetupWithManager registers the cache index and the watches: a model is reconciled when it, any
