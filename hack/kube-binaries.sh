@@ -77,10 +77,11 @@ download_release() {
 # build_from_proxy builds the Kubernetes binaries and etcd from the Go module proxy, in a
 # throw-away module that requires k8s.io/kubernetes and points every staging module at its
 # release, exactly as k8s.io/kubernetes's own replace block lists them.
-build_from_proxy() {
+build_from_proxy() (
+  # A subshell, so that the EXIT trap removes the work directory however the build ends.
   local work
   work="$(mktemp -d)"
-  trap 'rm -rf "$work"' RETURN
+  trap 'rm -rf "$work"' EXIT
   log "building Kubernetes v${K8S_VERSION} and etcd v${ETCD_VERSION} from the Go module proxy (about 8 minutes on 2 cores, once)"
   local gomod
   gomod="$(cd "$work" && go mod download -json "k8s.io/kubernetes@v${K8S_VERSION}" | sed -n 's/.*"GoMod": "\(.*\)",/\1/p')"
@@ -97,8 +98,6 @@ build_from_proxy() {
     echo "replace ("
     sed -n '/^replace (/,/^)/p' "$gomod" | awk '/=> \.\/staging/ {print "\t" $1 " => " $1 " '"$staging_version"'"}'
     echo ")"
-    echo
-    echo "import _ \"k8s.io/kubernetes/cmd/kube-apiserver\"" >/dev/null
   } >"$work/go.mod"
   cat >"$work/tools.go" <<'GO'
 //go:build tools
@@ -144,7 +143,7 @@ GO
     fi
     install_file "$work/out/etcd" etcd
   fi
-}
+)
 
 install_kwok() {
   local b tmpbin
