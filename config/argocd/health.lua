@@ -1,7 +1,7 @@
 -- Argo CD health of a Podium RegisteredModel or ModelVersion, read from its kstatus conditions
 -- (Ready, Reconciling, Stalled), as kstatus reads them, so that Argo CD and Flux agree:
 --   Progressing  no status yet, or the status describes an older generation, or Reconciling=True
---   Degraded     Stalled=True, or Ready=False for a reason other than a progressing one
+--   Degraded     Stalled=True, or Ready=False without Reconciling=True
 --   Healthy      Ready=True (a version that fails its gates is Healthy: it is decided)
 -- The message is the Ready condition's. docs/gitops.md says how to install it in argocd-cm.
 local hs = { status = "Progressing", message = "Waiting for the Podium operator" }
@@ -34,7 +34,7 @@ if conditions["Stalled"] ~= nil and conditions["Stalled"].status == "True" then
 end
 if ready.status == "True" then
   hs.status = "Healthy"
-elseif ready.status == "False" and ready.reason ~= "Progressing" then
+elseif ready.status == "False" then
   hs.status = "Degraded"
 end
 return hs
