@@ -46,9 +46,9 @@ var _ = BeforeSuite(func() {
 
 	testEnv = testenv.Environment()
 	var err error
+	DeferCleanup(func() { Expect(testEnv.Stop()).To(Succeed()) }) // also after a start that failed halfway
 	cfg, err = testEnv.Start()
 	Expect(err).NotTo(HaveOccurred())
-	DeferCleanup(func() { Expect(testEnv.Stop()).To(Succeed()) })
 
 	k8sClient, err = client.New(cfg, client.Options{Scheme: testScheme})
 	Expect(err).NotTo(HaveOccurred())

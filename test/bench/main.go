@@ -112,11 +112,11 @@ func benchmark(t *run) {
 		CRDDirectoryPaths:     []string{filepath.Join("config", "crd", "bases")},
 		ErrorIfCRDPathMissing: true,
 	}
+	t.Cleanup(func() { _ = env.Stop() }) // also after a start that failed halfway
 	cfg, err := env.Start()
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() { _ = env.Stop() })
 	cfg.QPS, cfg.Burst = 2000, 4000
 	c, err := client.NewWithWatch(cfg, client.Options{Scheme: scheme})
 	if err != nil {

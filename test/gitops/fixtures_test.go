@@ -76,11 +76,11 @@ func TestUpdateFixtures(t *testing.T) {
 func startOperator(t *testing.T) client.Client {
 	t.Helper()
 	env := testenv.Environment()
+	t.Cleanup(func() { _ = env.Stop() }) // also after a start that failed halfway
 	cfg, err := env.Start()
 	if err != nil {
 		t.Fatalf("starting envtest (is KUBEBUILDER_ASSETS set?): %v", err)
 	}
-	t.Cleanup(func() { _ = env.Stop() })
 
 	scheme := testenv.Scheme()
 	stop, err := testenv.Operator{}.Start(cfg, scheme)
