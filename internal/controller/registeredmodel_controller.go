@@ -104,7 +104,7 @@ func (r *RegisteredModelReconciler) Reconcile(ctx context.Context, req ctrl.Requ
 	if err := r.recordVersions(ctx, model, versions, previous, decision, plan); err != nil {
 		return ctrl.Result{}, err
 	}
-	if err := r.applyServing(ctx, plan, live); err != nil {
+	if err := r.applyServing(ctx, plan); err != nil {
 		return ctrl.Result{}, err
 	}
 	for _, t := range decision.Transitions {

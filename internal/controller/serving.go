@@ -31,13 +31,16 @@ type servingState struct {
 	enabled  bool
 	observed *serving.Observed // nil while there is no Deployment
 	// deployment and service are the renderings to apply; nil when nothing is to be applied.
-	deployment *appsv1.Deployment
-	service    *corev1.Service
+	// deploymentApplied says the live Deployment already holds the rendering.
+	deployment        *appsv1.Deployment
+	service           *corev1.Service
+	deploymentApplied bool
 	// staging is the staging Deployment and Service to apply, for the newest Staging version;
 	// stagingLive is the staging Deployment as it is, nil when there is none.
 	staging        *appsv1.Deployment
 	stagingService *corev1.Service
 	stagingLive    *appsv1.Deployment
+	stagingApplied bool
 	// problem is a reason from api/v1alpha1 when spec.serving cannot be served as it is.
 	problem, message string
 	retry            time.Duration
@@ -104,30 +107,6 @@ func (r *RegisteredModelReconciler) planServing(ctx context.Context, model *mlv1
 	if target == nil {
 		return s, nil
 	}
-	if name := model.Spec.Serving.StorageSecretName; name != "" {
-		found, err := r.exists(ctx, "Secret", model.Namespace, name)
-		if err != nil {
-			return s, err
-		}
-		if !found {
-			s.problem, s.message, s.retry = mlv1.ReasonStorageSecretNotFound, fmt.Sprintf(
-				"spec.serving.storageSecretName names Secret %s, which does not exist in namespace %s; create it", name, model.Namespace),
-				r.missingRetry()
-			return s, nil
-		}
-	}
-	if loc, err := bundle.ParseURI(target.Spec.Artifact.URI); err == nil && loc.Scheme == bundle.SchemePVC {
-		found, err := r.exists(ctx, "PersistentVolumeClaim", model.Namespace, loc.Bucket)
-		if err != nil {
-			return s, err
-		}
-		if !found {
-			s.problem, s.message, s.retry = mlv1.ReasonClaimNotFound, fmt.Sprintf(
-				"version %d's bundle is on claim %s, which does not exist in namespace %s; create it",
-				target.Spec.Version, loc.Bucket, model.Namespace), r.missingRetry()
-			return s, nil
-		}
-	}
 	dep, err := serving.Deployment(serving.Target{Model: model, Version: target, FetcherImage: r.FetcherImage})
 	if errors.Is(err, serving.ErrInvalid) {
 		s.problem, s.message = mlv1.ReasonInvalidServing, err.Error()
@@ -136,8 +115,42 @@ func (r *RegisteredModelReconciler) planServing(ctx context.Context, model *mlv1
 	if err != nil {
 		return s, err
 	}
+	// The storage Secret and the claim are checked before a rendering is applied; a Deployment
+	// that already holds it costs no reads of the API server on every reconcile.
+	s.deploymentApplied = live != nil && serving.Contains(live, dep)
+	if !s.deploymentApplied {
+		reason, msg, err := r.missingDependency(ctx, model, target)
+		if err != nil {
+			return s, err
+		}
+		if reason != "" {
+			s.problem, s.message, s.retry = reason, msg, r.missingRetry()
+			return s, nil
+		}
+	}
 	s.deployment, s.service = dep, serving.Service(model)
 	return s, nil
+}
+
+// missingDependency names what the rendering for target needs and the cluster lacks: the storage
+// Secret, or the claim of a pvc:// bundle. It reads only their metadata, never a Secret's data.
+func (r *RegisteredModelReconciler) missingDependency(ctx context.Context, model *mlv1.RegisteredModel,
+	target *mlv1.ModelVersion) (reason, message string, err error) {
+	if name := model.Spec.Serving.StorageSecretName; name != "" {
+		if found, err := r.exists(ctx, "Secret", model.Namespace, name); err != nil || !found {
+			return mlv1.ReasonStorageSecretNotFound, fmt.Sprintf(
+				"spec.serving.storageSecretName names Secret %s, which does not exist in namespace %s; create it",
+				name, model.Namespace), err
+		}
+	}
+	if loc, perr := bundle.ParseURI(target.Spec.Artifact.URI); perr == nil && loc.Scheme == bundle.SchemePVC {
+		if found, err := r.exists(ctx, "PersistentVolumeClaim", model.Namespace, loc.Bucket); err != nil || !found {
+			return mlv1.ReasonClaimNotFound, fmt.Sprintf(
+				"version %d's bundle is on claim %s, which does not exist in namespace %s; create it",
+				target.Spec.Version, loc.Bucket, model.Namespace), err
+		}
+	}
+	return "", "", nil
 }
 
 // planStaging renders the staging Deployment for the newest Staging version when
@@ -169,6 +182,7 @@ func (r *RegisteredModelReconciler) planStaging(ctx context.Context, model *mlv1
 		return nil // the Production plan reports what is wrong with spec.serving
 	}
 	s.staging, s.stagingService = dep, serving.StagingService(model)
+	s.stagingApplied = s.stagingLive != nil && serving.Contains(s.stagingLive, dep)
 	return nil
 }
 
@@ -186,14 +200,14 @@ func (r *RegisteredModelReconciler) exists(ctx context.Context, kind, namespace,
 // applyServing applies the planned Deployments and Services with server-side apply, as the field
 // manager "podium", when the live objects do not already hold them, and removes a staging
 // Deployment and Service that have no candidate left to serve.
-func (r *RegisteredModelReconciler) applyServing(ctx context.Context, s servingState, live *appsv1.Deployment) error {
+func (r *RegisteredModelReconciler) applyServing(ctx context.Context, s servingState) error {
 	if s.deployment != nil {
-		if err := r.applyPair(ctx, s.deployment, s.service, live); err != nil {
+		if err := r.applyPair(ctx, s.deployment, s.service, s.deploymentApplied); err != nil {
 			return err
 		}
 	}
 	if s.staging != nil {
-		return r.applyPair(ctx, s.staging, s.stagingService, s.stagingLive)
+		return r.applyPair(ctx, s.staging, s.stagingService, s.stagingApplied)
 	}
 	if s.stagingLive != nil && !s.stagingLive.DeletionTimestamp.IsZero() {
 		return nil
@@ -210,10 +224,11 @@ func (r *RegisteredModelReconciler) applyServing(ctx context.Context, s servingS
 	return nil
 }
 
-// applyPair applies a Deployment and its Service where the live objects differ from them.
+// applyPair applies a Deployment, unless it is already applied, and its Service where the live
+// one differs.
 func (r *RegisteredModelReconciler) applyPair(ctx context.Context, dep *appsv1.Deployment, svc *corev1.Service,
-	live *appsv1.Deployment) error {
-	if live == nil || !serving.Contains(live, dep) {
+	applied bool) error {
+	if !applied {
 		if err := r.apply(ctx, dep); err != nil {
 			return err
 		}

@@ -1,41 +1,38 @@
-package controller
+package controller_test
 
 import (
-	"context"
-	"path/filepath"
 	"testing"
 	"time"
 
 	. "github.com/onsi/ginkgo/v2"
 	. "github.com/onsi/gomega"
 
-	"k8s.io/apimachinery/pkg/runtime"
-	utilruntime "k8s.io/apimachinery/pkg/util/runtime"
-	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
 	"k8s.io/client-go/rest"
-	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/client"
-	"sigs.k8s.io/controller-runtime/pkg/config"
 	"sigs.k8s.io/controller-runtime/pkg/envtest"
 	logf "sigs.k8s.io/controller-runtime/pkg/log"
 	"sigs.k8s.io/controller-runtime/pkg/log/zap"
-	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
 
-	mlv1 "github.com/podium-dev/podium/api/v1alpha1"
+	"github.com/podium-dev/podium/internal/controller"
+	"github.com/podium-dev/podium/internal/testenv"
 )
 
 // The suite runs a real kube-apiserver and etcd (KUBEBUILDER_ASSETS, set by `make test`), with
-// Podium's CRDs, and the manager in-process.
+// Podium's CRDs, and the operator in-process, as internal/testenv sets it up.
 
 var (
 	testEnv    *envtest.Environment
 	cfg        *rest.Config
 	k8sClient  client.Client
-	testScheme = runtime.NewScheme()
+	testScheme = testenv.Scheme()
 	stopMgr    func()
 )
 
-const testFetcherImage = "registry.example/podium:test"
+const (
+	testFetcherImage = testenv.FetcherImage
+	// FieldOwner is the field manager the operator applies with.
+	FieldOwner = controller.FieldOwner
+)
 
 func TestControllers(t *testing.T) {
 	RegisterFailHandler(Fail)
@@ -44,13 +41,7 @@ func TestControllers(t *testing.T) {
 
 var _ = BeforeSuite(func() {
 	logf.SetLogger(zap.New(zap.WriteTo(GinkgoWriter), zap.UseDevMode(true)))
-	utilruntime.Must(clientgoscheme.AddToScheme(testScheme))
-	utilruntime.Must(mlv1.AddToScheme(testScheme))
-
-	testEnv = &envtest.Environment{
-		CRDDirectoryPaths:     []string{filepath.Join("..", "..", "config", "crd", "bases")},
-		ErrorIfCRDPathMissing: true,
-	}
+	testEnv = testenv.Environment()
 	var err error
 	DeferCleanup(func() { Expect(testEnv.Stop()).To(Succeed()) }) // also after a start that failed halfway
 	cfg, err = testEnv.Start()
@@ -63,34 +54,10 @@ var _ = BeforeSuite(func() {
 	DeferCleanup(func() { stopMgr() })
 })
 
-// startManager runs a manager with Podium's controllers until the returned function is called;
-// that function waits for the manager to stop.
+// startManager runs the operator until the returned function is called; that function waits
+// for it to stop. A missing Secret or claim is looked for again after a second, not 30.
 func startManager() func() {
-	mgr, err := ctrl.NewManager(cfg, ctrl.Options{
-		Scheme:                 testScheme,
-		Metrics:                metricsserver.Options{BindAddress: "0"},
-		HealthProbeBindAddress: "0",
-		Controller:             config.Controller{SkipNameValidation: new(true), MaxConcurrentReconciles: 4},
-		Cache:                  CacheOptions(),
-	})
+	stop, err := testenv.Operator{MissingRetry: time.Second}.Start(cfg, testScheme)
 	Expect(err).NotTo(HaveOccurred())
-	Expect((&RegisteredModelReconciler{
-		Client:       mgr.GetClient(),
-		APIReader:    mgr.GetAPIReader(),
-		Recorder:     mgr.GetEventRecorder("podium"),
-		FetcherImage: testFetcherImage,
-		MissingRetry: time.Second,
-	}).SetupWithManager(mgr)).To(Succeed())
-
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan struct{})
-	go func() {
-		defer GinkgoRecover()
-		defer close(done)
-		Expect(mgr.Start(ctx)).To(Succeed())
-	}()
-	return func() {
-		cancel()
-		<-done
-	}
+	return func() { Expect(stop()).To(Succeed()) }
 }
