@@ -3,13 +3,17 @@ package main
 import (
 	"context"
 	"crypto/tls"
+	"errors"
 	"flag"
 	"fmt"
+	"os"
 	"strings"
+	"time"
 
 	"k8s.io/apimachinery/pkg/runtime"
 	utilruntime "k8s.io/apimachinery/pkg/util/runtime"
 	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
+	"k8s.io/client-go/tools/leaderelection"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/cache"
 	"sigs.k8s.io/controller-runtime/pkg/config"
@@ -24,6 +28,10 @@ import (
 // defaultFetcherImage is the operator's image, which runs `manager fetch`.
 const defaultFetcherImage = "ghcr.io/podium-dev/podium:latest"
 
+// defaultLeaderElectionID names the Lease; changing it would let an upgraded manager act next to
+// an old one that holds the old Lease.
+const defaultLeaderElectionID = "podium.ml.podium.dev"
+
 // managerOptions are the manager's command-line flags.
 type managerOptions struct {
 	metricsAddr             string
@@ -31,6 +39,10 @@ type managerOptions struct {
 	probeAddr               string
 	leaderElect             bool
 	leaderElectionNamespace string
+	leaderElectionID        string
+	leaseDuration           time.Duration
+	renewDeadline           time.Duration
+	retryPeriod             time.Duration
 	enableHTTP2             bool
 	qps                     float64
 	burst                   int
@@ -45,9 +57,20 @@ func (o *managerOptions) bindFlags(fs *flag.FlagSet) {
 	fs.BoolVar(&o.secureMetrics, "metrics-secure", true,
 		"Serve metrics over HTTPS with Kubernetes authentication and authorization; false serves plain HTTP.")
 	fs.StringVar(&o.probeAddr, "health-probe-bind-address", ":8081", "Address of the /healthz and /readyz endpoints.")
-	fs.BoolVar(&o.leaderElect, "leader-elect", false, "Elect a leader, so that only one of several managers acts.")
+	fs.BoolVar(&o.leaderElect, "leader-elect", true,
+		"Elect a leader, so that only one of several managers acts; --leader-elect=false for a single manager "+
+			"outside the cluster.")
 	fs.StringVar(&o.leaderElectionNamespace, "leader-election-namespace", "",
 		"Namespace of the leader election Lease; required when the manager runs outside the cluster.")
+	fs.StringVar(&o.leaderElectionID, "leader-election-id", defaultLeaderElectionID,
+		"Name of the leader election Lease: managers with the same name and namespace compete.")
+	fs.DurationVar(&o.leaseDuration, "leader-election-lease-duration", 15*time.Second,
+		"How long a standby manager waits after the leader's last renewal before it takes the Lease over.")
+	fs.DurationVar(&o.renewDeadline, "leader-election-renew-deadline", 10*time.Second,
+		"How long the leader keeps trying to renew the Lease before it gives up leadership and exits; "+
+			"shorter than the lease duration.")
+	fs.DurationVar(&o.retryPeriod, "leader-election-retry-period", 2*time.Second,
+		"How often managers try to acquire or renew the Lease.")
 	fs.BoolVar(&o.enableHTTP2, "enable-http2", false,
 		"Allow HTTP/2 on the metrics server (off by default: HTTP/2 Rapid Reset, CVE-2023-44487).")
 	fs.Float64Var(&o.qps, "kube-api-qps", 500, "Requests per second the manager may send to the API server.")
@@ -81,8 +104,39 @@ func newScheme() *runtime.Scheme {
 	return s
 }
 
+// inClusterNamespaceFile is where a pod finds its namespace, which holds the Lease by default.
+const inClusterNamespaceFile = "/var/run/secrets/kubernetes.io/serviceaccount/namespace"
+
+// validateLeaderElection rejects lease settings that client-go would reject only once the manager
+// runs, and names the flags instead of the option fields.
+func (o *managerOptions) validateLeaderElection() error {
+	if !o.leaderElect {
+		return nil
+	}
+	if o.leaderElectionNamespace == "" {
+		if _, err := os.Stat(inClusterNamespaceFile); err != nil {
+			return errors.New("leader election outside the cluster needs --leader-election-namespace " +
+				"(or --leader-elect=false when no other manager can run)")
+		}
+	}
+	switch {
+	case o.retryPeriod <= 0:
+		return fmt.Errorf("--leader-election-retry-period must be positive, not %s", o.retryPeriod)
+	case o.renewDeadline >= o.leaseDuration:
+		return fmt.Errorf("--leader-election-renew-deadline (%s) must be shorter than --leader-election-lease-duration (%s)",
+			o.renewDeadline, o.leaseDuration)
+	case float64(o.renewDeadline) <= leaderelection.JitterFactor*float64(o.retryPeriod):
+		return fmt.Errorf("--leader-election-renew-deadline (%s) must be longer than %.1f × --leader-election-retry-period (%s)",
+			o.renewDeadline, leaderelection.JitterFactor, o.retryPeriod)
+	}
+	return nil
+}
+
 // runManager builds the manager with its controllers and runs it until ctx ends.
 func runManager(ctx context.Context, o *managerOptions) error {
+	if err := o.validateLeaderElection(); err != nil {
+		return err
+	}
 	restConfig, err := ctrl.GetConfig()
 	if err != nil {
 		return fmt.Errorf("finding the cluster (KUBECONFIG or in-cluster config): %w", err)
@@ -95,8 +149,11 @@ func runManager(ctx context.Context, o *managerOptions) error {
 		Cache:                         o.cacheOptions(),
 		HealthProbeBindAddress:        o.probeAddr,
 		LeaderElection:                o.leaderElect,
-		LeaderElectionID:              "podium.ml.podium.dev",
+		LeaderElectionID:              o.leaderElectionID,
 		LeaderElectionNamespace:       o.leaderElectionNamespace,
+		LeaseDuration:                 &o.leaseDuration,
+		RenewDeadline:                 &o.renewDeadline,
+		RetryPeriod:                   &o.retryPeriod,
 		LeaderElectionReleaseOnCancel: true,
 		Controller:                    config.Controller{MaxConcurrentReconciles: o.concurrency},
 	})

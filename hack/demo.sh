@@ -60,7 +60,10 @@ start_manager() {
   mkdir -p "$DEMO_DIR"
   log "starting the manager (log: $LOG_FILE)"
   # A session of its own, so the manager outlives make and no terminal signal reaches it.
+  # Leader election is off: the demo runs one manager, and 'up' stops the old one (stop_manager)
+  # before it starts the next, which would otherwise wait out a killed manager's Lease.
   KUBECONFIG="$KUBECONFIG_PATH" setsid "$MANAGER" \
+    --leader-elect=false \
     --health-probe-bind-address="$PROBE_ADDR" \
     --metrics-bind-address=0 \
     </dev/null >"$LOG_FILE" 2>&1 &

@@ -344,7 +344,8 @@ func startManager(t *run, cfg *rest.Config) (*exec.Cmd, int) {
 		t.Fatal(err)
 	}
 	bin := filepath.Join(os.Getenv("PODIUM_BIN_DIR"), "manager")
-	args := append([]string{"--health-probe-bind-address=0", "--metrics-bind-address=0"},
+	// One manager per run, so no leader election: acquiring the Lease would add to the cold start.
+	args := append([]string{"--leader-elect=false", "--health-probe-bind-address=0", "--metrics-bind-address=0"},
 		strings.Fields(os.Getenv("MANAGER_ARGS"))...)
 	cmd := exec.Command(bin, args...)
 	cmd.Env = append(os.Environ(), "KUBECONFIG="+kubeconfig)
