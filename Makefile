@@ -75,6 +75,11 @@ test-unit: kube-binaries seaweedfs helm kustomize ## Run the unit and envtest in
 test-e2e: kube-binaries build helm ## Run the e2e tests on a local kwok cluster (started and removed by the tests).
 	PODIUM_KUBE_BIN_DIR="$(KUBE_BIN_DIR)" PODIUM_BIN_DIR="$(LOCALBIN)" go test -tags e2e -count=1 -timeout 20m ./test/e2e/ -v -ginkgo.v
 
+SEEDS ?= 100000
+.PHONY: explore
+explore: ## Run the adversarial explorer on SEEDS random schedules (lagging caches, API errors, crashes, two managers).
+	go test ./test/explore -run TestExplore -count=1 -timeout 0 -v -args -seeds=$(SEEDS)
+
 .PHONY: verify-generated
 verify-generated: manifests generate ## Fail when generated code or manifests are not committed.
 	@git diff --exit-code -- api config charts docs/api.md && [ -z "$$(git status --porcelain -- api config charts docs/api.md)" ] || \

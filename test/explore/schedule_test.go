@@ -1,0 +1,403 @@
+package explore
+
+import (
+	"fmt"
+	"slices"
+	"strings"
+
+	"k8s.io/apimachinery/pkg/api/meta"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	mlv1 "github.com/podium-dev/podium/api/v1alpha1"
+	"github.com/podium-dev/podium/internal/promotion"
+)
+
+// modelNames are the models a schedule works with: the first one or both.
+var modelNames = []string{"alpha", "beta"}
+
+func num(s string) *mlv1.Number { n := mlv1.Number(s); return &n }
+
+func gates(min string) []mlv1.Gate {
+	if min == "" {
+		return nil
+	}
+	return []mlv1.Gate{{Metric: "test_accuracy", Min: num(min)}}
+}
+
+// The user's actions. They write to the server directly, never fail by injection, and are
+// traced; an error (say, the version was deleted meanwhile) is traced and otherwise ignored.
+
+func (w *world) user(format string, args ...any) {
+	w.actor = "user"
+	w.tracef("user: "+format, args...)
+}
+
+func (w *world) userErr(err error) {
+	if err != nil {
+		w.tracef("      user: %v", err)
+	}
+}
+
+func (w *world) createModel(name string, mode mlv1.PromotionMode, g []mlv1.Gate) {
+	w.user("creates model %s, mode %s, gates %s", name, mode, gateString(g))
+	w.userErr(w.srv.create(&mlv1.RegisteredModel{
+		ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: name},
+		Spec:       mlv1.RegisteredModelSpec{Promotion: mlv1.Promotion{Mode: mode, Gates: g}},
+	}))
+}
+
+func gateString(g []mlv1.Gate) string {
+	if len(g) == 0 {
+		return "none"
+	}
+	var parts []string
+	for _, x := range g {
+		parts = append(parts, fmt.Sprintf("%s >= %s", x.Metric, optionalNumber(x.Min)))
+	}
+	return strings.Join(parts, ", ")
+}
+
+// register creates ModelVersion name, version n of model, with spec.stage in its manifest when
+// stage is set.
+func (w *world) register(model, name string, n int64, accuracy string, stage mlv1.Stage) {
+	w.user("registers %s: version %d of %s, test_accuracy %s, spec.stage %q", name, n, model, accuracy, stage)
+	w.userErr(w.srv.create(&mlv1.ModelVersion{
+		ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: name},
+		Spec: mlv1.ModelVersionSpec{
+			RegisteredModel: model,
+			Version:         n,
+			Artifact:        mlv1.Artifact{URI: fmt.Sprintf("s3://models/%s/%d/", model, n)},
+			Metrics:         map[string]mlv1.Number{"test_accuracy": mlv1.Number(accuracy)},
+			Stage:           stage,
+		},
+	}))
+}
+
+// requestStage sets spec.stage; "" clears it.
+func (w *world) requestStage(name string, stage mlv1.Stage) {
+	w.user("sets spec.stage of %s to %q", name, stage)
+	w.userErr(w.srv.updateSpec(versions, name, func(o client.Object) { o.(*mlv1.ModelVersion).Spec.Stage = stage }))
+}
+
+func (w *world) deleteVersion(name string) {
+	w.user("deletes version %s", name)
+	w.userErr(w.srv.delete(versions, name))
+}
+
+func (w *world) deleteModel(name string) {
+	w.user("deletes model %s", name)
+	w.userErr(w.srv.delete(models, name))
+}
+
+func (w *world) setPromotion(name string, mode mlv1.PromotionMode, g []mlv1.Gate) {
+	w.user("changes model %s to mode %s, gates %s", name, mode, gateString(g))
+	w.userErr(w.srv.updateSpec(models, name, func(o client.Object) {
+		o.(*mlv1.RegisteredModel).Spec.Promotion = mlv1.Promotion{Mode: mode, Gates: g}
+	}))
+}
+
+var (
+	accuracies = []string{"0.8", "0.86", "0.88", "0.91", "0.95"}
+	requests   = []mlv1.Stage{mlv1.StageProduction, mlv1.StageProduction, mlv1.StageProduction,
+		mlv1.StageArchived, mlv1.StageArchived, mlv1.StageStaging, mlv1.StageNone, ""}
+	minima = []string{"0.85", "0.85", "0.85", "0.9", "0.9", ""}
+)
+
+func (w *world) randomMode() mlv1.PromotionMode {
+	if w.rng.IntN(10) < 3 {
+		return mlv1.PromotionManual
+	}
+	return mlv1.PromotionAutomatic
+}
+
+// randomUserAction does one thing a person or a GitOps tool does to the models.
+func (w *world) randomUserAction(names []string) {
+	model := names[w.rng.IntN(len(names))]
+	exists := w.srv.model(model) != nil
+	var all []*mlv1.ModelVersion
+	for _, n := range names {
+		all = append(all, w.srv.versionsOf(n)...)
+	}
+	r := w.rng.IntN(100)
+	switch {
+	case !exists && (r < 35 || len(all) == 0 && r < 85):
+		w.createModel(model, w.randomMode(), gates(minima[w.rng.IntN(len(minima))]))
+	case r < 45 || len(all) == 0:
+		w.randomRegistration(model)
+	case r < 72:
+		v := all[w.rng.IntN(len(all))]
+		w.requestStage(v.Name, requests[w.rng.IntN(len(requests))])
+	case r < 82:
+		v := all[w.rng.IntN(len(all))]
+		if w.rng.IntN(5) < 2 {
+			for _, o := range all {
+				if o.Status.Stage == mlv1.StageProduction {
+					v = o
+				}
+			}
+		}
+		w.deleteVersion(v.Name)
+	case r < 90 && exists:
+		w.setPromotion(model, w.randomMode(), gates(minima[w.rng.IntN(len(minima))]))
+	case r < 94 && exists:
+		w.deleteModel(model)
+	default:
+		w.randomRegistration(model)
+	}
+}
+
+func (w *world) randomRegistration(model string) {
+	n := int64(1 + w.rng.IntN(8))
+	name := fmt.Sprintf("%s-%d", model, n)
+	if w.srv.version(name) != nil {
+		name += "-b" // a second ModelVersion claiming the same number
+		if w.srv.version(name) != nil {
+			return
+		}
+	}
+	var stage mlv1.Stage
+	if w.rng.IntN(100) < 12 {
+		stage = mlv1.StageProduction
+	}
+	w.register(model, name, n, accuracies[w.rng.IntN(len(accuracies))], stage)
+}
+
+// params is what a random schedule is made of.
+type params struct {
+	models, managers, userSteps int
+	faults                      faults
+}
+
+func (p params) String() string {
+	return fmt.Sprintf("%d model(s), %d manager(s), %d user steps; faults: write %.2f, after commit %.2f, read %.2f, crash %.3f",
+		p.models, p.managers, p.userSteps, p.faults.write, p.faults.commit, p.faults.read, p.faults.crash)
+}
+
+func (w *world) randomParams() params {
+	pick := func(xs ...float64) float64 { return xs[w.rng.IntN(len(xs))] }
+	return params{
+		models:    1 + w.rng.IntN(2),
+		managers:  1 + w.rng.IntN(2),
+		userSteps: 10 + w.rng.IntN(31),
+		faults: faults{
+			write:  pick(0, 0.05, 0.15, 0.3),
+			commit: pick(0, 0, 0.05, 0.1),
+			read:   pick(0, 0.05, 0.15),
+			crash:  pick(0, 0, 0.01, 0.03),
+		},
+	}
+}
+
+// explore runs one random schedule: user actions, reconciles of the managers interleaved call by
+// call, caches advancing independently per kind, faults and crashes; then the system settles
+// and the final checks run.
+func (w *world) explore(p params) {
+	w.faults = p.faults
+	names := modelNames[:p.models]
+	var ms []*manager
+	for i := range p.managers {
+		ms = append(ms, w.newManager(fmt.Sprintf("m%d", i+1)))
+	}
+	userLeft, tail := p.userSteps, 40
+	for len(w.violations) == 0 && (userLeft > 0 || tail > 0) {
+		if userLeft == 0 {
+			tail--
+		}
+		if p.faults.crash > 0 && w.rng.Float64() < p.faults.crash {
+			w.crash(ms[w.rng.IntN(len(ms))], w.rng.IntN(2) == 0)
+			continue
+		}
+		r := w.rng.IntN(100)
+		switch {
+		case userLeft > 0 && r < 14:
+			userLeft--
+			w.randomUserAction(names)
+		case r < 34:
+			m, k := ms[w.rng.IntN(len(ms))], kind(w.rng.IntN(int(kinds)))
+			n := 1 + w.rng.IntN(3)
+			if w.rng.IntN(5) == 0 {
+				n = m.cache.lag(k)
+			}
+			if got := m.cache.advance(k, n); got > 0 {
+				w.tracef("%s: cache of %s advances %d event(s), %d behind", m.name, k, got, m.cache.lag(k))
+			}
+		case r < 52:
+			if idle := filter(ms, func(m *manager) bool { return m.run == nil }); len(idle) > 0 {
+				w.start(idle[w.rng.IntN(len(idle))], names[w.rng.IntN(len(names))])
+			}
+		default:
+			if busy := filter(ms, func(m *manager) bool { return m.run != nil }); len(busy) > 0 {
+				w.step(busy[w.rng.IntN(len(busy))])
+			}
+		}
+	}
+	w.stopAll()
+	if len(w.violations) == 0 {
+		w.settle(names)
+	}
+}
+
+func filter(ms []*manager, keep func(*manager) bool) []*manager {
+	var out []*manager
+	for _, m := range ms {
+		if keep(m) {
+			out = append(out, m)
+		}
+	}
+	return out
+}
+
+// stopAll abandons every reconcile in flight: its next call is not made.
+func (w *world) stopAll() {
+	for _, m := range w.managers {
+		if r := m.run; r != nil {
+			w.tracef("%s: stops", m.name)
+			r.resume <- resume{crash: true}
+			for rep := <-r.report; !rep.done; rep = <-r.report {
+			}
+			m.run = nil
+		}
+	}
+}
+
+// maxSettleRounds bounds the reconciles a model needs to converge once faults stop.
+const maxSettleRounds = 30
+
+// settle stops faults and crashes, lets one manager with a fresh cache reconcile every model
+// until a reconcile writes nothing, and runs the final checks.
+func (w *world) settle(names []string) {
+	w.faults, w.rules = faults{}, nil
+	w.tracef("--- faults and crashes stop; a fresh manager settles every model ---")
+	f := w.newManager("final")
+	f.cache.fresh = true
+	for _, name := range names {
+		converged := false
+		for range maxSettleRounds {
+			w.start(f, name)
+			writes, err := w.finish(f)
+			if len(w.violations) > 0 {
+				return
+			}
+			if writes == 0 && err == nil {
+				converged = true
+				break
+			}
+		}
+		if !converged {
+			w.violate(noConvergence, "model %s did not converge in %d reconciles without faults", name, maxSettleRounds)
+			return
+		}
+	}
+	for range 2 {
+		for _, name := range names {
+			w.start(f, name)
+			if writes, err := w.finish(f); writes > 0 || err != nil {
+				w.violate(convergedWrites, "a converged reconcile of %s made %d writes (error: %v)", name, writes, err)
+			}
+		}
+	}
+	w.checkFinal(names)
+}
+
+// checkFinal checks the settled state on the server.
+func (w *world) checkFinal(names []string) {
+	for _, name := range names {
+		vs := w.srv.versionsOf(name)
+		m := w.srv.model(name)
+		if m == nil {
+			for _, v := range vs {
+				if c := meta.FindStatusCondition(v.Status.Conditions, mlv1.ConditionReady); c == nil || c.Reason != mlv1.ReasonModelNotFound {
+					w.violate(orphanStatus, "%s: its model %s does not exist, but its Ready condition does not say so: %v", v.Name, name, c)
+				}
+			}
+			continue
+		}
+		// (2) the model's Production version is the only version that says Production.
+		var production []*mlv1.ModelVersion
+		for _, v := range vs {
+			if v.Status.Stage == mlv1.StageProduction {
+				production = append(production, v)
+			}
+		}
+		switch {
+		case m.Status.ProductionVersion == nil && len(production) > 0:
+			w.violate(productionMismatch, "model %s records no Production version, but %s says Production", name, production[0].Name)
+		case m.Status.ProductionVersion != nil && (len(production) != 1 || production[0].Spec.Version != *m.Status.ProductionVersion):
+			var got []string
+			for _, v := range production {
+				got = append(got, v.Name)
+			}
+			w.violate(productionMismatch, "model %s records Production %d, but the versions that say Production are %v", name,
+				*m.Status.ProductionVersion, got)
+		}
+		// (3) every request was acted on, or a condition says why not.
+		for _, v := range vs {
+			w.checkRequest(v)
+		}
+		// (4) every version's stage is the model's decision.
+		d := promotion.Decide(input(m, vs))
+		if !sameNumber(d.Production, m.Status.ProductionVersion) {
+			w.violate(notDecided, "model %s records Production %s, but its decision is %s", name,
+				optional(m.Status.ProductionVersion), optional(d.Production))
+		}
+		for _, v := range vs {
+			if want := d.Versions[v.Name].Stage; v.Status.Stage != want {
+				w.violate(notDecided, "%s says %q, but the decision of model %s is %q", v.Name, v.Status.Stage, name, want)
+			}
+		}
+	}
+}
+
+func sameNumber(a, b *int64) bool { return (a == nil) == (b == nil) && (a == nil || *a == *b) }
+
+func (w *world) checkRequest(v *mlv1.ModelVersion) {
+	switch v.Spec.Stage {
+	case mlv1.StageProduction, mlv1.StageArchived, mlv1.StageStaging:
+	default:
+		return
+	}
+	if v.Status.ObservedStageRequest == v.Spec.Stage {
+		return
+	}
+	for _, t := range []string{mlv1.ConditionReady, mlv1.ConditionStalled} {
+		c := meta.FindStatusCondition(v.Status.Conditions, t)
+		if c == nil {
+			continue
+		}
+		if c.Reason == mlv1.ReasonDuplicateVersion || c.Reason == mlv1.ReasonModelNotFound ||
+			strings.Contains(c.Message, string(v.Spec.Stage)) && strings.Contains(c.Message, "request") {
+			return
+		}
+	}
+	w.violate(requestUnanswered, "%s asks for %s, observedStageRequest is %q, and no condition says why the request was not acted on",
+		v.Name, v.Spec.Stage, v.Status.ObservedStageRequest)
+}
+
+// input is the promotion rules' input for a model and its versions, as the reconciler builds it.
+func input(m *mlv1.RegisteredModel, vs []*mlv1.ModelVersion) promotion.Input {
+	in := promotion.Input{
+		Policy:     m.Spec.Promotion,
+		Production: m.Status.ProductionVersion,
+		Floor:      m.Status.AutomaticPromotionFloor,
+		History:    m.Status.History,
+	}
+	for _, v := range vs {
+		in.Versions = append(in.Versions, promotion.Version{
+			Name:            v.Name,
+			Number:          v.Spec.Version,
+			Metrics:         v.Spec.Metrics,
+			Request:         v.Spec.Stage,
+			ObservedRequest: v.Status.ObservedStageRequest,
+			Stage:           v.Status.Stage,
+			Generation:      v.Generation,
+		})
+	}
+	slices.SortStableFunc(in.Versions, func(a, b promotion.Version) int {
+		if a.Number != b.Number {
+			return int(a.Number - b.Number)
+		}
+		return strings.Compare(a.Name, b.Name)
+	})
+	return in
+}
