@@ -66,9 +66,11 @@ type ModelVersionSpec struct {
 	// +kubebuilder:validation:XValidation:rule="self == oldSelf",message="registeredModel cannot be changed; register a new ModelVersion instead"
 	RegisteredModel string `json:"registeredModel"`
 
-	// version is the version number, 1 or more, unique within the model.
+	// version is the version number, 1 or more, unique within the model. Numbers order events
+	// (see docs/concepts.md), so the largest allowed is 2^53-1, which every JSON client reads exactly.
 	// +required
 	// +kubebuilder:validation:Minimum=1
+	// +kubebuilder:validation:Maximum=9007199254740991
 	// +kubebuilder:validation:XValidation:rule="self == oldSelf",message="version cannot be changed; register a new ModelVersion instead"
 	Version int64 `json:"version"`
 
@@ -151,6 +153,17 @@ type ModelVersionStatus struct {
 	// +optional
 	ObservedStageRequest Stage `json:"observedStageRequest,omitempty"`
 
+	// registeredModelUID is the UID of the RegisteredModel that decided this status. A model
+	// deleted and created again is a new model: it does not inherit stages decided by the old one.
+	// +optional
+	// +kubebuilder:validation:MaxLength=128
+	RegisteredModelUID string `json:"registeredModelUID,omitempty"`
+
+	// decisionSequence is the model's status.decisionSequence when the operator last wrote this
+	// status. Writing it fences off a promotion decided on an older view (docs/concepts.md).
+	// +optional
+	DecisionSequence int64 `json:"decisionSequence,omitempty"`
+
 	// gates are the model's gates evaluated against this version's metrics.
 	// +optional
 	// +listType=atomic
@@ -168,6 +181,7 @@ type ModelVersionStatus struct {
 // +kubebuilder:object:root=true
 // +kubebuilder:subresource:status
 // +kubebuilder:resource:shortName=mv,categories=podium
+// +kubebuilder:selectablefield:JSONPath=`.spec.registeredModel`
 // +kubebuilder:printcolumn:name="Model",type=string,JSONPath=`.spec.registeredModel`
 // +kubebuilder:printcolumn:name="Version",type=integer,JSONPath=`.spec.version`
 // +kubebuilder:printcolumn:name="Stage",type=string,JSONPath=`.status.stage`

@@ -176,6 +176,9 @@ const (
 	ReasonRolloutFailed HistoryReason = "RolloutFailed"
 	// ReasonUnarchived: a person returned an Archived version to the candidates with spec.stage: Staging.
 	ReasonUnarchived HistoryReason = "Unarchived"
+	// ReasonDeleted: the Production ModelVersion was deleted; the previous Production version was
+	// restored, as for a retirement.
+	ReasonDeleted HistoryReason = "Deleted"
 )
 
 // HistoryEntry is one stage transition of one version.
@@ -192,8 +195,8 @@ type HistoryEntry struct {
 	// +required
 	To Stage `json:"to"`
 
-	// reason is a CamelCase word: GatesPassed, ManualRequest, Rollback, Superseded, RolledBack,
-	// ArchiveRequest, Restored, Unarchived.
+	// reason is a CamelCase word: GatesPassed, GatesFailed, ManualRequest, Rollback, Superseded,
+	// RolledBack, ArchiveRequest, Restored, Unarchived, RolloutFailed, Deleted.
 	// +required
 	// +kubebuilder:validation:MaxLength=64
 	Reason HistoryReason `json:"reason"`
@@ -210,6 +213,9 @@ type HistoryEntry struct {
 
 // MaxHistory is how many transitions a RegisteredModel keeps; the oldest are dropped first.
 const MaxHistory = 100
+
+// MaxHistoryMessage is the longest history message, in characters; longer ones are shortened.
+const MaxHistoryMessage = 1024
 
 // RegisteredModelStatus is what the operator decided and observed for the model.
 type RegisteredModelStatus struct {
@@ -229,6 +235,19 @@ type RegisteredModelStatus struct {
 	// +optional
 	ProductionVersion *int64 `json:"productionVersion,omitempty"`
 
+	// productionVersionUID is the UID of the ModelVersion object in Production. Another object
+	// that claims the same number later (the first one deleted) is a different version.
+	// +optional
+	// +kubebuilder:validation:MaxLength=128
+	ProductionVersionUID string `json:"productionVersionUID,omitempty"`
+
+	// decisionSequence counts the decisions that put a version into Production or take one out.
+	// The operator writes it, conditional on the resourceVersion it read, before it writes a
+	// version's stage, so that a decision made on an older view is never carried out
+	// (docs/concepts.md).
+	// +optional
+	DecisionSequence int64 `json:"decisionSequence,omitempty"`
+
 	// automaticPromotionFloor is the version number above which automatic promotion looks for a
 	// candidate. It is the Production version after an automatic promotion, and the newest
 	// version that existed when a person asked for the current Production version, so that a
@@ -236,7 +255,8 @@ type RegisteredModelStatus struct {
 	// +optional
 	AutomaticPromotionFloor int64 `json:"automaticPromotionFloor,omitempty"`
 
-	// latestVersion is the highest version number registered for the model.
+	// latestVersion is the highest version number ever registered for the model. It does not go
+	// down when a version is deleted: requests are ordered after it.
 	// +optional
 	LatestVersion *int64 `json:"latestVersion,omitempty"`
 

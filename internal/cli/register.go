@@ -41,7 +41,8 @@ func newRegisterCommand(r *root) *cobra.Command {
 		Short: "Register a new version of a model",
 		Long: `Register a new version of a model: create the ModelVersion <model>-<version>.
 
-Without --version the version is the next free number: one more than the highest registered.
+Without --version the version is the next free number: one more than the highest ever registered
+(status.latestVersion remembers deleted versions).
 Concurrent registrations never get the same number. The RegisteredModel must exist. Metric values
 are plain numbers; --metrics-file reads a flat JSON object of numbers, as training scripts write
 it, and --metric values override it.`,
@@ -110,11 +111,11 @@ func (o *registerOptions) run(ctx context.Context, model string) error {
 	}
 	switch {
 	case o.dryRun == dryRunClient:
-		versions, err := c.versions(ctx, model)
+		next, err := c.nextNumber(ctx, model)
 		if err != nil {
 			return err
 		}
-		setVersion(mv, highest(versions)+1)
+		setVersion(mv, next)
 		return o.print(mv, "")
 	case o.version > 0:
 		err = c.createVersion(ctx, mv, o.version)
@@ -264,18 +265,18 @@ func (c *cluster) createVersion(ctx context.Context, mv *mlv1.ModelVersion, n in
 	return nil
 }
 
-// createNextVersion creates mv as the model's next version, one more than the highest
+// createNextVersion creates mv as the model's next version, one more than the highest ever
 // registered. The name <model>-<n> is the lock: when a concurrent registration took n first,
 // Create fails with AlreadyExists, nothing is overwritten, and the numbers are read again.
 func (c *cluster) createNextVersion(ctx context.Context, mv *mlv1.ModelVersion) error {
 	var n int64
 	for range maxRegisterAttempts {
-		versions, err := c.versions(ctx, mv.Spec.RegisteredModel)
+		next, err := c.nextNumber(ctx, mv.Spec.RegisteredModel)
 		if err != nil {
 			return err
 		}
 		// Past n too: a name can be taken by an object the listing does not count.
-		n = max(n+1, highest(versions)+1)
+		n = max(n+1, next)
 		setVersion(mv, n)
 		err = c.client.Create(ctx, mv)
 		if !apierrors.IsAlreadyExists(err) {
@@ -284,6 +285,25 @@ func (c *cluster) createNextVersion(ctx context.Context, mv *mlv1.ModelVersion) 
 	}
 	return fmt.Errorf("no free version number for %s after %d attempts, as other registrations kept taking them; "+
 		"try again, or choose one with --version", mv.Spec.RegisteredModel, maxRegisterAttempts)
+}
+
+// nextNumber is one more than the highest version number the model ever had: the highest of its
+// versions and its status.latestVersion, which remembers deleted versions, so that a number is
+// never given twice (docs/concepts.md).
+func (c *cluster) nextNumber(ctx context.Context, model string) (int64, error) {
+	m, err := c.model(ctx, model)
+	if err != nil {
+		return 0, err
+	}
+	versions, err := c.versions(ctx, model)
+	if err != nil {
+		return 0, err
+	}
+	n := highest(versions)
+	if l := m.Status.LatestVersion; l != nil {
+		n = max(n, *l)
+	}
+	return n + 1, nil
 }
 
 func setVersion(mv *mlv1.ModelVersion, n int64) {

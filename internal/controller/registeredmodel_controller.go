@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"slices"
 	"time"
+	"unicode/utf8"
 
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
@@ -63,66 +64,195 @@ type RegisteredModelReconciler struct {
 // +kubebuilder:rbac:groups="",resources=secrets,verbs=get
 
 // Reconcile observes a model and its versions, decides with the promotion rules, and records the
-// decision: the model's status first (the single source of truth, written with optimistic
-// locking so that no decision is made twice on stale data), then the versions that leave
-// Production, then the rest, then the version that enters Production. So no observer ever sees
-// two Production versions of one model.
+// decision. The cache only tells whether there is anything to record: a decision is recorded
+// only from what the API server holds, read again for it, and every write is conditional on the
+// resourceVersion that read returned. The writes come in the order that never shows two
+// Production versions of one model (see record), whatever the cache, the errors, a crash between
+// two writes, or a second manager do.
 func (r *RegisteredModelReconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Result, error) {
-	log := logf.FromContext(ctx)
-
-	versions, err := r.versionsOf(ctx, req.Namespace, req.Name)
+	p, err := r.plan(ctx, r.Client, req)
 	if err != nil {
 		return ctrl.Result{}, err
 	}
-	model := &mlv1.RegisteredModel{}
-	if err := r.Get(ctx, req.NamespacedName, model); err != nil {
-		if apierrors.IsNotFound(err) {
-			metrics.ForgetModel(req.Namespace, req.Name)
-			return ctrl.Result{}, r.reconcileOrphans(ctx, req.Name, versions)
+	if p.changes() {
+		// The cache is a past view, and the caches of models and versions lag independently:
+		// decide again on the API server's view, and write only what that view needs.
+		if p, err = r.plan(ctx, r.APIReader, req); err != nil {
+			return ctrl.Result{}, err
 		}
-		return ctrl.Result{}, err
+		if err := r.record(ctx, p); err != nil {
+			return ctrl.Result{}, err
+		}
 	}
-	if !model.DeletionTimestamp.IsZero() {
+	if p.model == nil {
+		metrics.ForgetModel(req.Namespace, req.Name)
 		return ctrl.Result{}, nil
 	}
-
-	live, err := r.observeDeployment(ctx, model)
-	if err != nil {
+	if !p.model.DeletionTimestamp.IsZero() {
+		return ctrl.Result{}, nil
+	}
+	if err := r.applyServing(ctx, p.serving); err != nil {
 		return ctrl.Result{}, err
 	}
-	in := observe(model, versions)
-	in.FailedRollout = failedRollout(model, live)
-	decision := promotion.Decide(in)
-	plan, err := r.planServing(ctx, model, versions, live, decision)
-	if err != nil {
-		return ctrl.Result{}, err
-	}
-	previous := model.Status.ProductionVersion
-	if err := r.recordModel(ctx, model, versions, decision, plan, r.now()); err != nil {
-		return ctrl.Result{}, err
-	}
-	if err := r.recordVersions(ctx, model, versions, previous, decision, plan); err != nil {
-		return ctrl.Result{}, err
-	}
-	if err := r.applyServing(ctx, plan); err != nil {
-		return ctrl.Result{}, err
-	}
-	for _, t := range decision.Transitions {
-		log.Info("Stage changed", "registeredModel", klog.KObj(model), "version", t.Version,
-			"from", t.From, "to", t.To, "reason", t.Reason)
-		metrics.RecordTransition(model.Namespace, model.Name, string(t.From), string(t.To), string(t.Reason))
-		if t.Reason == mlv1.ReasonRolloutFailed {
-			metrics.RecordAutomaticRollback(model.Namespace, model.Name)
-		}
-	}
-	metrics.SetProductionVersion(model.Namespace, model.Name, decision.Production)
-	return ctrl.Result{RequeueAfter: plan.retry}, nil
+	metrics.SetProductionVersion(p.model.Namespace, p.model.Name, p.decision.Production)
+	return ctrl.Result{RequeueAfter: p.serving.retry}, nil
 }
 
-// versionsOf reads a model's versions from the cache, ordered by version number then name.
-func (r *RegisteredModelReconciler) versionsOf(ctx context.Context, namespace, model string) ([]mlv1.ModelVersion, error) {
+// writeKind orders a reconcile's writes of version statuses.
+type writeKind int
+
+const (
+	// leaving is a version that is Production where it was read and is not in the decision, or
+	// the version the model recorded as Production when the decision moves Production away
+	// from it (the fence). Leaving versions are written before the model.
+	leaving writeKind = iota
+	// other is any other version whose status changes; written after the model.
+	other
+	// entering is the version that becomes Production; written last.
+	entering
+)
+
+// versionWrite is one version status to write.
+type versionWrite struct {
+	version *mlv1.ModelVersion
+	status  mlv1.ModelVersionStatus
+	kind    writeKind
+}
+
+// plan is what one reconcile decided for a model, from one view of the model and its versions,
+// and the status writes that record it.
+type plan struct {
+	model    *mlv1.RegisteredModel // nil when the model does not exist
+	versions []mlv1.ModelVersion
+	decision promotion.Decision
+	serving  servingState
+	status   mlv1.RegisteredModelStatus // the model's status after the decision
+	writes   []versionWrite             // ordered: leaving, others, entering
+}
+
+// changes says whether recording the plan writes anything.
+func (p plan) changes() bool {
+	return len(p.writes) > 0 || (p.model != nil && !equality.Semantic.DeepEqual(p.model.Status, p.status))
+}
+
+// plan reads a model and its versions through reader (the cache or the API server), decides, and
+// works out the status writes.
+func (r *RegisteredModelReconciler) plan(ctx context.Context, reader client.Reader, req ctrl.Request) (plan, error) {
+	var p plan
+	var err error
+	if p.versions, err = versionsOf(ctx, reader, req.Namespace, req.Name); err != nil {
+		return p, err
+	}
+	model := &mlv1.RegisteredModel{}
+	if err := reader.Get(ctx, req.NamespacedName, model); err != nil {
+		if !apierrors.IsNotFound(err) {
+			return p, err
+		}
+		for i := range p.versions {
+			v := &p.versions[i]
+			if want := orphanStatus(v, req.Name); !equality.Semantic.DeepEqual(v.Status, want) {
+				p.writes = append(p.writes, versionWrite{version: v, status: want, kind: other})
+			}
+		}
+		return p, nil
+	}
+	p.model, p.status = model, model.Status
+	if !model.DeletionTimestamp.IsZero() {
+		return p, nil
+	}
+	live, err := r.observeDeployment(ctx, model)
+	if err != nil {
+		return p, err
+	}
+	in := observe(model, p.versions)
+	in.FailedRollout = failedRollout(model, live)
+	p.decision = promotion.Decide(in)
+	if p.serving, err = r.planServing(ctx, model, p.versions, live, p.decision); err != nil {
+		return p, err
+	}
+	p.status = modelStatus(model, len(p.versions), p.decision, p.serving, r.now())
+	p.writes = versionWrites(model, p.versions, p.decision, p.serving)
+	if productionMoves(model, p.decision) || slices.ContainsFunc(p.writes, func(w versionWrite) bool { return w.kind == entering }) {
+		p.status.DecisionSequence++
+	}
+	for i := range p.writes {
+		p.writes[i].status.DecisionSequence = p.status.DecisionSequence
+	}
+	return p, nil
+}
+
+// productionMoves says whether decision d takes the Production stage away from the ModelVersion
+// the model recorded as Production.
+func productionMoves(model *mlv1.RegisteredModel, d promotion.Decision) bool {
+	recorded := model.Status.ProductionVersion
+	return recorded != nil && (!sameVersion(recorded, d.Production) || model.Status.ProductionVersionUID != d.ProductionUID)
+}
+
+// versionWrites lists the version statuses that decision d changes, in the order they are written.
+func versionWrites(model *mlv1.RegisteredModel, versions []mlv1.ModelVersion, d promotion.Decision,
+	plan servingState) []versionWrite {
+	moves := productionMoves(model, d)
+	var writes []versionWrite
+	for i := range versions {
+		v := &versions[i]
+		want := versionStatus(model, v, d.Versions[v.Name], plan)
+		want.DecisionSequence = v.Status.DecisionSequence
+		w := versionWrite{version: v, status: want, kind: other}
+		switch {
+		case want.Stage == mlv1.StageProduction && v.Status.Stage != mlv1.StageProduction:
+			w.kind = entering
+		case want.Stage != mlv1.StageProduction && v.Status.Stage == mlv1.StageProduction:
+			w.kind = leaving
+		case moves && want.Stage != mlv1.StageProduction && v.Spec.Version == *model.Status.ProductionVersion:
+			w.kind = leaving // the fence: written even when its stage already shows the decision
+		case equality.Semantic.DeepEqual(v.Status, want):
+			continue
+		}
+		writes = append(writes, w)
+	}
+	slices.SortStableFunc(writes, func(a, b versionWrite) int { return cmp.Compare(a.kind, b.kind) })
+	return writes
+}
+
+// record writes a plan, each write conditional on the resourceVersion the plan was read at:
+//
+//  1. the leaving versions, demoted: any version Production on the API server that the decision
+//     does not keep, and, when the decision moves Production away from the version the model
+//     recorded, that version (the fence), whatever its status shows;
+//  2. the model's status, with status.decisionSequence increased when a version enters or
+//     leaves Production, so that the write always changes the model;
+//  3. the other versions;
+//  4. the version entering Production.
+//
+// A writer whose view is older than another's fails at the first write that the other has made
+// stale, and starts again from a fresh read: the argument is in docs/concepts.md.
+func (r *RegisteredModelReconciler) record(ctx context.Context, p plan) error {
+	for _, w := range p.writes {
+		if w.kind != leaving {
+			continue
+		}
+		if err := r.recordVersion(ctx, p, w); err != nil {
+			return err
+		}
+	}
+	if err := r.recordModel(ctx, p); err != nil {
+		return err
+	}
+	for _, w := range p.writes {
+		if w.kind == leaving {
+			continue
+		}
+		if err := r.recordVersion(ctx, p, w); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// versionsOf reads a model's versions, ordered by version number then name.
+func versionsOf(ctx context.Context, reader client.Reader, namespace, model string) ([]mlv1.ModelVersion, error) {
 	var list mlv1.ModelVersionList
-	if err := r.List(ctx, &list, client.InNamespace(namespace), client.MatchingFields{VersionModelIndex: model}); err != nil {
+	if err := reader.List(ctx, &list, client.InNamespace(namespace), client.MatchingFields{VersionModelIndex: model}); err != nil {
 		return nil, err
 	}
 	slices.SortFunc(list.Items, func(a, b mlv1.ModelVersion) int {
@@ -134,124 +264,106 @@ func (r *RegisteredModelReconciler) versionsOf(ctx context.Context, namespace, m
 // observe turns the cluster's objects into the promotion rules' input.
 func observe(model *mlv1.RegisteredModel, versions []mlv1.ModelVersion) promotion.Input {
 	in := promotion.Input{
-		Policy:     model.Spec.Promotion,
-		Production: model.Status.ProductionVersion,
-		Floor:      model.Status.AutomaticPromotionFloor,
-		History:    model.Status.History,
+		Policy:        model.Spec.Promotion,
+		ModelUID:      string(model.UID),
+		Production:    model.Status.ProductionVersion,
+		ProductionUID: model.Status.ProductionVersionUID,
+		Floor:         model.Status.AutomaticPromotionFloor,
+		History:       model.Status.History,
+	}
+	if l := model.Status.LatestVersion; l != nil {
+		in.Latest = *l
 	}
 	for i := range versions {
 		v := &versions[i]
 		in.Versions = append(in.Versions, promotion.Version{
 			Name:            v.Name,
+			UID:             string(v.UID),
 			Number:          v.Spec.Version,
 			Metrics:         v.Spec.Metrics,
 			Request:         v.Spec.Stage,
 			ObservedRequest: v.Status.ObservedStageRequest,
 			Stage:           v.Status.Stage,
+			ModelUID:        v.Status.RegisteredModelUID,
 			Generation:      v.Generation,
 		})
 	}
 	return in
 }
 
-// recordModel writes the model's status when the decision changes it, and emits an Event on the
-// model for each transition. A conflict means the decision was made on a stale model: the
+// recordModel writes the model's status when the plan changes it, conditional on the
+// resourceVersion it was read at, and then reports the transitions: an Event on the model, a log
+// line and the metrics for each. A conflict means the decision was made on a stale model: the
 // error requeues the model and nothing else is written.
-func (r *RegisteredModelReconciler) recordModel(ctx context.Context, model *mlv1.RegisteredModel,
-	versions []mlv1.ModelVersion, d promotion.Decision, plan servingState, now time.Time) error {
-	want := modelStatus(model, len(versions), d, plan, now)
-	if equality.Semantic.DeepEqual(model.Status, want) {
+func (r *RegisteredModelReconciler) recordModel(ctx context.Context, p plan) error {
+	model := p.model
+	if model == nil || equality.Semantic.DeepEqual(model.Status, p.status) {
 		return nil
 	}
 	patch := client.MergeFromWithOptions(model.DeepCopy(), client.MergeFromWithOptimisticLock{})
-	rolledOut := rolloutEnded(model.Status.Serving, want.Serving)
-	model.Status = want
+	rolledOut := rolloutEnded(model.Status.Serving, p.status.Serving)
+	model.Status = p.status
 	if err := r.Status().Patch(ctx, model, patch, client.FieldOwner(FieldOwner)); err != nil {
 		return fmt.Errorf("recording the decision on RegisteredModel %s: %w", klog.KObj(model), err)
 	}
 	if rolledOut != nil {
-		metrics.ObserveRolloutDuration(model.Namespace, model.Name, now.Sub(rolledOut.Time))
+		metrics.ObserveRolloutDuration(model.Namespace, model.Name, r.now().Sub(rolledOut.Time))
 	}
-	for _, t := range d.Transitions {
-		r.Recorder.Eventf(model, nil, eventType(t), string(t.Reason), "Promote",
-			"Version %d (%s): %s -> %s: %s", t.Version, t.Name, stageName(t.From), t.To, t.Message)
+	log := logf.FromContext(ctx)
+	for _, t := range p.decision.Transitions {
+		log.Info("Stage changed", "registeredModel", klog.KObj(model), "version", t.Version,
+			"from", t.From, "to", t.To, "reason", t.Reason)
+		metrics.RecordTransition(model.Namespace, model.Name, string(t.From), string(t.To), string(t.Reason))
+		if t.Reason == mlv1.ReasonRolloutFailed {
+			metrics.RecordAutomaticRollback(model.Namespace, model.Name)
+		}
+		r.Recorder.Eventf(model, nil, eventType(t), string(t.Reason), "Promote", "%s",
+			eventNote(fmt.Sprintf("Version %d (%s): %s -> %s: %s", t.Version, t.Name, stageName(t.From), t.To, t.Message)))
 	}
 	return nil
 }
 
-// recordVersions writes each version's status where it differs from the decision, in the order
-// that never shows two Production versions: the version that was Production before this decision
-// first, then the others, then the one that is Production now. The version that leaves Production
-// is written even when the cache says it is already demoted, because the cache may not have seen
-// our own promotion of it yet; the model's status, which the optimistic lock proved fresh, says
-// which one it is.
-func (r *RegisteredModelReconciler) recordVersions(ctx context.Context, model *mlv1.RegisteredModel,
-	versions []mlv1.ModelVersion, previous *int64, d promotion.Decision, plan servingState) error {
-	changed := map[string]promotion.Transition{}
-	for _, t := range d.Transitions {
-		changed[t.Name] = t
-	}
-	var leaving, others, entering []*mlv1.ModelVersion
-	for i := range versions {
-		v := &versions[i]
-		switch stage := d.Versions[v.Name].Stage; {
-		case stage == mlv1.StageProduction:
-			entering = append(entering, v)
-		case previous != nil && v.Spec.Version == *previous:
-			leaving = append(leaving, v)
-		default:
-			others = append(others, v)
+// recordVersion writes one version's status, conditional on the resourceVersion it was read at.
+// A version deleted since is skipped.
+func (r *RegisteredModelReconciler) recordVersion(ctx context.Context, p plan, w versionWrite) error {
+	v := w.version
+	base := v.DeepCopy()
+	patch := client.MergeFromWithOptions(base, client.MergeFromWithOptimisticLock{})
+	v.Status = w.status
+	if err := r.Status().Patch(ctx, v, patch, client.FieldOwner(FieldOwner)); err != nil {
+		if apierrors.IsNotFound(err) {
+			return nil
 		}
+		return fmt.Errorf("recording the stage of ModelVersion %s: %w", klog.KObj(v), err)
 	}
-	for _, group := range [][]*mlv1.ModelVersion{leaving, others, entering} {
-		for _, v := range group {
-			want := versionStatus(model, v, d.Versions[v.Name], plan)
-			force := previous != nil && v.Spec.Version == *previous && d.Versions[v.Name].Stage != mlv1.StageProduction
-			if !force && equality.Semantic.DeepEqual(v.Status, want) {
-				continue
-			}
-			base := v.DeepCopy()
-			if force {
-				// A merge patch carries only what differs from its base: a base that says
-				// Production makes it carry the new stage whatever the cache says.
-				base.Status.Stage = mlv1.StageProduction
-			}
-			patch := client.MergeFrom(base)
-			v.Status = want
-			if err := r.Status().Patch(ctx, v, patch, client.FieldOwner(FieldOwner)); err != nil {
-				if apierrors.IsNotFound(err) {
-					continue
-				}
-				return fmt.Errorf("recording the stage of ModelVersion %s: %w", klog.KObj(v), err)
-			}
-			if !equality.Semantic.DeepEqual(base.Status.Gates, want.Gates) {
-				metrics.RecordGateEvaluation(model.Namespace, model.Name, d.Versions[v.Name].Gates.Passed)
-			}
-			if t, ok := changed[v.Name]; ok {
-				r.Recorder.Eventf(v, model, eventType(t), string(t.Reason), "Promote",
-					"%s -> %s: %s", stageName(t.From), t.To, t.Message)
-			}
+	if p.model == nil {
+		return nil
+	}
+	if !equality.Semantic.DeepEqual(base.Status.Gates, w.status.Gates) {
+		metrics.RecordGateEvaluation(p.model.Namespace, p.model.Name, p.decision.Versions[v.Name].Gates.Passed)
+	}
+	for _, t := range p.decision.Transitions {
+		if t.Name == v.Name {
+			r.Recorder.Eventf(v, p.model, eventType(t), string(t.Reason), "Promote", "%s",
+				eventNote(fmt.Sprintf("%s -> %s: %s", stageName(t.From), t.To, t.Message)))
 		}
 	}
 	return nil
 }
 
-// reconcileOrphans marks the versions of a model that does not exist: they wait, and are
-// decided as soon as the model appears.
-func (r *RegisteredModelReconciler) reconcileOrphans(ctx context.Context, model string, versions []mlv1.ModelVersion) error {
-	for i := range versions {
-		v := &versions[i]
-		want := orphanStatus(v, model)
-		if equality.Semantic.DeepEqual(v.Status, want) {
-			continue
-		}
-		patch := client.MergeFrom(v.DeepCopy())
-		v.Status = want
-		if err := r.Status().Patch(ctx, v, patch, client.FieldOwner(FieldOwner)); client.IgnoreNotFound(err) != nil {
-			return fmt.Errorf("recording that the model of ModelVersion %s is missing: %w", klog.KObj(v), err)
-		}
+// maxEventNote is the longest note the events API accepts, in bytes.
+const maxEventNote = 1024
+
+// eventNote shortens an Event's note to what the events API accepts, at a character boundary.
+func eventNote(note string) string {
+	if len(note) <= maxEventNote {
+		return note
 	}
-	return nil
+	cut := maxEventNote - len("...")
+	for !utf8.RuneStart(note[cut]) {
+		cut--
+	}
+	return note[:cut] + "..."
 }
 
 func (r *RegisteredModelReconciler) now() time.Time {

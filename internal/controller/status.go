@@ -19,6 +19,7 @@ func modelStatus(model *mlv1.RegisteredModel, versionCount int, d promotion.Deci
 	s := *model.Status.DeepCopy()
 	s.ObservedGeneration = model.Generation
 	s.ProductionVersion = d.Production
+	s.ProductionVersionUID = d.ProductionUID
 	s.AutomaticPromotionFloor = d.Floor
 	s.LatestVersion = d.Latest
 	s.VersionCount = int32(versionCount)
@@ -94,6 +95,7 @@ func versionStatus(model *mlv1.RegisteredModel, v *mlv1.ModelVersion, vd promoti
 	plan servingState) mlv1.ModelVersionStatus {
 	s := *v.Status.DeepCopy()
 	s.ObservedGeneration = v.Generation
+	s.RegisteredModelUID = string(model.UID)
 	s.Stage = vd.Stage
 	s.ObservedStageRequest = vd.ObservedRequest
 	s.Gates = vd.Gates.Results
@@ -112,6 +114,7 @@ func versionStatus(model *mlv1.RegisteredModel, v *mlv1.ModelVersion, vd promoti
 			model.Name, v.Spec.Version)
 		setReady(&s.Conditions, v.Generation, metav1.ConditionFalse, mlv1.ReasonDuplicateVersion, msg)
 		setCondition(&s.Conditions, v.Generation, mlv1.ConditionStalled, metav1.ConditionTrue, mlv1.ReasonDuplicateVersion, msg)
+		meta.RemoveStatusCondition(&s.Conditions, mlv1.ConditionReconciling) // Stalled and Reconciling exclude each other
 		return s
 	}
 	msg := fmt.Sprintf("Stage %s", vd.Stage)

@@ -28,6 +28,8 @@ var _ = Describe("Validation at apply time", func() {
 		},
 		Entry("when version is 0", func(v *mlv1.ModelVersion) { v.Spec.Version = 0 },
 			"spec.version: Invalid value: 0: spec.version in body should be greater than or equal to 1"),
+		Entry("when version is above 2^53-1, beyond what JSON clients read exactly", func(v *mlv1.ModelVersion) { v.Spec.Version = 1 << 53 },
+			"spec.version in body should be less than or equal to 9007199254740991"),
 		Entry("when the URI scheme is not supported", func(v *mlv1.ModelVersion) { v.Spec.Artifact.URI = "ftp://host/model" },
 			"artifact.uri must start with one of s3://, gs://, azblob://, http://, https://, file://, pvc://"),
 		Entry("when the URI is empty", func(v *mlv1.ModelVersion) { v.Spec.Artifact.URI = "" },

@@ -19,13 +19,19 @@
 //   - A Staging request returns an Archived version to the candidates.
 //   - A Production version whose rollout fails is Archived (reason RolloutFailed) and the previous
 //     Production version restored, as for a retirement; it is never promoted automatically again.
+//   - A Production version whose ModelVersion is deleted is retired the same way (reason Deleted).
+//     The model records the object's UID, so another object that claims the number is a new version.
 //   - Versions that claim a version number another version also claims are never promoted.
+//   - Stages decided by another model of the same name (deleted and created again) are not
+//     inherited: such versions are decided as new ones.
 package promotion
 
 import (
+	"cmp"
 	"fmt"
 	"slices"
 	"time"
+	"unicode/utf8"
 
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
@@ -35,24 +41,31 @@ import (
 // Version is what the rules need to know about one ModelVersion.
 type Version struct {
 	Name    string
+	UID     string
 	Number  int64
 	Metrics map[string]mlv1.Number
 	// Request is spec.stage; ObservedRequest is status.observedStageRequest.
 	Request         mlv1.Stage
 	ObservedRequest mlv1.Stage
 	// Stage is the stage recorded in the version's status; empty for a version never decided.
-	Stage      mlv1.Stage
+	Stage mlv1.Stage
+	// ModelUID is the UID of the model that decided Stage (status.registeredModelUID).
+	ModelUID   string
 	Generation int64
 }
 
 // Input is a model's policy, its recorded decision and its versions.
 type Input struct {
 	Policy mlv1.Promotion
-	// Production and Floor are the RegisteredModel's recorded decision.
-	Production *int64
-	Floor      int64
-	History    []mlv1.HistoryEntry
-	Versions   []Version
+	// ModelUID is the RegisteredModel's UID.
+	ModelUID string
+	// Production, ProductionUID, Floor and Latest are the RegisteredModel's recorded decision.
+	Production    *int64
+	ProductionUID string
+	Floor         int64
+	Latest        int64
+	History       []mlv1.HistoryEntry
+	Versions      []Version
 	// FailedRollout is the Production version whose rollout the prediction Deployment reports as
 	// failed (its progress deadline passed), if any.
 	FailedRollout *int64
@@ -82,11 +95,13 @@ type Transition struct {
 
 // Decision is the outcome of Decide.
 type Decision struct {
-	Production  *int64
-	Floor       int64
-	Latest      *int64
-	Versions    map[string]VersionDecision
-	Transitions []Transition
+	Production *int64
+	// ProductionUID is the UID of the ModelVersion that holds the Production stage.
+	ProductionUID string
+	Floor         int64
+	Latest        *int64
+	Versions      map[string]VersionDecision
+	Transitions   []Transition
 }
 
 // event is a promotion or a request, placed on the version-number clock: registration of n at 2n,
@@ -104,11 +119,13 @@ type decider struct {
 	position   int64 // the clock position of the current Production decision
 	floor      int64
 	latest     int64
-	byNumber   map[int64][]*Version
-	gates      map[string]GateOutcome
-	archived   map[string]bool // versions that are Archived after the events
-	reasons    map[string]reason
-	notes      map[string]string
+	// deleted is the Production version whose ModelVersion no longer exists, if any.
+	deleted  *int64
+	byNumber map[int64][]*Version
+	gates    map[string]GateOutcome
+	archived map[string]bool // versions that are Archived after the events
+	reasons  map[string]reason
+	notes    map[string]string
 }
 
 type reason struct {
@@ -118,9 +135,11 @@ type reason struct {
 
 // Decide applies the promotion rules. It never mutates its input.
 func Decide(in Input) Decision {
+	in.Versions = normalize(in)
 	d := &decider{
 		in:       in,
 		floor:    in.Floor,
+		latest:   in.Latest,
 		byNumber: map[int64][]*Version{},
 		gates:    map[string]GateOutcome{},
 		archived: map[string]bool{},
@@ -136,15 +155,8 @@ func Decide(in Input) Decision {
 			d.archived[v.Name] = true
 		}
 	}
-	if in.Production == nil && len(in.History) == 0 {
-		// The model's status was lost (restored from a backup without status, say): the version
-		// whose own status says Production is still the truth.
-		for i := range in.Versions {
-			if v := &in.Versions[i]; v.Stage == mlv1.StageProduction && len(d.byNumber[v.Number]) == 1 {
-				in.Production, in.Floor = &v.Number, max(in.Floor, v.Number)
-				d.in, d.floor = in, in.Floor
-			}
-		}
+	if in.Production == nil && in.Floor > 0 {
+		d.position = 2*in.Floor + 1 // the last decision retired the Production version
 	}
 	if in.Production != nil {
 		p := *in.Production
@@ -152,6 +164,9 @@ func Decide(in Input) Decision {
 		d.position = 2 * in.Floor
 		if p != in.Floor {
 			d.position++ // the current Production came from a request
+		}
+		if d.holder(p) == nil && (in.ProductionUID != "" || len(d.byNumber[p]) == 0) {
+			d.productionDeleted(p)
 		}
 	}
 
@@ -166,6 +181,24 @@ func Decide(in Input) Decision {
 		}
 	}
 	return d.result()
+}
+
+// normalize returns the versions as the model's own decision sees them: a version decided by
+// another model of the same name is new to this one, and the ModelVersion the model records as
+// Production is Production, whatever its own status says (the model's status is written first,
+// and a version's write may not have happened yet, or may have been fenced).
+func normalize(in Input) []Version {
+	out := slices.Clone(in.Versions)
+	for i := range out {
+		v := &out[i]
+		if v.ModelUID != "" && in.ModelUID != "" && v.ModelUID != in.ModelUID {
+			v.Stage = ""
+		}
+		if in.Production != nil && v.Number == *in.Production && in.ProductionUID != "" && v.UID == in.ProductionUID {
+			v.Stage = mlv1.StageProduction
+		}
+	}
+	return out
 }
 
 // events lists the automatic candidates and the new requests, oldest first.
@@ -191,10 +224,7 @@ func (d *decider) events() []event {
 		}
 	}
 	slices.SortStableFunc(events, func(a, b event) int {
-		if a.position != b.position {
-			return int(a.position - b.position)
-		}
-		return int(a.version.Number - b.version.Number)
+		return cmp.Or(cmp.Compare(a.position, b.position), cmp.Compare(a.version.Number, b.version.Number))
 	})
 	return events
 }
@@ -231,7 +261,8 @@ func (d *decider) handleRequest(e event) {
 			return
 		}
 		if e.position < d.position {
-			d.notes[v.Name] = fmt.Sprintf("The Production request in the version's manifest was superseded by version %d, promoted later", *d.production)
+			d.notes[v.Name] = "The Production request in the version's manifest was not acted on: the model's current " +
+				"decision came after it; clear spec.stage and request Production again to promote this version"
 			return
 		}
 		floor := (e.position - 1) / 2
@@ -249,7 +280,7 @@ func (d *decider) handleRequest(e event) {
 		if wasProduction {
 			d.production = nil
 			d.position, d.floor = e.position, (e.position-1)/2
-			d.restorePrevious(v)
+			d.restorePrevious(v.Number)
 		}
 	case mlv1.StageStaging:
 		if d.archived[v.Name] {
@@ -273,7 +304,16 @@ func (d *decider) rolloutFailed(n int64) {
 	d.archive(v, mlv1.ReasonRolloutFailed, "Its rollout missed the progress deadline; the previous Production version was restored")
 	d.production = nil
 	d.position, d.floor = 2*d.latest+1, d.latest
-	d.restorePrevious(v)
+	d.restorePrevious(v.Number)
+}
+
+// productionDeleted retires the Production version whose ModelVersion is gone, as the newest
+// event, and restores the previous Production version, as a retirement does.
+func (d *decider) productionDeleted(n int64) {
+	d.deleted = &n
+	d.production = nil
+	d.position, d.floor = 2*d.latest+1, d.latest
+	d.restorePrevious(n)
 }
 
 // promote makes v Production and archives the version it replaces.
@@ -300,11 +340,12 @@ func (d *decider) archive(v *Version, r mlv1.HistoryReason, msg string) {
 }
 
 // restorePrevious makes the newest earlier Production version from the history Production
-// again, skipping versions that are gone, duplicated, or were retired on request since.
-func (d *decider) restorePrevious(retired *Version) {
-	retiredOnRequest := map[int64]bool{retired.Number: true}
+// again, skipping versions that are gone, duplicated, or were retired, failed or deleted since.
+func (d *decider) restorePrevious(retired int64) {
+	retiredOnRequest := map[int64]bool{retired: true}
 	for _, h := range slices.Backward(d.in.History) {
-		if h.To == mlv1.StageArchived && (h.Reason == mlv1.ReasonArchiveRequest || h.Reason == mlv1.ReasonRolloutFailed) {
+		if h.To == mlv1.StageArchived && (h.Reason == mlv1.ReasonArchiveRequest ||
+			h.Reason == mlv1.ReasonRolloutFailed || h.Reason == mlv1.ReasonDeleted) {
 			retiredOnRequest[h.Version] = true
 		}
 		if h.To != mlv1.StageProduction || retiredOnRequest[h.Version] {
@@ -314,7 +355,7 @@ func (d *decider) restorePrevious(retired *Version) {
 			n := prev.Number
 			d.production = &n
 			delete(d.archived, prev.Name)
-			d.reasons[prev.Name] = reason{mlv1.ReasonRestored, fmt.Sprintf("Restored in place of version %d", retired.Number)}
+			d.reasons[prev.Name] = reason{mlv1.ReasonRestored, fmt.Sprintf("Restored in place of version %d", retired)}
 			return
 		}
 	}
@@ -343,9 +384,12 @@ func (d *decider) isProduction(v *Version) bool {
 }
 
 // holdsProduction says whether v is the ModelVersion that carries its number's Production stage:
-// the only one with that number, or, among duplicates, the one that was Production before the
-// duplicate appeared.
+// the object the model recorded when it recorded the number; otherwise the only one with that
+// number, or, among duplicates, the one that was Production before the duplicate appeared.
 func (d *decider) holdsProduction(v *Version) bool {
+	if d.in.Production != nil && v.Number == *d.in.Production && d.in.ProductionUID != "" {
+		return v.UID == d.in.ProductionUID
+	}
 	if !d.isDuplicate(v) {
 		return true
 	}
@@ -358,6 +402,20 @@ func (d *decider) result() Decision {
 	if d.latest > 0 {
 		l := d.latest
 		out.Latest = &l
+	}
+	if d.production != nil {
+		if h := d.holder(*d.production); h != nil {
+			out.ProductionUID = h.UID
+		}
+	}
+	if n := d.deleted; n != nil && !d.recorded(*n, mlv1.StageProduction, mlv1.StageArchived) {
+		msg := "Its ModelVersion was deleted; no earlier Production version is left to restore"
+		if d.production != nil {
+			msg = fmt.Sprintf("Its ModelVersion was deleted; version %d, the previous Production version, was restored", *d.production)
+		}
+		out.Transitions = append(out.Transitions, Transition{
+			Version: *n, From: mlv1.StageProduction, To: mlv1.StageArchived, Reason: mlv1.ReasonDeleted, Message: msg,
+		})
 	}
 	for i := range d.in.Versions {
 		v := &d.in.Versions[i]
@@ -380,7 +438,7 @@ func (d *decider) result() Decision {
 				r = derivedReason(vd.Stage, g)
 			}
 			out.Transitions = append(out.Transitions, Transition{
-				Name: v.Name, Version: v.Number, From: v.Stage, To: vd.Stage, Reason: r.reason, Message: r.message,
+				Name: v.Name, Version: v.Number, From: v.Stage, To: vd.Stage, Reason: r.reason, Message: Shorten(r.message, mlv1.MaxHistoryMessage),
 			})
 		}
 	}
@@ -448,12 +506,22 @@ func (d *decider) recorded(version int64, from, to mlv1.Stage) bool {
 	return last != nil && last.From == from && last.To == to
 }
 
+// Shorten returns msg cut to at most limit characters, ending in "..." when it was cut.
+func Shorten(msg string, limit int) string {
+	if utf8.RuneCountInString(msg) <= limit {
+		return msg
+	}
+	runes := []rune(msg)
+	return string(runes[:limit-3]) + "..."
+}
+
 // AppendHistory adds the transitions to the history, stamped with now, and keeps the newest MaxHistory.
 func AppendHistory(history []mlv1.HistoryEntry, ts []Transition, now time.Time) []mlv1.HistoryEntry {
 	out := slices.Clone(history)
 	for _, t := range ts {
 		out = append(out, mlv1.HistoryEntry{
-			Version: t.Version, From: t.From, To: t.To, Reason: t.Reason, Message: t.Message, Time: metav1.NewTime(now),
+			Version: t.Version, From: t.From, To: t.To, Reason: t.Reason, Message: Shorten(t.Message, mlv1.MaxHistoryMessage),
+			Time: metav1.NewTime(now),
 		})
 	}
 	if len(out) > mlv1.MaxHistory {

@@ -7,6 +7,7 @@ import (
 	"strings"
 	"testing"
 	"time"
+	"unicode/utf8"
 
 	mlv1 "github.com/podium-dev/podium/api/v1alpha1"
 )
@@ -32,7 +33,8 @@ func seedPolicy() mlv1.Promotion {
 }
 
 func version(n int64, accuracy string) Version {
-	v := Version{Name: fmt.Sprintf("m-%d", n), Number: n, Generation: 1, Metrics: map[string]mlv1.Number{}}
+	name := fmt.Sprintf("m-%d", n)
+	v := Version{Name: name, UID: "uid-" + name, Number: n, Generation: 1, Metrics: map[string]mlv1.Number{}}
 	if accuracy != "" {
 		v.Metrics["test_accuracy"] = mlv1.Number(accuracy)
 	}
@@ -44,11 +46,13 @@ func requesting(v Version, stage mlv1.Stage) Version { v.Request = stage; return
 // world plays the controller's part around Decide: it records each decision the way the
 // controller writes it to the RegisteredModel's and the ModelVersions' status.
 type world struct {
-	policy     mlv1.Promotion
-	production *int64
-	floor      int64
-	history    []mlv1.HistoryEntry
-	versions   []Version
+	policy        mlv1.Promotion
+	modelUID      string
+	production    *int64
+	productionUID string
+	floor, latest int64
+	history       []mlv1.HistoryEntry
+	versions      []Version
 	// failedRollout, when set, is reported to the next reconcile, as the Deployment would.
 	failedRollout *int64
 }
@@ -73,14 +77,18 @@ func (w *world) request(name string, stage mlv1.Stage) {
 
 func (w *world) reconcile(t *testing.T) Decision {
 	t.Helper()
-	d := Decide(Input{Policy: w.policy, Production: w.production, Floor: w.floor, History: w.history,
-		Versions: slices.Clone(w.versions), FailedRollout: w.failedRollout})
+	d := Decide(Input{Policy: w.policy, ModelUID: w.modelUID, Production: w.production, ProductionUID: w.productionUID,
+		Floor: w.floor, Latest: w.latest, History: w.history, Versions: slices.Clone(w.versions), FailedRollout: w.failedRollout})
 	w.failedRollout = nil
-	w.production, w.floor = d.Production, d.Floor
+	w.production, w.productionUID, w.floor = d.Production, d.ProductionUID, d.Floor
+	if d.Latest != nil {
+		w.latest = *d.Latest
+	}
 	w.history = AppendHistory(w.history, d.Transitions, time.Unix(0, 0))
 	for i := range w.versions {
 		vd := d.Versions[w.versions[i].Name]
 		w.versions[i].Stage, w.versions[i].ObservedRequest = vd.Stage, vd.ObservedRequest
+		w.versions[i].ModelUID = w.modelUID
 	}
 	productions := 0
 	for _, v := range w.versions {
@@ -336,7 +344,7 @@ func TestDuplicateOfProductionKeepsTheOriginal(t *testing.T) {
 	w.add(version(4, "0.9"))
 	w.reconcile(t)
 	copyV := version(4, "0.99")
-	copyV.Name = "m-4-copy"
+	copyV.Name, copyV.UID = "m-4-copy", "uid-m-4-copy"
 	w.add(copyV)
 	w.reconcile(t)
 	expectStages(t, w, "m-4-copy=None m-4=Production")
@@ -399,16 +407,161 @@ func TestRequestInTheRegistrationManifest(t *testing.T) {
 	})
 }
 
-func TestLostModelStatusKeepsProduction(t *testing.T) {
-	w := &world{policy: seedPolicy()}
+// remove deletes a ModelVersion object.
+func (w *world) remove(name string) {
+	w.versions = slices.DeleteFunc(w.versions, func(v Version) bool { return v.Name == name })
+}
+
+// recreateModel deletes the RegisteredModel and creates it again with policy: a new object,
+// with a new UID and an empty status; the versions keep what the old model decided.
+func (w *world) recreateModel(policy mlv1.Promotion) {
+	w.policy, w.modelUID = policy, w.modelUID+"-again"
+	w.production, w.productionUID, w.floor, w.latest, w.history = nil, "", 0, 0, nil
+}
+
+func TestARecreatedModelDoesNotInheritProduction(t *testing.T) {
+	w := &world{policy: seedPolicy(), modelUID: "model"}
 	w.add(version(3, "0.8512"), version(4, "0.8723"))
+	w.reconcile(t)
+	expectStages(t, w, "m-3=Archived m-4=Production")
+
+	manual := seedPolicy()
+	manual.Mode = mlv1.PromotionManual
+	w.recreateModel(manual)
+	d := w.reconcile(t)
+	expectStages(t, w, "m-3=Staging m-4=Staging")
+	if d.Production != nil {
+		t.Fatalf("the new Manual model adopted version %d", *d.Production)
+	}
+
+	strict := seedPolicy()
+	strict.Gates = []mlv1.Gate{gate("test_accuracy", "0.86", "")}
+	w.recreateModel(strict)
+	w.reconcile(t)
+	expectStages(t, w, "m-3=None m-4=Production")
+	strict.Gates = []mlv1.Gate{gate("test_accuracy", "0.9", "")}
+	w.recreateModel(strict)
+	w.reconcile(t)
+	expectStages(t, w, "m-3=None m-4=None")
+}
+
+func TestDeletingTheProductionVersionRetiresIt(t *testing.T) {
+	w := &world{policy: seedPolicy(), modelUID: "model"}
+	w.add(version(3, "0.8512"))
+	w.reconcile(t)
+	w.add(version(4, "0.8723"))
+	w.reconcile(t)
+	w.remove("m-4")
+	d := w.reconcile(t)
+	expectStages(t, w, "m-3=Production")
+	if len(d.Transitions) != 2 || d.Transitions[0].Version != 4 || d.Transitions[0].Reason != mlv1.ReasonDeleted ||
+		d.Transitions[1].Reason != mlv1.ReasonRestored {
+		t.Fatalf("transitions: %+v", d.Transitions)
+	}
+	if w.productionUID != "uid-m-3" {
+		t.Fatalf("the model records UID %q", w.productionUID)
+	}
+
+	t.Run("another object that claims the number later is a new version", func(t *testing.T) {
+		impostor := version(4, "0.5")
+		impostor.Name, impostor.UID = "m-4-again", "uid-m-4-again"
+		w.add(impostor)
+		w.reconcile(t)
+		expectStages(t, w, "m-3=Production m-4-again=None")
+	})
+}
+
+func TestADuplicateDoesNotInheritADeletedProductionVersion(t *testing.T) {
+	w := &world{policy: seedPolicy(), modelUID: "model"}
+	w.add(version(3, "0.8512"))
+	w.reconcile(t)
+	w.add(version(4, "0.8723"))
+	w.reconcile(t)
+	twin := version(4, "0.99")
+	twin.Name, twin.UID = "m-4-twin", "uid-m-4-twin"
+	w.add(twin)
+	w.reconcile(t)
+	expectStages(t, w, "m-3=Archived m-4-twin=None m-4=Production")
+	w.remove("m-4")
+	w.reconcile(t)
+	// Version 4 was deleted: the twin, now the only version 4, is not the version that was
+	// promoted, and is not newer than the deletion: it waits in Staging for a request.
+	expectStages(t, w, "m-3=Production m-4-twin=Staging")
+}
+
+func TestDeletingTheNewestVersionKeepsRequestsInOrder(t *testing.T) {
+	w := &world{policy: seedPolicy(), modelUID: "model"}
+	w.add(version(3, "0.8512"), version(4, "0.8723"), version(5, "0.88"))
 	w.reconcile(t)
 	w.request("m-3", mlv1.StageProduction)
 	w.reconcile(t)
-	// the RegisteredModel's status is gone; the versions' statuses remain
-	w.production, w.floor, w.history = nil, 0, nil
+	expectStages(t, w, "m-3=Production m-4=Archived m-5=Archived")
+	w.remove("m-5")
 	w.reconcile(t)
+	w.request("m-4", mlv1.StageProduction)
+	d := w.reconcile(t)
+	expectStages(t, w, "m-3=Archived m-4=Production")
+	if d.Latest == nil || *d.Latest != 5 {
+		t.Fatalf("the newest version ever registered is %v, want 5", d.Latest)
+	}
+}
+
+func TestAManifestRequestAfterAFailedRolloutWithNothingToRestore(t *testing.T) {
+	for _, together := range []bool{true, false} {
+		t.Run(fmt.Sprintf("seen in the same reconcile as the failure: %v", together), func(t *testing.T) {
+			w := &world{policy: seedPolicy(), modelUID: "model"}
+			w.add(version(3, "0.8512"))
+			w.reconcile(t)
+			w.failedRollout = new(int64(3))
+			if !together {
+				w.reconcile(t)
+				expectStages(t, w, "m-3=Archived")
+			}
+			w.add(requesting(version(2, "0.86"), mlv1.StageProduction))
+			d := w.reconcile(t) // used to panic on the missing Production version
+			expectStages(t, w, "m-2=Staging m-3=Archived")
+			if note := d.Versions["m-2"].Note; !strings.Contains(note, "request Production again") {
+				t.Fatalf("the request's fate is not explained: %q", note)
+			}
+		})
+	}
+}
+
+func TestLongHistoryMessagesAreShortened(t *testing.T) {
+	policy := mlv1.Promotion{Mode: mlv1.PromotionAutomatic}
+	full := map[string]mlv1.Number{}
+	for i := range 16 {
+		metric := fmt.Sprintf("%s_%02d", strings.Repeat("a_very_long_metric_name_", 2), i)
+		policy.Gates = append(policy.Gates, gate(metric, "0.5", ""))
+		full[metric] = "0.9"
+	}
+	w := &world{policy: policy, modelUID: "model"}
+	v3, v4 := version(3, ""), version(4, "")
+	v4.Metrics = full
+	w.add(v3, v4)
+	w.reconcile(t)
+	w.request("m-3", mlv1.StageProduction) // a rollback to a version that lacks every metric
+	d := w.reconcile(t)
 	expectStages(t, w, "m-3=Production m-4=Archived")
+	for _, h := range w.history {
+		if n := utf8.RuneCountInString(h.Message); n > mlv1.MaxHistoryMessage {
+			t.Fatalf("a history message has %d characters, more than the API allows", n)
+		}
+	}
+	if !strings.HasSuffix(d.Transitions[1].Message, "...") {
+		t.Fatalf("the long message was not shortened: %q", d.Transitions[1].Message)
+	}
+}
+
+func TestVersionNumbersUpToTheLargestAllowed(t *testing.T) {
+	const largest = 1<<53 - 1
+	w := &world{policy: seedPolicy(), modelUID: "model"}
+	w.add(version(3, "0.8512"), version(largest, "0.8723"))
+	w.reconcile(t)
+	expectStages(t, w, fmt.Sprintf("m-3=Archived m-%d=Production", int64(largest)))
+	w.request("m-3", mlv1.StageProduction)
+	w.reconcile(t)
+	expectStages(t, w, fmt.Sprintf("m-3=Production m-%d=Archived", int64(largest)))
 }
 
 func TestHistoryIsBounded(t *testing.T) {
