@@ -11,6 +11,7 @@ import (
 	"strconv"
 	"strings"
 	"syscall"
+	"time"
 
 	"k8s.io/apimachinery/pkg/api/resource"
 
@@ -29,7 +30,21 @@ type fetchOptions struct {
 	s3       bundle.S3Options
 	maxSize  string
 	maxFiles int
+	timeout  time.Duration
+	network  bundle.NetworkOptions
 }
+
+// defaultFetchTimeout bounds a whole fetch: enough for a few GiB from a store in the cluster's
+// region, short enough that a fetch that cannot finish fails while someone still looks.
+const defaultFetchTimeout = 10 * time.Minute
+
+// The environment variables with the credentials of http(s) fetches, from the Secret named by
+// spec.serving.storageSecretName. They are never printed.
+const (
+	envHTTPBearerToken = "PODIUM_HTTP_BEARER_TOKEN"
+	envHTTPUsername    = "PODIUM_HTTP_USERNAME"
+	envHTTPPassword    = "PODIUM_HTTP_PASSWORD"
+)
 
 // bindFlags binds the flags. The S3 flags default to the environment variables that a Deployment
 // sets: AWS_ENDPOINT_URL, AWS_REGION and PODIUM_S3_FORCE_PATH_STYLE.
@@ -56,7 +71,16 @@ func (o *fetchOptions) bindFlags(fs *flag.FlagSet) error {
 		"Address S3 buckets as ENDPOINT/BUCKET, as most S3-compatible stores need. Default: $PODIUM_S3_FORCE_PATH_STYLE.")
 	fs.StringVar(&o.maxSize, "max-size", resource.NewQuantity(bundle.DefaultMaxBytes, resource.BinarySI).String(),
 		"Largest bundle to download, such as 500Mi or 20Gi.")
-	fs.IntVar(&o.maxFiles, "max-files", bundle.DefaultMaxFiles, "Most files a bundle may hold.")
+	fs.IntVar(&o.maxFiles, "max-files", bundle.DefaultMaxFiles,
+		"Most files a bundle may hold; for an archive, most entries of any kind (directories and links count).")
+	fs.DurationVar(&o.timeout, "timeout", defaultFetchTimeout, "Longest the whole fetch may take.")
+	fs.DurationVar(&o.network.ConnectTimeout, "connect-timeout", bundle.DefaultConnectTimeout,
+		"Longest wait to open a connection, name resolution included.")
+	fs.DurationVar(&o.network.ResponseTimeout, "response-timeout", bundle.DefaultResponseTimeout,
+		"Longest wait for a TLS handshake, a response's headers, or more of a body: a stalled server fails after it.")
+	fs.IntVar(&o.network.Attempts, "attempts", bundle.DefaultAttempts,
+		"Attempts at a request that fails transiently (connection refused or reset, timeouts, HTTP 408, 429, 5xx), "+
+			"the first included; the waits between them double from 1s.")
 	return nil
 }
 
@@ -116,16 +140,55 @@ func (o *fetchOptions) run(ctx context.Context, stdout io.Writer) error {
 	if o.maxFiles <= 0 {
 		return fmt.Errorf("--max-files %d is not a positive number", o.maxFiles)
 	}
-	opts := bundle.Options{Digest: o.digest, S3: o.s3, MaxBytes: maxSize.Value(), MaxFiles: o.maxFiles}
+	for name, d := range map[string]time.Duration{
+		"--timeout":          o.timeout,
+		"--connect-timeout":  o.network.ConnectTimeout,
+		"--response-timeout": o.network.ResponseTimeout,
+	} {
+		if d <= 0 {
+			return fmt.Errorf("%s %s is not a positive duration", name, d)
+		}
+	}
+	if o.network.Attempts <= 0 {
+		return fmt.Errorf("--attempts %d is not a positive number", o.network.Attempts)
+	}
+	creds, err := httpCredentials()
+	if err != nil {
+		return err
+	}
+	ctx, cancel := context.WithTimeoutCause(ctx, o.timeout,
+		fmt.Errorf("the fetch took longer than --timeout %s; raise it if the bundle is that large or the store that slow",
+			o.timeout))
+	defer cancel()
+	opts := bundle.Options{
+		Digest: o.digest, S3: o.s3, MaxBytes: maxSize.Value(), MaxFiles: o.maxFiles, HTTP: creds, Network: o.network,
+	}
 	if err := bundle.Fetch(ctx, o.uri, o.dest, opts); err != nil {
 		return err
 	}
+	uri := bundle.Redact(o.uri)
 	if o.digest != "" {
-		_, _ = fmt.Fprintf(stdout, "fetched %s into %s, digest %s verified\n", o.uri, o.dest, o.digest)
+		_, _ = fmt.Fprintf(stdout, "fetched %s into %s, digest %s verified\n", uri, o.dest, o.digest)
 	} else {
-		_, _ = fmt.Fprintf(stdout, "fetched %s into %s\n", o.uri, o.dest)
+		_, _ = fmt.Fprintf(stdout, "fetched %s into %s\n", uri, o.dest)
 	}
 	return nil
+}
+
+// httpCredentials reads the credentials of http(s) fetches from the environment.
+func httpCredentials() (bundle.HTTPCredentials, error) {
+	c := bundle.HTTPCredentials{
+		BearerToken: os.Getenv(envHTTPBearerToken),
+		Username:    os.Getenv(envHTTPUsername),
+		Password:    os.Getenv(envHTTPPassword),
+	}
+	switch {
+	case c.BearerToken != "" && (c.Username != "" || c.Password != ""):
+		return c, fmt.Errorf("set either %s or %s and %s, not both", envHTTPBearerToken, envHTTPUsername, envHTTPPassword)
+	case (c.Username == "") != (c.Password == ""):
+		return c, fmt.Errorf("set both %s and %s, or neither", envHTTPUsername, envHTTPPassword)
+	}
+	return c, nil
 }
 
 func (o *fetchOptions) runVerify(stdout io.Writer) error {

@@ -3,11 +3,15 @@ package main
 import (
 	"bytes"
 	"flag"
+	"net"
+	"net/http"
+	"net/http/httptest"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/podium-dev/podium/internal/bundle"
 )
@@ -222,5 +226,119 @@ func TestManagerDispatchesFetch(t *testing.T) {
 	out, err = manager("-h")
 	if err != nil || !strings.Contains(out, "-leader-elect") || strings.Contains(out, "-verify") {
 		t.Errorf("manager -h shows no manager usage: %v, output %q", err, out)
+	}
+}
+
+// The secrets of TestFetchCommandShowsNoSecret, which neither stderr, stdout nor the termination
+// log may show.
+const (
+	uriPassword  = "uri-password-1234"
+	uriSignature = "signature-5678"
+	envToken     = "env-token-9012"
+)
+
+func TestFetchCommandShowsNoSecret(t *testing.T) {
+	dir, digest := writeBundle(t)
+	archive, err := exec.Command("tar", "-czf", "-", "-C", dir, ".").Output()
+	if err != nil {
+		t.Fatal(err)
+	}
+	release := make(chan struct{})
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		switch r.URL.Path {
+		case "/ok.tgz":
+			_, _ = w.Write(archive)
+		case "/forbidden.tgz":
+			w.WriteHeader(http.StatusForbidden)
+		case "/stalled.tgz":
+			select {
+			case <-r.Context().Done():
+			case <-release:
+			}
+		default:
+			http.NotFound(w, r)
+		}
+	}))
+	t.Cleanup(srv.Close)
+	t.Cleanup(func() { close(release) })
+	t.Setenv("PODIUM_HTTP_BEARER_TOKEN", envToken)
+	host := strings.TrimPrefix(srv.URL, "http://")
+	refused := func() string {
+		l, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer func() { _ = l.Close() }()
+		return l.Addr().String()
+	}()
+	uri := func(host, path string) string {
+		return "http://reader:" + uriPassword + "@" + host + path +
+			"?X-Amz-Signature=" + uriSignature + "&sig=" + uriSignature
+	}
+	quick := []string{"--connect-timeout", "1s", "--response-timeout", "300ms", "--attempts", "2"}
+	for name, tc := range map[string]struct {
+		uri  string
+		args []string
+		code int
+		want string
+	}{
+		"a fetch that succeeds": {uri(host, "/ok.tgz"), []string{"--digest", digest}, 0, "fetched http://reader:xxxxx@"},
+		"a wrong digest": {uri(host, "/ok.tgz"), []string{"--digest", "sha256:" + strings.Repeat("0", 64)}, 1,
+			"does not match"},
+		"access denied":        {uri(host, "/forbidden.tgz"), nil, 1, "403 Forbidden"},
+		"no archive there":     {uri(host, "/missing.tgz"), nil, 1, "404 Not Found"},
+		"a refused connection": {uri(refused, "/b.tgz"), nil, 1, "connection refused"},
+		"a stalled server":     {uri(host, "/stalled.tgz"), nil, 1, "timeout awaiting response headers"},
+		"the whole timeout": {uri(host, "/stalled.tgz"), []string{"--timeout", "500ms", "--response-timeout", "1h"}, 1,
+			"the fetch took longer than --timeout 500ms"},
+		"an unparsable URI": {"http://reader:" + uriPassword + "%zz@" + host + "/b.tgz", nil, 1, "not a URI"},
+	} {
+		t.Run(name, func(t *testing.T) {
+			args := []string{"--uri", tc.uri, "--dest", filepath.Join(t.TempDir(), "model")}
+			args = append(append(args, quick...), tc.args...)
+			start := time.Now()
+			code, stdout, stderr, termination := fetchCommand(t, args...)
+			if took := time.Since(start); took > 10*time.Second {
+				t.Errorf("the command ended after %s, want within seconds", took)
+			}
+			if code != tc.code || !strings.Contains(stdout+stderr, tc.want) {
+				t.Errorf("exit code %d, stdout %q, stderr %q; want %d and %q", code, stdout, stderr, tc.code, tc.want)
+			}
+			if code != 0 && (strings.Count(stderr, "\n") != 1 || termination != stderr || !strings.Contains(stderr, "xxxxx")) {
+				t.Errorf("stderr %q, termination log %q: want the same one line, with the URI redacted", stderr, termination)
+			}
+			for _, secret := range []string{uriPassword, uriSignature, envToken} {
+				for what, text := range map[string]string{"stdout": stdout, "stderr": stderr, "the termination log": termination} {
+					if strings.Contains(text, secret) {
+						t.Errorf("%s shows the secret %q: %q", what, secret, text)
+					}
+				}
+			}
+		})
+	}
+}
+
+func TestFetchCommandHTTPCredentialsFromTheEnvironment(t *testing.T) {
+	for name, tc := range map[string]struct {
+		env  map[string]string
+		want string
+	}{
+		"a token and a password": {map[string]string{
+			"PODIUM_HTTP_BEARER_TOKEN": "t", "PODIUM_HTTP_USERNAME": "u", "PODIUM_HTTP_PASSWORD": envToken,
+		},
+			"set either PODIUM_HTTP_BEARER_TOKEN or PODIUM_HTTP_USERNAME and PODIUM_HTTP_PASSWORD, not both"},
+		"a password alone": {map[string]string{"PODIUM_HTTP_PASSWORD": envToken},
+			"set both PODIUM_HTTP_USERNAME and PODIUM_HTTP_PASSWORD, or neither"},
+	} {
+		t.Run(name, func(t *testing.T) {
+			for k, v := range tc.env {
+				t.Setenv(k, v)
+			}
+			dest := filepath.Join(t.TempDir(), "model")
+			code, _, stderr, _ := fetchCommand(t, "--uri", "https://example.com/b.tgz", "--dest", dest)
+			if code != 1 || !strings.Contains(stderr, tc.want) || strings.Contains(stderr, envToken) {
+				t.Errorf("exit code %d, stderr %q; want 1 and %q, without the password", code, stderr, tc.want)
+			}
+		})
 	}
 }

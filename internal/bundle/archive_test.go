@@ -134,7 +134,7 @@ func TestFetchHTTPErrors(t *testing.T) {
 	} {
 		t.Run(name, func(t *testing.T) {
 			dest := newDest(t)
-			wantError(t, Fetch(t.Context(), tc.uri, dest, Options{}), "bundle "+tc.uri+": ", tc.want)
+			wantError(t, Fetch(t.Context(), tc.uri, dest, Options{Network: quick}), "bundle "+tc.uri+": ", tc.want)
 			wantNothing(t, dest)
 		})
 	}

@@ -26,8 +26,13 @@ type Options struct {
 	S3 S3Options
 	// MaxBytes bounds the bundle's total size; 0 means DefaultMaxBytes.
 	MaxBytes int64
-	// MaxFiles bounds the bundle's number of files; 0 means DefaultMaxFiles.
+	// MaxFiles bounds the bundle's number of files, and an archive's number of entries of any
+	// kind; 0 means DefaultMaxFiles.
 	MaxFiles int
+	// HTTP authenticates http(s) fetches.
+	HTTP HTTPCredentials
+	// Network bounds the waits and retries of every scheme but file://.
+	Network NetworkOptions
 }
 
 // S3Options configure the S3 client of s3:// URIs. Credentials come from the AWS SDK's default
@@ -84,13 +89,23 @@ func Verify(dir, digest string) error {
 // s3://, gs://, azblob:// and file:// URIs name a prefix whose objects are the bundle; http(s)://
 // URIs name a .tar, .tar.gz or .tgz archive of it. pvc:// bundles are mounted, not fetched: use
 // Verify on the mounted directory.
+//
+// Every error names the URI, redacted (see Redact), and holds no secret of the URI.
 func Fetch(ctx context.Context, uri, dest string, opts Options) error {
 	loc, err := ParseURI(uri)
 	if err != nil {
 		return err
 	}
+	if creds := opts.HTTP; creds.BearerToken != "" && (creds.Username != "" || creds.Password != "") {
+		return fmt.Errorf("bundle %s: give either a bearer token or a username and password for HTTP, not both", Redact(uri))
+	}
+	opts.Network = opts.Network.withDefaults()
 	if err := fetch(ctx, loc, uri, dest, opts); err != nil {
-		return fmt.Errorf("bundle %s: %w", uri, err)
+		if ctx.Err() != nil {
+			// The deadline or a signal cut the fetch short: say so rather than what it broke.
+			err = fmt.Errorf("%w (while: %w)", context.Cause(ctx), err)
+		}
+		return redactError(fmt.Errorf("bundle %s: %w", Redact(uri), err))
 	}
 	return nil
 }
@@ -116,9 +131,9 @@ func fetch(ctx context.Context, loc Location, uri, dest string, opts Options) (e
 	}()
 
 	if loc.isArchive() {
-		err = fetchArchive(ctx, uri, s)
+		err = fetchArchive(ctx, uri, opts, s)
 	} else {
-		err = fetchObjects(ctx, loc, opts.S3, s)
+		err = fetchObjects(ctx, loc, opts, s)
 	}
 	if err != nil {
 		return err
@@ -139,6 +154,7 @@ func fetch(ctx context.Context, loc Location, uri, dest string, opts Options) (e
 type stage struct {
 	dir      string
 	files    int
+	entries  int // of an archive: files, directories and anything else
 	maxFiles int
 	bytes    int64
 	maxBytes int64
@@ -174,7 +190,34 @@ func newStage(dest string, opts Options) (*stage, error) {
 	return s, nil
 }
 
+// reset empties the stage for another attempt.
+func (s *stage) reset() error {
+	entries, err := os.ReadDir(s.dir)
+	if err != nil {
+		return err
+	}
+	for _, e := range entries {
+		if err := os.RemoveAll(filepath.Join(s.dir, e.Name())); err != nil {
+			return err
+		}
+	}
+	s.files, s.entries, s.bytes = 0, 0, 0
+	return nil
+}
+
+// countEntry counts an archive's entry towards the file limit, whatever its kind.
+func (s *stage) countEntry() error {
+	if s.entries == s.maxFiles {
+		return &limitError{fmt.Sprintf("the archive holds more than %d entries (files, directories and links all count); "+
+			"check the URI, or raise the limit (--max-files) if the bundle is that large", s.maxFiles)}
+	}
+	s.entries++
+	return nil
+}
+
 // writeFile copies r into the file rel ('/'-separated, relative to the bundle's root) of the stage.
+// When reading r fails, the file is removed and no longer counts, so that another attempt can
+// write it again.
 func (s *stage) writeFile(rel string, r io.Reader) error {
 	local := filepath.FromSlash(rel)
 	if !filepath.IsLocal(local) {
@@ -198,6 +241,9 @@ func (s *stage) writeFile(rel string, r io.Reader) error {
 		err = cerr
 	}
 	if err != nil {
+		s.files--
+		s.bytes -= n
+		_ = os.Remove(path)
 		return fmt.Errorf("downloading %s: %w", rel, err)
 	}
 	if s.bytes > s.maxBytes {

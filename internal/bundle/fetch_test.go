@@ -261,15 +261,16 @@ func TestParseURI(t *testing.T) {
 		}
 	}
 	for uri, want := range map[string]string{
-		"https://example.com/b/4/":   "must name a .tar, .tar.gz or .tgz archive",
-		"https://example.com/b/4.gz": "must name a .tar, .tar.gz or .tgz archive",
-		"ftp://example.com/b/4/":     `unsupported scheme "ftp"`,
-		"s3:///battle/4/":            "names no bucket",
-		"pvc:///battle/4/":           "names no claim",
-		"s3://b/battle/4/?region=x":  "takes no query",
-		"file://srv/models/":         "file:///ABSOLUTE/PATH/",
+		"https://example.com/b/4/":    "must name a .tar, .tar.gz or .tgz archive",
+		"https://example.com/b/4.gz":  "must name a .tar, .tar.gz or .tgz archive",
+		"ftp://example.com/b/4/":      `unsupported scheme "ftp"`,
+		"s3:///battle/4/":             "names no bucket",
+		"pvc:///battle/4/":            "names no claim",
+		"s3://b/battle/4/?region=x":   "takes no query",
+		"s3://key:secret@b/battle/4/": "takes no credentials",
+		"file://srv/models/":          "file:///ABSOLUTE/PATH/",
 	} {
 		_, err := ParseURI(uri)
-		wantError(t, err, "bundle "+uri+": ", want)
+		wantError(t, err, "bundle "+Redact(uri)+": ", want)
 	}
 }

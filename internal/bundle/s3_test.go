@@ -1,6 +1,7 @@
 package bundle
 
 import (
+	"context"
 	"fmt"
 	"io"
 	"maps"
@@ -8,6 +9,7 @@ import (
 	"net/http/httptest"
 	"strings"
 	"testing"
+	"time"
 )
 
 // largeBundle has a file that SeaweedFS stores in several chunks (its filer splits at 4 MiB).
@@ -102,7 +104,7 @@ func TestFetchS3WrongCredentials(t *testing.T) {
 func TestFetchS3UnreachableEndpoint(t *testing.T) {
 	useCredentials(t, testAccessKey, testSecretKey)
 	uri, dest := "s3://models/battle-winner/4/", newDest(t)
-	opts := Options{S3: S3Options{Endpoint: fmt.Sprintf("http://127.0.0.1:%d", closedPort(t)), ForcePathStyle: true}}
+	opts := Options{S3: S3Options{Endpoint: fmt.Sprintf("http://127.0.0.1:%d", closedPort(t)), ForcePathStyle: true}, Network: quick}
 	wantError(t, Fetch(t.Context(), uri, dest, opts),
 		"bundle "+uri+": cannot reach the store (", "connection refused", "check the network and the endpoint")
 	wantNothing(t, dest)
@@ -147,5 +149,54 @@ func TestFetchGSAndAzblobFailuresNameTheURI(t *testing.T) {
 				"bundle "+uri+": access denied ("+cause+"); check the credentials in spec.serving.storageSecretName")
 			wantNothing(t, dest)
 		})
+	}
+}
+
+// useGCSAndAzure points the gs:// and azblob:// clients at the given loopback servers.
+func useGCSAndAzure(t *testing.T, gcsHost, azureHost string) {
+	t.Setenv("STORAGE_EMULATOR_HOST", gcsHost)
+	t.Setenv("AZURE_STORAGE_ACCOUNT", "podium")
+	t.Setenv("AZURE_STORAGE_KEY", "cG9kaXVtLXRlc3Qta2V5") // base64 of "podium-test-key"
+	t.Setenv("AZURE_STORAGE_DOMAIN", azureHost)
+	t.Setenv("AZURE_STORAGE_PROTOCOL", "http")
+}
+
+// The clients of every store stop after a bounded number of attempts, and a store that does not
+// answer fails within seconds: left to itself, the GCS client retries until its context ends.
+func TestFetchFromStoresThatFailEndsWithinSeconds(t *testing.T) {
+	troubled, requests := statusServer(t, http.StatusServiceUnavailable)
+	stalled := stallingServer(t, false)
+	closed := fmt.Sprintf("127.0.0.1:%d", closedPort(t))
+	useCredentials(t, testAccessKey, testSecretKey)
+	for _, server := range []struct {
+		name, host string
+		counted    bool
+		want       []string
+	}{
+		{"a store that answers 503", strings.TrimPrefix(troubled.URL, "http://"), true, []string{"the store failed (HTTP 503"}},
+		{"a store that does not answer", strings.TrimPrefix(stalled.URL, "http://"), false, []string{"timeout awaiting response headers"}},
+		{"no store", closed, false, []string{"connection refused"}},
+	} {
+		for _, uri := range []string{"s3://models/battle-winner/4/", "gs://models/battle-winner/4/", "azblob://models/battle-winner/4/"} {
+			t.Run(server.name+"/"+uri, func(t *testing.T) {
+				useGCSAndAzure(t, server.host, server.host)
+				opts := Options{Network: quick, S3: S3Options{Endpoint: "http://" + server.host, ForcePathStyle: true}}
+				// Without the bounds, this deadline ends the test rather than the fetch.
+				ctx, cancel := context.WithTimeout(t.Context(), time.Minute)
+				defer cancel()
+				before := requests.Load()
+				dest := newDest(t)
+				start := time.Now()
+				err := Fetch(ctx, uri, dest, opts)
+				if took := time.Since(start); took > 15*time.Second {
+					t.Errorf("the fetch failed after %s, want within seconds", took)
+				}
+				wantError(t, err, append([]string{"bundle " + uri + ": "}, server.want...)...)
+				if n := requests.Load() - before; server.counted && n != int32(quick.Attempts) {
+					t.Errorf("the store got %d requests, want %d attempts", n, quick.Attempts)
+				}
+				wantNothing(t, dest)
+			})
+		}
 	}
 }

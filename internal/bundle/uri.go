@@ -1,6 +1,7 @@
 package bundle
 
 import (
+	"errors"
 	"fmt"
 	"net/url"
 	"path"
@@ -39,12 +40,20 @@ var archiveSuffixes = []string{".tar", ".tar.gz", ".tgz"}
 func ParseURI(uri string) (Location, error) {
 	u, err := url.Parse(uri)
 	if err != nil {
-		return Location{}, fmt.Errorf("bundle %s: not a URI: %w", uri, err)
+		if urlErr, ok := errors.AsType[*url.Error](err); ok { // its message repeats the URI
+			err = urlErr.Err
+		}
+		return Location{}, fmt.Errorf("bundle %s: not a URI: %w", Redact(uri), err)
 	}
+	uri = Redact(uri) // from here on, only to name it in errors
 	loc := Location{Scheme: strings.ToLower(u.Scheme)}
 	if !loc.isArchive() && (u.RawQuery != "" || u.Fragment != "") {
 		return Location{}, fmt.Errorf("bundle %s: a %s:// URI takes no query or fragment; "+
 			"the store's settings come from the fetcher's flags and environment", uri, loc.Scheme)
+	}
+	if !loc.isArchive() && u.User != nil {
+		return Location{}, fmt.Errorf("bundle %s: a %s:// URI takes no credentials; "+
+			"put them in the Secret named by spec.serving.storageSecretName", uri, loc.Scheme)
 	}
 	switch loc.Scheme {
 	case SchemeS3, SchemeGS, SchemeAzblob:
