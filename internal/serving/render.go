@@ -101,6 +101,16 @@ func Deployment(t Target) (*appsv1.Deployment, error) {
 		return nil, fmt.Errorf("%w: version %d: %w", ErrInvalid, t.Version.Spec.Version, err)
 	}
 	fetch := s.Fetch == nil || *s.Fetch
+	digest := t.Version.Spec.Artifact.Digest
+	if !fetch && digest != "" && loc.Scheme != bundle.SchemePVC {
+		// A digest promises that the bytes served are the bytes registered. With fetch off the
+		// predictor downloads the bundle itself, and checking a copy of our own would prove
+		// nothing about the one it loads; serving unchecked would break the promise silently.
+		// A mounted pvc:// bundle is the one the predictor reads, so it is verified below.
+		return nil, fmt.Errorf("%w: version %d has spec.artifact.digest, but spec.serving.fetch is false, so nothing "+
+			"could verify the bundle the predictor downloads itself; either enable spec.serving.fetch, or register "+
+			"the bundle in a new version without a digest", ErrInvalid, t.Version.Spec.Version)
+	}
 	name, selector, stage := t.names()
 
 	tmpl := *s.Template.DeepCopy()
@@ -118,16 +128,17 @@ func Deployment(t Target) (*appsv1.Deployment, error) {
 	var mounts []corev1.VolumeMount
 	switch {
 	case loc.Scheme == bundle.SchemePVC:
-		// A claim is mounted, not downloaded; with a digest the fetcher verifies it first.
+		// A claim is mounted, not downloaded; with a digest the fetcher verifies it first, with
+		// fetch on or off: what it checks is what the predictor reads.
 		tmpl.Spec.Volumes = append(tmpl.Spec.Volumes, corev1.Volume{Name: VolumeName, VolumeSource: corev1.VolumeSource{
 			PersistentVolumeClaim: &corev1.PersistentVolumeClaimVolumeSource{ClaimName: loc.Bucket, ReadOnly: true},
 		}})
 		mounts = []corev1.VolumeMount{{Name: VolumeName, MountPath: ClaimMountPath, ReadOnly: true}}
 		path := strings.TrimSuffix(ClaimMountPath+"/"+loc.Prefix, "/")
 		env = append(env, corev1.EnvVar{Name: "MODEL_PATH", Value: path})
-		if fetch && t.Version.Spec.Artifact.Digest != "" {
+		if digest != "" {
 			tmpl.Spec.InitContainers = append(tmpl.Spec.InitContainers,
-				fetcher(t, []string{"fetch", "--verify", path, "--digest", t.Version.Spec.Artifact.Digest}, mounts))
+				fetcher(t, []string{"fetch", "--verify", path, "--digest", digest}, mounts))
 		}
 	case fetch:
 		tmpl.Spec.Volumes = append(tmpl.Spec.Volumes, corev1.Volume{Name: VolumeName,
@@ -135,8 +146,8 @@ func Deployment(t Target) (*appsv1.Deployment, error) {
 		mounts = []corev1.VolumeMount{{Name: VolumeName, MountPath: MountPath, ReadOnly: true}}
 		env = append(env, corev1.EnvVar{Name: "MODEL_PATH", Value: ModelPath})
 		args := []string{"fetch", "--uri", t.Version.Spec.Artifact.URI, "--dest", ModelPath}
-		if d := t.Version.Spec.Artifact.Digest; d != "" {
-			args = append(args, "--digest", d)
+		if digest != "" {
+			args = append(args, "--digest", digest)
 		}
 		writable := []corev1.VolumeMount{{Name: VolumeName, MountPath: MountPath}}
 		tmpl.Spec.InitContainers = append(tmpl.Spec.InitContainers, fetcher(t, args, writable))

@@ -477,7 +477,7 @@ func TestDeploymentFetcher(t *testing.T) {
 		{
 			name:    "with fetch off the predictor gets MODEL_URI and loads the bundle itself",
 			model:   servedModel(withFetch(false)),
-			version: version(7, s3URI, digest),
+			version: version(7, s3URI, ""),
 			check: func(t *testing.T, _ *mlv1.RegisteredModel, d *appsv1.Deployment) {
 				expectNoFetcher(t, d)
 				if len(d.Spec.Template.Spec.InitContainers) != 0 {
@@ -562,19 +562,50 @@ func TestDeploymentPVC(t *testing.T) {
 			},
 		},
 		{
-			name:    "a pvc bundle with fetch off is still mounted but not verified",
+			name:    "a pvc bundle with fetch off and a digest is still mounted, and verified in place",
 			model:   servedModel(withFetch(false)),
 			version: version(7, "pvc://models/battle-winner/7", digest),
 			check: func(t *testing.T, _ *mlv1.RegisteredModel, d *appsv1.Deployment) {
-				expectNoFetcher(t, d)
+				want := []string{"fetch", "--verify", "/var/podium-claim/battle-winner/7", "--digest", digest}
+				if f := fetcherOf(t, d); !slices.Equal(f.Args, want) {
+					t.Errorf("fetcher args = %q, want %q", f.Args, want)
+				}
 				if v := volume(d.Spec.Template.Spec, "podium-model"); v == nil || v.PersistentVolumeClaim == nil {
 					t.Errorf("podium-model volume = %+v, want the claim", v)
 				}
 				expectEnv(t, d.Spec.Template.Spec.Containers[0], "MODEL_PATH", "/var/podium-claim/battle-winner/7")
 			},
 		},
+		{
+			name:    "a pvc bundle with fetch off and no digest is mounted, not verified",
+			model:   servedModel(withFetch(false)),
+			version: version(7, "pvc://models/battle-winner/7", ""),
+			check: func(t *testing.T, _ *mlv1.RegisteredModel, d *appsv1.Deployment) {
+				expectNoFetcher(t, d)
+			},
+		},
 	}
 	runDeploymentCases(t, cases)
+}
+
+// TestDeploymentRefusesADigestNothingVerifies checks that fetch off does not skip a digest: the
+// predictor would load a bundle that nothing checked.
+func TestDeploymentRefusesADigestNothingVerifies(t *testing.T) {
+	for _, uri := range []string{s3URI, "https://example.com/bundles/7.tar.gz", "gs://ml/battle-winner/7/"} {
+		t.Run(uri, func(t *testing.T) {
+			target := Target{Model: servedModel(withFetch(false)), Version: version(7, uri, digest), FetcherImage: fetcherImage}
+			d, err := Deployment(target)
+			if !errors.Is(err, ErrInvalid) || d != nil {
+				t.Fatalf("Deployment = %v, %v; want no Deployment and an error wrapping ErrInvalid", d, err)
+			}
+			for _, want := range []string{"version 7 has spec.artifact.digest", "spec.serving.fetch is false",
+				"either enable spec.serving.fetch", "new version without a digest"} {
+				if !strings.Contains(err.Error(), want) {
+					t.Errorf("error %q does not say %q", err, want)
+				}
+			}
+		})
+	}
 }
 
 // TestFetcherIsHardened checks the init container's security context, whether it downloads or
