@@ -167,6 +167,8 @@ func (w *world) randomRegistration(model string) {
 type params struct {
 	models, managers, userSteps int
 	faults                      faults
+	// fresh makes every cache read see the server as it is.
+	fresh bool
 }
 
 func (p params) String() string {
@@ -198,6 +200,7 @@ func (w *world) explore(p params) {
 	var ms []*manager
 	for i := range p.managers {
 		ms = append(ms, w.newManager(fmt.Sprintf("m%d", i+1)))
+		ms[i].cache.fresh = p.fresh
 	}
 	userLeft, tail := p.userSteps, 40
 	for len(w.violations) == 0 && (userLeft > 0 || tail > 0) {
