@@ -57,6 +57,7 @@ type RegisteredModelReconciler struct {
 
 // +kubebuilder:rbac:groups=ml.podium.dev,resources=registeredmodels;modelversions,verbs=get;list;watch
 // +kubebuilder:rbac:groups=ml.podium.dev,resources=registeredmodels/status;modelversions/status,verbs=get;update;patch
+// +kubebuilder:rbac:groups=ml.podium.dev,resources=registeredmodels/finalizers,verbs=update
 // +kubebuilder:rbac:groups=events.k8s.io,resources=events,verbs=create;patch
 // +kubebuilder:rbac:groups=apps,resources=deployments,verbs=get;list;watch;create;patch;delete
 // +kubebuilder:rbac:groups="",resources=services,verbs=get;list;watch;create;patch;delete
@@ -136,18 +137,21 @@ func (p plan) changes() bool {
 }
 
 // plan reads a model and its versions through reader (the cache or the API server), decides, and
-// works out the status writes.
+// works out the status writes. The model is read first: from the API server, the versions read
+// after it include every version the model's status names, so a version missing from them was
+// deleted.
 func (r *RegisteredModelReconciler) plan(ctx context.Context, reader client.Reader, req ctrl.Request) (plan, error) {
 	var p plan
+	model := &mlv1.RegisteredModel{}
+	modelErr := reader.Get(ctx, req.NamespacedName, model)
+	if modelErr != nil && !apierrors.IsNotFound(modelErr) {
+		return p, modelErr
+	}
 	var err error
 	if p.versions, err = versionsOf(ctx, reader, req.Namespace, req.Name); err != nil {
 		return p, err
 	}
-	model := &mlv1.RegisteredModel{}
-	if err := reader.Get(ctx, req.NamespacedName, model); err != nil {
-		if !apierrors.IsNotFound(err) {
-			return p, err
-		}
+	if modelErr != nil {
 		for i := range p.versions {
 			v := &p.versions[i]
 			if want := orphanStatus(v, req.Name); !equality.Semantic.DeepEqual(v.Status, want) {
