@@ -22,7 +22,7 @@ var (
 	seeds     = flag.Int("seeds", 2000, "how many random schedules TestExplore runs")
 	seedStart = flag.Uint64("seed-start", 1, "the first seed TestExplore runs")
 	seed      = flag.Int64("seed", -1, "replay this one seed and print its trace")
-	traces    = flag.Int("traces", 1, "for each failed check, how many failing seeds TestExplore prints the whole trace of")
+	traces    = flag.Int("traces", 1, "for each failed check, how many failing seeds to print the trace of")
 )
 
 // runSchedule runs the random schedule of seed; with tracing, the world keeps its trace.
@@ -82,7 +82,8 @@ func TestExplore(t *testing.T) {
 		bad := byCheck[check]
 		slices.Sort(bad)
 		first := bad[0]
-		msg := fmt.Sprintf("%s: %d schedule(s), seeds %v\nfirst: seed %d: %s\nreplay: go test ./test/explore -run 'TestExplore$' -count=1 -v -args -seed=%d",
+		msg := fmt.Sprintf("%s: %d schedule(s), seeds %v\nfirst: seed %d: %s\n"+
+			"replay: go test ./test/explore -run 'TestExplore$' -count=1 -v -args -seed=%d",
 			check, len(bad), bad[:min(len(bad), 20)], first, failed[first].message, first)
 		for _, s := range bad[:min(len(bad), *traces)] {
 			msg += fmt.Sprintf("\ntrace of seed %d:\n%s", s, strings.Join(runSchedule(s, true).trace, "\n"))
@@ -127,7 +128,10 @@ func TestServerEnforcesResourceVersion(t *testing.T) {
 
 	patched := stale.DeepCopy()
 	patched.Status.Stage = mlv1.StageProduction
-	err := w.srv.fake.Status().Patch(ctx, patched, client.MergeFromWithOptions(stale, client.MergeFromWithOptimisticLock{}))
+	locked := func(base client.Object) client.Patch {
+		return client.MergeFromWithOptions(base, client.MergeFromWithOptimisticLock{})
+	}
+	err := w.srv.fake.Status().Patch(ctx, patched, locked(stale))
 	if !apierrors.IsConflict(err) {
 		t.Fatalf("a status patch with a stale resourceVersion returned %v, want a 409 Conflict", err)
 	}
@@ -137,7 +141,7 @@ func TestServerEnforcesResourceVersion(t *testing.T) {
 	}
 	patched = fresh.DeepCopy()
 	patched.Status.Stage = mlv1.StageStaging
-	if err := w.srv.fake.Status().Patch(ctx, patched, client.MergeFromWithOptions(fresh, client.MergeFromWithOptimisticLock{})); err != nil {
+	if err := w.srv.fake.Status().Patch(ctx, patched, locked(fresh)); err != nil {
 		t.Fatalf("a status patch with the current resourceVersion failed: %v", err)
 	}
 	// An unconditional merge patch applies whatever the resourceVersion.
@@ -151,7 +155,8 @@ func TestServerEnforcesResourceVersion(t *testing.T) {
 		t.Fatal(err)
 	}
 	if got.Status.Stage != mlv1.StageArchived || got.Spec.Stage != mlv1.StageProduction {
-		t.Fatalf("after the patches: spec.stage %q, status.stage %q; want Production, Archived", got.Spec.Stage, got.Status.Stage)
+		t.Fatalf("after the patches: spec.stage %q, status.stage %q; want Production, Archived",
+			got.Spec.Stage, got.Status.Stage)
 	}
 	if fmt.Sprint(got.Generation) != "2" {
 		t.Fatalf("a status patch moved the generation to %d", got.Generation)

@@ -28,7 +28,7 @@ func scripted(t *testing.T) *world {
 
 // settleModel reconciles model with a manager whose cache never lags until a reconcile writes
 // nothing, as an operator that is up to date does between two user actions.
-func (w *world) settleModel(t *testing.T, model string) {
+func (w *world) settleModel(t *testing.T, model string) { //nolint:unparam // scripts may use two models
 	t.Helper()
 	var setup *manager
 	for _, m := range w.managers {
@@ -41,17 +41,19 @@ func (w *world) settleModel(t *testing.T, model string) {
 		setup.cache.fresh = true
 	}
 	for range maxSettleRounds {
-		if writes, err := w.reconcile(setup, model); writes == 0 && err == nil {
+		w.start(setup, model)
+		if writes, err := w.finish(setup); writes == 0 && err == nil {
 			return
 		}
 	}
 	t.Fatalf("model %s does not settle", model)
 }
 
-// reconcile runs one whole reconcile of model on m, with m's cache as it is.
-func (w *world) reconcile(m *manager, model string) (int, error) {
+// reconcile runs one whole reconcile of model on m, with m's cache as it is; its outcome is in
+// the trace.
+func (w *world) reconcile(m *manager, model string) { //nolint:unparam // as settleModel
 	w.start(m, model)
-	return w.finish(m)
+	_, _ = w.finish(m)
 }
 
 // stepUntil steps m's reconcile until the call it waits to make matches, and reports whether
@@ -96,7 +98,7 @@ func becomesProduction(name string) func(client.Object) bool {
 
 // expect fails the test for every violation found, and when the server's stages differ from want
 // (version name to stage).
-func (w *world) expect(t *testing.T, model string, want map[string]mlv1.Stage) {
+func (w *world) expect(t *testing.T, model string, want map[string]mlv1.Stage) { //nolint:unparam // as settleModel
 	t.Helper()
 	for _, v := range w.violations {
 		t.Errorf("%s", v)
@@ -206,7 +208,10 @@ func TestRegressions(t *testing.T) {
 		for _, step := range []struct {
 			name  string
 			stage mlv1.Stage
-		}{{"alpha-4", mlv1.StageProduction}, {"alpha-5", mlv1.StageProduction}, {"alpha-4", ""}, {"alpha-4", mlv1.StageProduction}} {
+		}{
+			{"alpha-4", mlv1.StageProduction}, {"alpha-5", mlv1.StageProduction},
+			{"alpha-4", ""}, {"alpha-4", mlv1.StageProduction},
+		} {
 			w.requestStage(step.name, step.stage)
 			w.settleModel(t, "alpha")
 		}
@@ -242,7 +247,7 @@ func TestRegressions(t *testing.T) {
 			t.Fatal("setup: the rollback never writes alpha-3")
 		}
 		w.register("alpha", "alpha-5", 5, "0.9", "")
-		w.finish(m0)
+		_, _ = w.finish(m0)
 		expectStage(t, w, "alpha-3", mlv1.StageProduction)
 
 		// m1 sees the model and alpha-5, not alpha-3's observedStageRequest.

@@ -115,7 +115,7 @@ func (w *world) randomMode() mlv1.PromotionMode {
 func (w *world) randomUserAction(names []string) {
 	model := names[w.rng.IntN(len(names))]
 	exists := w.srv.model(model) != nil
-	var all []*mlv1.ModelVersion
+	all := make([]*mlv1.ModelVersion, 0, len(w.srv.live[versions]))
 	for _, n := range names {
 		all = append(all, w.srv.versionsOf(n)...)
 	}
@@ -172,7 +172,8 @@ type params struct {
 }
 
 func (p params) String() string {
-	return fmt.Sprintf("%d model(s), %d manager(s), %d user steps; faults: write %.2f, after commit %.2f, read %.2f, crash %.3f",
+	return fmt.Sprintf("%d model(s), %d manager(s), %d user steps; "+
+		"faults: write %.2f, after commit %.2f, read %.2f, crash %.3f",
 		p.models, p.managers, p.userSteps, p.faults.write, p.faults.commit, p.faults.read, p.faults.crash)
 }
 
@@ -197,7 +198,7 @@ func (w *world) randomParams() params {
 func (w *world) explore(p params) {
 	w.faults = p.faults
 	names := modelNames[:p.models]
-	var ms []*manager
+	ms := make([]*manager, 0, p.managers)
 	for i := range p.managers {
 		ms = append(ms, w.newManager(fmt.Sprintf("m%d", i+1)))
 		ms[i].cache.fresh = p.fresh
@@ -310,8 +311,10 @@ func (w *world) checkFinal(names []string) {
 		m := w.srv.model(name)
 		if m == nil {
 			for _, v := range vs {
-				if c := meta.FindStatusCondition(v.Status.Conditions, mlv1.ConditionReady); c == nil || c.Reason != mlv1.ReasonModelNotFound {
-					w.violate(orphanStatus, "%s: its model %s does not exist, but its Ready condition does not say so: %v", v.Name, name, c)
+				c := meta.FindStatusCondition(v.Status.Conditions, mlv1.ConditionReady)
+				if c == nil || c.Reason != mlv1.ReasonModelNotFound {
+					w.violate(orphanStatus, "%s: its model %s does not exist, but its Ready condition does not say so: %v",
+						v.Name, name, c)
 				}
 			}
 			continue
@@ -325,9 +328,11 @@ func (w *world) checkFinal(names []string) {
 		}
 		switch {
 		case m.Status.ProductionVersion == nil && len(production) > 0:
-			w.violate(productionMismatch, "model %s records no Production version, but %s says Production", name, production[0].Name)
-		case m.Status.ProductionVersion != nil && (len(production) != 1 || production[0].Spec.Version != *m.Status.ProductionVersion):
-			var got []string
+			w.violate(productionMismatch, "model %s records no Production version, but %s says Production",
+				name, production[0].Name)
+		case m.Status.ProductionVersion != nil &&
+			(len(production) != 1 || production[0].Spec.Version != *m.Status.ProductionVersion):
+			got := make([]string, 0, len(production))
 			for _, v := range production {
 				got = append(got, v.Name)
 			}
@@ -373,7 +378,8 @@ func (w *world) checkRequest(v *mlv1.ModelVersion) {
 			return
 		}
 	}
-	w.violate(requestUnanswered, "%s asks for %s, observedStageRequest is %q, and no condition says why the request was not acted on",
+	w.violate(requestUnanswered,
+		"%s asks for %s, observedStageRequest is %q, and no condition says why the request was not acted on",
 		v.Name, v.Spec.Stage, v.Status.ObservedStageRequest)
 }
 

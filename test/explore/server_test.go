@@ -13,6 +13,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/apimachinery/pkg/runtime/serializer"
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/testing"
@@ -47,6 +48,10 @@ const (
 )
 
 func (k kind) String() string { return [...]string{"RegisteredModel", "ModelVersion"}[k] }
+
+func resource(k kind) schema.GroupResource {
+	return schema.GroupResource{Group: mlv1.GroupVersion.Group, Resource: strings.ToLower(k.String()) + "s"}
+}
 
 func kindOf(o runtime.Object) (kind, bool) {
 	switch o.(type) {
@@ -267,7 +272,7 @@ func (c *cache) get(key client.ObjectKey, obj client.Object) error {
 	}
 	src, ok := c.state[k][key]
 	if !ok {
-		return apierrors.NewNotFound(mlv1.GroupVersion.WithResource(strings.ToLower(k.String())+"s").GroupResource(), key.Name)
+		return apierrors.NewNotFound(resource(k), key.Name)
 	}
 	switch o := obj.(type) {
 	case *mlv1.RegisteredModel:

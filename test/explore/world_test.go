@@ -11,6 +11,8 @@ import (
 	"time"
 
 	"github.com/go-logr/logr"
+	appsv1 "k8s.io/api/apps/v1"
+	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/equality"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/runtime"
@@ -124,10 +126,9 @@ func (w *world) violate(check, format string, args ...any) {
 // model's status on the server names it.
 func (w *world) wrote(k kind, prev, cur client.Object) {
 	if w.tracing {
-		switch {
-		case cur == nil:
+		if cur == nil {
 			w.tracef("      %s: deleted %s %s", w.actor, k, prev.GetName())
-		default:
+		} else {
 			w.tracef("      %s: %s", w.actor, summary(cur))
 		}
 	}
@@ -142,7 +143,8 @@ func (w *world) wrote(k kind, prev, cur client.Object) {
 		}
 	}
 	if len(production) > 1 {
-		w.violate(twoProduction, "model %s has %d Production versions: %s", v.Spec.RegisteredModel, len(production), strings.Join(production, ", "))
+		w.violate(twoProduction, "model %s has %d Production versions: %s",
+			v.Spec.RegisteredModel, len(production), strings.Join(production, ", "))
 	}
 	entered := v.Status.Stage == mlv1.StageProduction &&
 		(prev == nil || prev.(*mlv1.ModelVersion).Status.Stage != mlv1.StageProduction)
@@ -156,9 +158,11 @@ func (w *world) wrote(k kind, prev, cur client.Object) {
 		m := w.srv.model(v.Spec.RegisteredModel)
 		switch {
 		case m == nil:
-			w.violate(unrecordedProduction, "%s entered Production while model %s does not exist", v.Name, v.Spec.RegisteredModel)
+			w.violate(unrecordedProduction, "%s entered Production while model %s does not exist",
+				v.Name, v.Spec.RegisteredModel)
 		case m.Status.ProductionVersion == nil || *m.Status.ProductionVersion != v.Spec.Version:
-			w.violate(unrecordedProduction, "%s (v%d) entered Production while model %s records Production %s", v.Name, v.Spec.Version,
+			w.violate(unrecordedProduction, "%s (v%d) entered Production while model %s records Production %s",
+				v.Name, v.Spec.Version,
 				m.Name, optional(m.Status.ProductionVersion))
 		}
 	}
@@ -175,15 +179,17 @@ func optional(n *int64) string {
 func summary(o client.Object) string {
 	switch o := o.(type) {
 	case *mlv1.RegisteredModel:
-		var hist []string
-		for _, h := range o.Status.History[max(0, len(o.Status.History)-3):] {
+		recent := o.Status.History[max(0, len(o.Status.History)-3):]
+		hist := make([]string, 0, len(recent))
+		for _, h := range recent {
 			hist = append(hist, fmt.Sprintf("%d %s->%s %s", h.Version, h.From, h.To, h.Reason))
 		}
-		gates := []string{}
+		gates := make([]string, 0, len(o.Spec.Promotion.Gates))
 		for _, g := range o.Spec.Promotion.Gates {
 			gates = append(gates, fmt.Sprintf("%s>=%s", g.Metric, optionalNumber(g.Min)))
 		}
-		return fmt.Sprintf("model %s rv=%s gen=%d mode=%s gates=%v | production=%s floor=%d latest=%s history(%d, newest last)=[%s]",
+		return fmt.Sprintf("model %s rv=%s gen=%d mode=%s gates=%v | "+
+			"production=%s floor=%d latest=%s history(%d, newest last)=[%s]",
 			o.Name, o.ResourceVersion, o.Generation, o.Spec.Promotion.Mode, gates, optional(o.Status.ProductionVersion),
 			o.Status.AutomaticPromotionFloor, optional(o.Status.LatestVersion), len(o.Status.History), strings.Join(hist, "; "))
 	case *mlv1.ModelVersion:
@@ -267,17 +273,18 @@ func (m *manager) reconcile(r *run) {
 	if (<-r.resume).crash {
 		r.dead = true
 	}
-	_, rep.err = m.rec.Reconcile(reconcileCtx, ctrl.Request{NamespacedName: types.NamespacedName{Namespace: ns, Name: r.model}})
+	req := ctrl.Request{NamespacedName: types.NamespacedName{Namespace: ns, Name: r.model}}
+	_, rep.err = m.rec.Reconcile(reconcileCtx, req)
 }
 
-// step lets m's reconcile make its next call; it reports whether the reconcile ended.
-func (w *world) step(m *manager) bool {
+// step lets m's reconcile make its next call.
+func (w *world) step(m *manager) {
 	r := m.run
 	r.resume <- resume{}
 	rep := <-r.report
 	if !rep.done {
 		r.next = &rep.call
-		return false
+		return
 	}
 	m.run = nil
 	switch {
@@ -286,7 +293,6 @@ func (w *world) step(m *manager) bool {
 	default:
 		w.tracef("%s: reconcile of %s done, %d writes", m.name, r.model, r.writes)
 	}
-	return true
 }
 
 // finish steps m's reconcile to its end and returns its writes and error.
@@ -422,7 +428,8 @@ func (m *manager) write(c call, fn func() error) error {
 	w.writer = m.run
 	w.srv.record(c.kind, c.key)
 	w.writer = nil
-	if cur := w.srv.live[c.kind][c.key]; prev != nil && cur != nil && !equality.Semantic.DeepEqual(specOf(prev), specOf(cur)) {
+	cur := w.srv.live[c.kind][c.key]
+	if prev != nil && cur != nil && !equality.Semantic.DeepEqual(specOf(prev), specOf(cur)) {
 		w.violate(specWritten, "%s changed the spec of %s %s: the operator never writes spec", m.name, c.kind, c.key.Name)
 	}
 	switch {
@@ -482,9 +489,10 @@ type managerClient struct {
 	m             *manager
 }
 
-func objCall(verb string, obj client.Object, write bool) call {
+// objCall is a write of obj.
+func objCall(verb string, obj client.Object) call {
 	k, _ := kindOf(obj)
-	return call{verb: verb, kind: k, key: client.ObjectKeyFromObject(obj), write: write}
+	return call{verb: verb, kind: k, key: client.ObjectKeyFromObject(obj), write: true}
 }
 
 func listCall(verb string, list client.ObjectList, opts []client.ListOption) call {
@@ -506,6 +514,11 @@ func (c *managerClient) checkKind(obj runtime.Object) error {
 }
 
 func (c *managerClient) Get(_ context.Context, key client.ObjectKey, obj client.Object, _ ...client.GetOption) error {
+	switch obj.(type) {
+	case *appsv1.Deployment, *corev1.Service:
+		// Models here have no spec.serving: the cache holds no prediction objects.
+		return apierrors.NewNotFound(schema.GroupResource{Resource: fmt.Sprintf("%T", obj)}, key.Name)
+	}
 	if err := c.checkKind(obj); err != nil {
 		return err
 	}
@@ -524,28 +537,29 @@ func (c *managerClient) Create(ctx context.Context, obj client.Object, opts ...c
 	if err := c.checkKind(obj); err != nil {
 		return err
 	}
-	return c.m.write(objCall("create", obj, true), func() error { return c.m.w.srv.fake.Create(ctx, obj, opts...) })
+	return c.m.write(objCall("create", obj), func() error { return c.m.w.srv.fake.Create(ctx, obj, opts...) })
 }
 
 func (c *managerClient) Update(ctx context.Context, obj client.Object, opts ...client.UpdateOption) error {
 	if err := c.checkKind(obj); err != nil {
 		return err
 	}
-	return c.m.write(objCall("update", obj, true), func() error { return c.m.w.srv.fake.Update(ctx, obj, opts...) })
+	return c.m.write(objCall("update", obj), func() error { return c.m.w.srv.fake.Update(ctx, obj, opts...) })
 }
 
-func (c *managerClient) Patch(ctx context.Context, obj client.Object, patch client.Patch, opts ...client.PatchOption) error {
+func (c *managerClient) Patch(ctx context.Context, obj client.Object, patch client.Patch,
+	opts ...client.PatchOption) error {
 	if err := c.checkKind(obj); err != nil {
 		return err
 	}
-	return c.m.write(objCall("patch", obj, true), func() error { return c.m.w.srv.fake.Patch(ctx, obj, patch, opts...) })
+	return c.m.write(objCall("patch", obj), func() error { return c.m.w.srv.fake.Patch(ctx, obj, patch, opts...) })
 }
 
 func (c *managerClient) Delete(ctx context.Context, obj client.Object, opts ...client.DeleteOption) error {
 	if err := c.checkKind(obj); err != nil {
 		return err
 	}
-	return c.m.write(objCall("delete", obj, true), func() error { return c.m.w.srv.fake.Delete(ctx, obj, opts...) })
+	return c.m.write(objCall("delete", obj), func() error { return c.m.w.srv.fake.Delete(ctx, obj, opts...) })
 }
 
 func (c *managerClient) DeleteAllOf(context.Context, client.Object, ...client.DeleteAllOfOption) error {
@@ -568,11 +582,11 @@ type statusWriter struct {
 	sub string
 }
 
-func (s *statusWriter) subresource() (string, error) {
+func (s *statusWriter) checkSubresource() error {
 	if s.sub != "" && s.sub != "status" {
-		return "", fmt.Errorf("explore: subresource %q is not modelled", s.sub)
+		return fmt.Errorf("explore: subresource %q is not modelled", s.sub)
 	}
-	return "status", nil
+	return nil
 }
 
 func (s *statusWriter) Get(context.Context, client.Object, client.Object, ...client.SubResourceGetOption) error {
@@ -584,25 +598,26 @@ func (s *statusWriter) Create(context.Context, client.Object, client.Object, ...
 }
 
 func (s *statusWriter) Update(ctx context.Context, obj client.Object, opts ...client.SubResourceUpdateOption) error {
-	if _, err := s.subresource(); err != nil {
+	if err := s.checkSubresource(); err != nil {
 		return err
 	}
 	if err := s.c.checkKind(obj); err != nil {
 		return err
 	}
-	return s.c.m.write(objCall("status-update", obj, true), func() error {
+	return s.c.m.write(objCall("status-update", obj), func() error {
 		return s.c.m.w.srv.fake.Status().Update(ctx, obj, opts...)
 	})
 }
 
-func (s *statusWriter) Patch(ctx context.Context, obj client.Object, patch client.Patch, opts ...client.SubResourcePatchOption) error {
-	if _, err := s.subresource(); err != nil {
+func (s *statusWriter) Patch(ctx context.Context, obj client.Object, patch client.Patch,
+	opts ...client.SubResourcePatchOption) error {
+	if err := s.checkSubresource(); err != nil {
 		return err
 	}
 	if err := s.c.checkKind(obj); err != nil {
 		return err
 	}
-	return s.c.m.write(objCall("status-patch", obj, true), func() error {
+	return s.c.m.write(objCall("status-patch", obj), func() error {
 		return s.c.m.w.srv.fake.Status().Patch(ctx, obj, patch, opts...)
 	})
 }
@@ -638,5 +653,6 @@ type nopRecorder struct{}
 
 func (nopRecorder) Eventf(runtime.Object, runtime.Object, string, string, string, string, ...any) {}
 
-func (nopRecorder) AnnotatedEventf(runtime.Object, runtime.Object, map[string]string, string, string, string, string, ...any) {
+func (nopRecorder) AnnotatedEventf(runtime.Object, runtime.Object, map[string]string,
+	string, string, string, string, ...any) {
 }
