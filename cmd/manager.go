@@ -126,8 +126,8 @@ func (o *managerOptions) validateLeaderElection() error {
 		return fmt.Errorf("--leader-election-renew-deadline (%s) must be shorter than --leader-election-lease-duration (%s)",
 			o.renewDeadline, o.leaseDuration)
 	case float64(o.renewDeadline) <= leaderelection.JitterFactor*float64(o.retryPeriod):
-		return fmt.Errorf("--leader-election-renew-deadline (%s) must be longer than %.1f × --leader-election-retry-period (%s)",
-			o.renewDeadline, leaderelection.JitterFactor, o.retryPeriod)
+		return fmt.Errorf("--leader-election-renew-deadline (%s) must be longer than %.1f × "+
+			"--leader-election-retry-period (%s)", o.renewDeadline, leaderelection.JitterFactor, o.retryPeriod)
 	}
 	return nil
 }
