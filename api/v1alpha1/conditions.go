@@ -47,4 +47,10 @@ const (
 	ReasonStorageSecretNotFound = "StorageSecretNotFound"
 	// ReasonClaimNotFound: the Production version's pvc:// URI names a claim that does not exist.
 	ReasonClaimNotFound = "ClaimNotFound"
+	// ReasonServingRejected: the API server refuses the rendered Deployment or Service (a dry run
+	// of the apply failed); the message is the API server's.
+	ReasonServingRejected = "ServingRejected"
+	// ReasonServingNameTaken: an object Podium did not create already has the name of the
+	// prediction Deployment or Service; Podium never takes it over.
+	ReasonServingNameTaken = "ServingNameTaken"
 )

@@ -111,9 +111,10 @@ type RegisteredModelSpec struct {
 
 // Serving describes the prediction Deployment that serves the Production version.
 type Serving struct {
-	// replicas is the number of prediction pods.
+	// replicas is the number of prediction pods. Leave it out to let a HorizontalPodAutoscaler
+	// (or kubectl scale) own the number: Podium then never sets it, and a new Deployment starts
+	// with one pod.
 	// +optional
-	// +kubebuilder:default=1
 	// +kubebuilder:validation:Minimum=0
 	// +kubebuilder:validation:Maximum=1000
 	Replicas *int32 `json:"replicas,omitempty"`

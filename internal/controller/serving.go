@@ -31,16 +31,21 @@ type servingState struct {
 	enabled  bool
 	observed *serving.Observed // nil while there is no Deployment
 	// deployment and service are the renderings to apply; nil when nothing is to be applied.
-	// deploymentApplied says the live Deployment already holds the rendering.
+	// deploymentApplied and serviceApplied say the live objects already hold them.
 	deployment        *appsv1.Deployment
 	service           *corev1.Service
 	deploymentApplied bool
+	serviceApplied    bool
 	// staging is the staging Deployment and Service to apply, for the newest Staging version;
 	// stagingLive is the staging Deployment as it is, nil when there is none.
-	staging        *appsv1.Deployment
-	stagingService *corev1.Service
-	stagingLive    *appsv1.Deployment
-	stagingApplied bool
+	staging               *appsv1.Deployment
+	stagingService        *corev1.Service
+	stagingLive           *appsv1.Deployment
+	stagingApplied        bool
+	stagingServiceApplied bool
+	// remove lists the objects of the model to delete: the whole prediction service when
+	// spec.serving is removed, the staging pair when it has no candidate left.
+	remove []client.Object
 	// problem is a reason from api/v1alpha1 when spec.serving cannot be served as it is.
 	problem, message string
 	retry            time.Duration
@@ -80,13 +85,15 @@ func failedRollout(model *mlv1.RegisteredModel, d *appsv1.Deployment) *int64 {
 }
 
 // planServing renders what the model's prediction Deployment and Service must be after decision
-// d, and checks what the rendering needs from the cluster: the storage Secret and a pvc:// claim.
-// It reads only the metadata of a Secret, never its data.
+// d, and checks what applying the rendering needs: the storage Secret and a pvc:// claim, that no
+// object Podium did not create holds the names, and that the API server accepts the rendering (a
+// dry run). Those checks run only when the rendering is not applied yet, so a model that serves
+// costs no reads of the API server. It reads only the metadata of a Secret, never its data.
 func (r *RegisteredModelReconciler) planServing(ctx context.Context, model *mlv1.RegisteredModel,
 	versions []mlv1.ModelVersion, live *appsv1.Deployment, d promotion.Decision) (servingState, error) {
 	s := servingState{enabled: model.Spec.Serving != nil}
 	if !s.enabled {
-		return s, nil
+		return s, r.planRemoval(ctx, model, &s)
 	}
 	if live != nil {
 		o := serving.Observe(live)
@@ -107,7 +114,8 @@ func (r *RegisteredModelReconciler) planServing(ctx context.Context, model *mlv1
 	if target == nil {
 		return s, nil
 	}
-	dep, err := serving.Deployment(serving.Target{Model: model, Version: target, FetcherImage: r.FetcherImage})
+	dep, svc, err := render(serving.Target{Model: model, Version: target, FetcherImage: r.FetcherImage},
+		serving.Service(model))
 	if errors.Is(err, serving.ErrInvalid) {
 		s.problem, s.message = mlv1.ReasonInvalidServing, err.Error()
 		return s, nil
@@ -115,21 +123,144 @@ func (r *RegisteredModelReconciler) planServing(ctx context.Context, model *mlv1
 	if err != nil {
 		return s, err
 	}
-	// The storage Secret and the claim are checked before a rendering is applied; a Deployment
-	// that already holds it costs no reads of the API server on every reconcile.
 	s.deploymentApplied = live != nil && serving.Contains(live, dep)
-	if !s.deploymentApplied {
-		reason, msg, err := r.missingDependency(ctx, model, target)
-		if err != nil {
+	liveSvc, err := r.cached(ctx, svc, &corev1.Service{})
+	if err != nil {
+		return s, err
+	}
+	s.serviceApplied = liveSvc != nil && serving.Contains(liveSvc, svc)
+	if !s.deploymentApplied || !s.serviceApplied {
+		var liveDep client.Object // a nil *Deployment in an interface is not a nil interface
+		if live != nil {
+			liveDep = live
+		}
+		if err := r.checkApply(ctx, model, target, &s, pair{dep, liveDep}, pair{svc, liveSvc}); err != nil || s.problem != "" {
 			return s, err
 		}
-		if reason != "" {
-			s.problem, s.message, s.retry = reason, msg, r.missingRetry()
-			return s, nil
+	}
+	s.deployment, s.service = dep, svc
+	return s, nil
+}
+
+// pair is a rendering and the live object of its name in the cache, nil when there is none.
+type pair struct {
+	desired, live client.Object
+}
+
+// render renders a Deployment and stamps both it and its Service with their intent.
+func render(t serving.Target, svc *corev1.Service) (*appsv1.Deployment, *corev1.Service, error) {
+	dep, err := serving.Deployment(t)
+	if err != nil {
+		return nil, nil, err
+	}
+	if err := serving.Stamp(dep); err != nil {
+		return nil, nil, err
+	}
+	return dep, svc, serving.Stamp(svc)
+}
+
+// checkApply sets a problem on s when the renderings cannot be applied: a storage Secret or claim
+// is missing, an object Podium did not create holds one of the names, or the API server refuses
+// a rendering in a dry run. It returns an error only for a failure worth retrying at once.
+func (r *RegisteredModelReconciler) checkApply(ctx context.Context, model *mlv1.RegisteredModel,
+	target *mlv1.ModelVersion, s *servingState, pairs ...pair) error {
+	reason, msg, err := r.missingDependency(ctx, model, target)
+	if err != nil || reason != "" {
+		s.problem, s.message, s.retry = reason, msg, r.missingRetry()
+		return err
+	}
+	for _, p := range pairs {
+		taken, err := r.nameTaken(ctx, model, p)
+		if err != nil {
+			return err
+		}
+		if taken {
+			kind := p.desired.GetObjectKind().GroupVersionKind().Kind
+			s.problem, s.retry = mlv1.ReasonServingNameTaken, r.missingRetry()
+			s.message = fmt.Sprintf("%s %s exists and was not created by Podium for this model; Podium never takes over "+
+				"an object it did not create: rename or delete it", kind, p.desired.GetName())
+			return nil
 		}
 	}
-	s.deployment, s.service = dep, serving.Service(model)
-	return s, nil
+	for _, p := range pairs {
+		if err := r.apply(ctx, p.desired, client.DryRunAll); err != nil {
+			if isTransient(err) {
+				return err
+			}
+			s.problem, s.message = mlv1.ReasonServingRejected, promotion.Shorten(
+				"The API server refuses the rendered "+err.Error()+"; fix spec.serving", maxConditionMessage)
+			if !apierrors.IsInvalid(err) && !apierrors.IsBadRequest(err) {
+				s.retry = r.missingRetry() // a refusal for want of rights or quota may end without a change here
+			}
+			return nil
+		}
+	}
+	return nil
+}
+
+// maxConditionMessage bounds the messages Podium writes into conditions.
+const maxConditionMessage = 4096
+
+// isTransient says whether an API error is worth retrying with backoff rather than reporting.
+func isTransient(err error) bool {
+	return apierrors.IsInternalError(err) || apierrors.IsServerTimeout(err) || apierrors.IsTimeout(err) ||
+		apierrors.IsTooManyRequests(err) || apierrors.IsServiceUnavailable(err) || apierrors.IsConflict(err) ||
+		apierrors.IsUnexpectedServerError(err) || !isStatusError(err)
+}
+
+func isStatusError(err error) bool {
+	var status apierrors.APIStatus
+	return errors.As(err, &status)
+}
+
+// nameTaken says whether the name of p's rendering is held by an object this model does not
+// control. The cache holds only objects labelled as Podium's, so an object missing from it is
+// looked up on the API server, by its metadata alone.
+func (r *RegisteredModelReconciler) nameTaken(ctx context.Context, model *mlv1.RegisteredModel, p pair) (bool, error) {
+	if p.live != nil {
+		return !metav1.IsControlledBy(p.live, model), nil
+	}
+	obj := &metav1.PartialObjectMetadata{}
+	obj.SetGroupVersionKind(p.desired.GetObjectKind().GroupVersionKind())
+	err := r.APIReader.Get(ctx, client.ObjectKeyFromObject(p.desired), obj)
+	if apierrors.IsNotFound(err) {
+		return false, nil
+	}
+	if err != nil {
+		return false, err
+	}
+	return !metav1.IsControlledBy(obj, model), nil
+}
+
+// cached reads from the cache the live object of a rendering's name into into; nil when there
+// is none.
+func (r *RegisteredModelReconciler) cached(ctx context.Context, desired client.Object, into client.Object) (client.Object, error) {
+	err := r.Get(ctx, client.ObjectKeyFromObject(desired), into)
+	if apierrors.IsNotFound(err) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	return into, nil
+}
+
+// planRemoval lists the prediction objects of a model without spec.serving for deletion: the
+// Deployments and Services it controls that the cache still holds.
+func (r *RegisteredModelReconciler) planRemoval(ctx context.Context, model *mlv1.RegisteredModel, s *servingState) error {
+	for _, name := range []string{serving.DeploymentName(model.Name), serving.StagingName(model.Name)} {
+		for _, obj := range []client.Object{&appsv1.Deployment{}, &corev1.Service{}} {
+			err := r.Get(ctx, types.NamespacedName{Namespace: model.Namespace, Name: name}, obj)
+			switch {
+			case apierrors.IsNotFound(err):
+			case err != nil:
+				return err
+			case metav1.IsControlledBy(obj, model) && obj.GetDeletionTimestamp().IsZero():
+				s.remove = append(s.remove, obj)
+			}
+		}
+	}
+	return nil
 }
 
 // missingDependency names what the rendering for target needs and the cluster lacks: the storage
@@ -154,7 +285,8 @@ func (r *RegisteredModelReconciler) missingDependency(ctx context.Context, model
 }
 
 // planStaging renders the staging Deployment for the newest Staging version when
-// spec.serving.staging asks for it, and reads the staging Deployment as it is.
+// spec.serving.staging asks for it, reads the staging Deployment as it is, and lists the staging
+// pair for removal when there is no candidate left.
 func (r *RegisteredModelReconciler) planStaging(ctx context.Context, model *mlv1.RegisteredModel,
 	versions []mlv1.ModelVersion, d promotion.Decision, s *servingState) error {
 	live := &appsv1.Deployment{}
@@ -165,24 +297,44 @@ func (r *RegisteredModelReconciler) planStaging(ctx context.Context, model *mlv1
 	case !apierrors.IsNotFound(err):
 		return err
 	}
-	if !model.Spec.Serving.Staging {
-		return nil
-	}
 	var candidate *mlv1.ModelVersion
 	for i := range versions { // ordered by version number: the last Staging one is the newest
-		if vd := d.Versions[versions[i].Name]; vd.Stage == mlv1.StageStaging && !vd.Duplicate {
+		if vd := d.Versions[versions[i].Name]; model.Spec.Serving.Staging && vd.Stage == mlv1.StageStaging && !vd.Duplicate {
 			candidate = &versions[i]
 		}
 	}
 	if candidate == nil {
+		if s.stagingLive != nil && s.stagingLive.DeletionTimestamp.IsZero() && metav1.IsControlledBy(s.stagingLive, model) {
+			s.remove = append(s.remove, s.stagingLive, &corev1.Service{ObjectMeta: metav1.ObjectMeta{
+				Namespace: model.Namespace, Name: serving.StagingName(model.Name)}})
+		}
 		return nil
 	}
-	dep, err := serving.Deployment(serving.Target{Model: model, Version: candidate, FetcherImage: r.FetcherImage, Staging: true})
-	if err != nil {
-		return nil // the Production plan reports what is wrong with spec.serving
+	dep, svc, err := render(serving.Target{Model: model, Version: candidate, FetcherImage: r.FetcherImage, Staging: true},
+		serving.StagingService(model))
+	if errors.Is(err, serving.ErrInvalid) {
+		s.problem, s.message = mlv1.ReasonInvalidServing, "Staging: "+err.Error()
+		return nil
 	}
-	s.staging, s.stagingService = dep, serving.StagingService(model)
+	if err != nil {
+		return err
+	}
 	s.stagingApplied = s.stagingLive != nil && serving.Contains(s.stagingLive, dep)
+	liveSvc, err := r.cached(ctx, svc, &corev1.Service{})
+	if err != nil {
+		return err
+	}
+	s.stagingServiceApplied = liveSvc != nil && serving.Contains(liveSvc, svc)
+	if !s.stagingApplied || !s.stagingServiceApplied {
+		var stagingLive client.Object
+		if s.stagingLive != nil {
+			stagingLive = s.stagingLive
+		}
+		if err := r.checkApply(ctx, model, candidate, s, pair{dep, stagingLive}, pair{svc, liveSvc}); err != nil || s.problem != "" {
+			return err
+		}
+	}
+	s.staging, s.stagingService = dep, svc
 	return nil
 }
 
@@ -198,50 +350,51 @@ func (r *RegisteredModelReconciler) exists(ctx context.Context, kind, namespace,
 }
 
 // applyServing applies the planned Deployments and Services with server-side apply, as the field
-// manager "podium", when the live objects do not already hold them, and removes a staging
-// Deployment and Service that have no candidate left to serve.
+// manager "podium", where the live objects do not already hold them, and deletes what the plan
+// removes.
 func (r *RegisteredModelReconciler) applyServing(ctx context.Context, s servingState) error {
-	if s.deployment != nil {
-		if err := r.applyPair(ctx, s.deployment, s.service, s.deploymentApplied); err != nil {
+	if s.problem != "" {
+		return nil
+	}
+	for _, a := range []struct {
+		obj     client.Object
+		applied bool
+	}{{s.deployment, s.deploymentApplied}, {s.service, s.serviceApplied}, {s.staging, s.stagingApplied},
+		{s.stagingService, s.stagingServiceApplied}} {
+		if isNil(a.obj) || a.applied {
+			continue
+		}
+		if err := r.apply(ctx, a.obj); err != nil {
 			return err
 		}
 	}
-	if s.staging != nil {
-		return r.applyPair(ctx, s.staging, s.stagingService, s.stagingApplied)
-	}
-	if s.stagingLive != nil && !s.stagingLive.DeletionTimestamp.IsZero() {
-		return nil
-	}
-	if s.stagingLive != nil && s.problem == "" {
-		for _, obj := range []client.Object{s.stagingLive, &corev1.Service{ObjectMeta: metav1.ObjectMeta{
-			Namespace: s.stagingLive.Namespace, Name: s.stagingLive.Name}}} {
-			if err := r.Delete(ctx, obj); client.IgnoreNotFound(err) != nil {
-				return fmt.Errorf("removing the staging %s %s: %w", obj.GetObjectKind().GroupVersionKind().Kind,
-					klog.KObj(obj), err)
-			}
+	for _, obj := range s.remove {
+		if err := r.Delete(ctx, obj, client.Preconditions{UID: uidOf(obj)}); client.IgnoreNotFound(err) != nil {
+			return fmt.Errorf("removing %T %s: %w", obj, klog.KObj(obj), err)
 		}
 	}
 	return nil
 }
 
-// applyPair applies a Deployment, unless it is already applied, and its Service where the live
-// one differs.
-func (r *RegisteredModelReconciler) applyPair(ctx context.Context, dep *appsv1.Deployment, svc *corev1.Service,
-	applied bool) error {
-	if !applied {
-		if err := r.apply(ctx, dep); err != nil {
-			return err
-		}
+func isNil(obj client.Object) bool {
+	switch o := obj.(type) {
+	case *appsv1.Deployment:
+		return o == nil
+	case *corev1.Service:
+		return o == nil
 	}
-	current := &corev1.Service{}
-	err := r.Get(ctx, client.ObjectKeyFromObject(svc), current)
-	if apierrors.IsNotFound(err) || (err == nil && !serving.Contains(current, svc)) {
-		return r.apply(ctx, svc)
-	}
-	return err
+	return obj == nil
 }
 
-func (r *RegisteredModelReconciler) apply(ctx context.Context, obj runtime.Object) error {
+// uidOf is the UID precondition of a deletion: the object read, not another one created since.
+func uidOf(obj client.Object) *types.UID {
+	if uid := obj.GetUID(); uid != "" {
+		return &uid
+	}
+	return nil
+}
+
+func (r *RegisteredModelReconciler) apply(ctx context.Context, obj runtime.Object, opts ...client.ApplyOption) error {
 	u, err := runtime.DefaultUnstructuredConverter.ToUnstructured(obj)
 	if err != nil {
 		return err
@@ -250,8 +403,9 @@ func (r *RegisteredModelReconciler) apply(ctx context.Context, obj runtime.Objec
 	unstructured.RemoveNestedField(content.Object, "metadata", "creationTimestamp")
 	unstructured.RemoveNestedField(content.Object, "spec", "template", "metadata", "creationTimestamp")
 	unstructured.RemoveNestedField(content.Object, "status")
-	if err := r.Apply(ctx, client.ApplyConfigurationFromUnstructured(content), client.FieldOwner(FieldOwner), client.ForceOwnership); err != nil {
-		return fmt.Errorf("applying %s %s: %w", content.GetKind(), klog.KRef(content.GetNamespace(), content.GetName()), err)
+	opts = append(opts, client.FieldOwner(FieldOwner), client.ForceOwnership)
+	if err := r.Apply(ctx, client.ApplyConfigurationFromUnstructured(content), opts...); err != nil {
+		return fmt.Errorf("%s %s: %w", content.GetKind(), klog.KRef(content.GetNamespace(), content.GetName()), err)
 	}
 	return nil
 }

@@ -119,6 +119,9 @@ type decider struct {
 	position   int64 // the clock position of the current Production decision
 	floor      int64
 	latest     int64
+	// productionUID is the UID of the ModelVersion that holds the Production stage; empty when
+	// unknown (a status written before UIDs were recorded).
+	productionUID string
 	// deleted is the Production version whose ModelVersion no longer exists, if any.
 	deleted  *int64
 	byNumber map[int64][]*Version
@@ -160,7 +163,7 @@ func Decide(in Input) Decision {
 	}
 	if in.Production != nil {
 		p := *in.Production
-		d.production = &p
+		d.production, d.productionUID = &p, in.ProductionUID
 		d.position = 2 * in.Floor
 		if p != in.Floor {
 			d.position++ // the current Production came from a request
@@ -278,7 +281,7 @@ func (d *decider) handleRequest(e event) {
 		wasProduction := d.isProduction(v)
 		d.archive(v, mlv1.ReasonArchiveRequest, "Retired by a spec.stage: Archived request")
 		if wasProduction {
-			d.production = nil
+			d.production, d.productionUID = nil, ""
 			d.position, d.floor = e.position, (e.position-1)/2
 			d.restorePrevious(v.Number)
 		}
@@ -302,7 +305,7 @@ func (d *decider) rolloutFailed(n int64) {
 		return
 	}
 	d.archive(v, mlv1.ReasonRolloutFailed, "Its rollout missed the progress deadline; the previous Production version was restored")
-	d.production = nil
+	d.production, d.productionUID = nil, ""
 	d.position, d.floor = 2*d.latest+1, d.latest
 	d.restorePrevious(v.Number)
 }
@@ -311,7 +314,7 @@ func (d *decider) rolloutFailed(n int64) {
 // event, and restores the previous Production version, as a retirement does.
 func (d *decider) productionDeleted(n int64) {
 	d.deleted = &n
-	d.production = nil
+	d.production, d.productionUID = nil, ""
 	d.position, d.floor = 2*d.latest+1, d.latest
 	d.restorePrevious(n)
 }
@@ -328,7 +331,7 @@ func (d *decider) promote(v *Version, position, floor int64, r mlv1.HistoryReaso
 		}
 	}
 	n := v.Number
-	d.production = &n
+	d.production, d.productionUID = &n, v.UID
 	d.position, d.floor = position, floor
 	delete(d.archived, v.Name)
 	d.reasons[v.Name] = reason{r, msg}
@@ -353,7 +356,7 @@ func (d *decider) restorePrevious(retired int64) {
 		}
 		if prev := d.unique(h.Version); prev != nil {
 			n := prev.Number
-			d.production = &n
+			d.production, d.productionUID = &n, prev.UID
 			delete(d.archived, prev.Name)
 			d.reasons[prev.Name] = reason{mlv1.ReasonRestored, fmt.Sprintf("Restored in place of version %d", retired)}
 			return
@@ -384,11 +387,11 @@ func (d *decider) isProduction(v *Version) bool {
 }
 
 // holdsProduction says whether v is the ModelVersion that carries its number's Production stage:
-// the object the model recorded when it recorded the number; otherwise the only one with that
+// the object that was made Production, when its UID is known; otherwise the only one with that
 // number, or, among duplicates, the one that was Production before the duplicate appeared.
 func (d *decider) holdsProduction(v *Version) bool {
-	if d.in.Production != nil && v.Number == *d.in.Production && d.in.ProductionUID != "" {
-		return v.UID == d.in.ProductionUID
+	if d.production != nil && v.Number == *d.production && d.productionUID != "" {
+		return v.UID == d.productionUID
 	}
 	if !d.isDuplicate(v) {
 		return true
@@ -407,6 +410,9 @@ func (d *decider) result() Decision {
 		if h := d.holder(*d.production); h != nil {
 			out.ProductionUID = h.UID
 		}
+	}
+	if out.Production != nil && out.ProductionUID == "" {
+		out.ProductionUID = d.productionUID
 	}
 	if n := d.deleted; n != nil && !d.recorded(*n, mlv1.StageProduction, mlv1.StageArchived) {
 		msg := "Its ModelVersion was deleted; no earlier Production version is left to restore"

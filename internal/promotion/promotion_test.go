@@ -468,6 +468,13 @@ func TestDeletingTheProductionVersionRetiresIt(t *testing.T) {
 		w.add(impostor)
 		w.reconcile(t)
 		expectStages(t, w, "m-3=Production m-4-again=None")
+
+		w.request("m-4-again", mlv1.StageProduction)
+		w.reconcile(t)
+		expectStages(t, w, "m-3=Archived m-4-again=Production")
+		if w.productionUID != "uid-m-4-again" {
+			t.Fatalf("the model records UID %q for version 4", w.productionUID)
+		}
 	})
 }
 
