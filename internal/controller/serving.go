@@ -203,7 +203,9 @@ const maxConditionMessage = 4096
 
 // isTransient says whether an API error is worth retrying with backoff rather than reporting.
 func isTransient(err error) bool {
-	return apierrors.IsInternalError(err) || apierrors.IsServerTimeout(err) || apierrors.IsTimeout(err) ||
+	// An internal error is not among them: a rendering the API server cannot even turn into a
+	// patch fails that way every time, and is reported (and retried) like any refusal.
+	return apierrors.IsServerTimeout(err) || apierrors.IsTimeout(err) ||
 		apierrors.IsTooManyRequests(err) || apierrors.IsServiceUnavailable(err) || apierrors.IsConflict(err) ||
 		apierrors.IsUnexpectedServerError(err) || !isStatusError(err)
 }

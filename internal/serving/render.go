@@ -96,6 +96,9 @@ func Deployment(t Target) (*appsv1.Deployment, error) {
 	if len(s.Template.Spec.Containers) == 0 {
 		return nil, fmt.Errorf("%w: spec.serving.template.spec.containers is empty; add the prediction server's container", ErrInvalid)
 	}
+	if err := reservedNames(s.Template.Spec); err != nil {
+		return nil, err
+	}
 	loc, err := bundle.ParseURI(t.Version.Spec.Artifact.URI)
 	if err != nil {
 		return nil, fmt.Errorf("%w: version %d: %w", ErrInvalid, t.Version.Spec.Version, err)
@@ -173,6 +176,24 @@ func Deployment(t Target) (*appsv1.Deployment, error) {
 		},
 	}
 	return d, nil
+}
+
+// reservedNames refuses a template that uses the names of what Podium adds to it: server-side
+// apply cannot merge two list entries with one name.
+func reservedNames(spec corev1.PodSpec) error {
+	for _, v := range spec.Volumes {
+		if v.Name == VolumeName {
+			return fmt.Errorf("%w: spec.serving.template.spec.volumes has a volume named %s, the name of the volume "+
+				"Podium adds for the bundle; rename it", ErrInvalid, VolumeName)
+		}
+	}
+	for _, c := range slices.Concat(spec.InitContainers, spec.Containers) {
+		if c.Name == FetchContainerName {
+			return fmt.Errorf("%w: spec.serving.template has a container named %s, the name of the init container "+
+				"Podium adds to fetch the bundle; rename it", ErrInvalid, FetchContainerName)
+		}
+	}
+	return nil
 }
 
 // fetcher is the init container that downloads or verifies the bundle.

@@ -1,0 +1,136 @@
+package controller_test
+
+import (
+	"context"
+	"encoding/json"
+
+	. "github.com/onsi/ginkgo/v2"
+	. "github.com/onsi/gomega"
+
+	appsv1 "k8s.io/api/apps/v1"
+	autoscalingv1 "k8s.io/api/autoscaling/v1"
+	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/apimachinery/pkg/api/meta"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	mlv1 "github.com/podium-dev/podium/api/v1alpha1"
+)
+
+// patchModel applies a JSON merge patch to the seed model's spec, as kubectl patch does.
+func patchModel(ctx context.Context, ns string, spec map[string]any) {
+	GinkgoHelper()
+	data, err := json.Marshal(map[string]any{"spec": spec})
+	Expect(err).NotTo(HaveOccurred())
+	m := &mlv1.RegisteredModel{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "battle-winner-predictor"}}
+	Expect(k8sClient.Patch(ctx, m, client.RawPatch(types.MergePatchType, data))).To(Succeed())
+}
+
+func stalledWith(ctx context.Context, ns, reason string) func(Gomega) {
+	return func(g Gomega) {
+		conds := getModel(ctx, ns, "battle-winner-predictor").Status.Conditions
+		ready := meta.FindStatusCondition(conds, mlv1.ConditionReady)
+		g.Expect(ready).NotTo(BeNil())
+		g.Expect(ready.Status).To(Equal(metav1.ConditionFalse))
+		g.Expect(ready.Reason).To(Equal(reason))
+		g.Expect(meta.IsStatusConditionTrue(conds, mlv1.ConditionStalled)).To(BeTrue())
+		g.Expect(meta.FindStatusCondition(conds, mlv1.ConditionReconciling)).To(BeNil())
+	}
+}
+
+// These specs hold the prediction Deployment and Service to what spec.serving says, no more.
+var _ = Describe("Serving follows its spec", func() {
+	var ns string
+	BeforeEach(func(ctx context.Context) { ns = newNamespace(ctx) })
+
+	It("removes from the Deployment a field removed from spec.serving", func(ctx context.Context) {
+		create(ctx, seedModel(ns, served, func(m *mlv1.RegisteredModel) {
+			m.Spec.Serving.Template.Spec.NodeSelector = map[string]string{"disk": "ssd"}
+		}), seedVersion(ns, 3, "0.8512"))
+		Eventually(func() map[string]string {
+			d := &appsv1.Deployment{}
+			if err := k8sClient.Get(ctx, types.NamespacedName{Namespace: ns, Name: predictor}, d); err != nil {
+				return nil
+			}
+			return d.Spec.Template.Spec.NodeSelector
+		}).Should(HaveKeyWithValue("disk", "ssd"))
+
+		patchModel(ctx, ns, map[string]any{"serving": map[string]any{"template": map[string]any{"spec": map[string]any{"nodeSelector": nil}}}})
+		Eventually(func() map[string]string { return getDeployment(ctx, ns).Spec.Template.Spec.NodeSelector }).Should(BeEmpty())
+	})
+
+	It("deletes the Deployment and Service when spec.serving is removed", func(ctx context.Context) {
+		create(ctx, seedModel(ns, served), seedVersion(ns, 3, "0.8512"))
+		key := types.NamespacedName{Namespace: ns, Name: predictor}
+		Eventually(k8sClient.Get).WithArguments(ctx, key, &corev1.Service{}).Should(Succeed())
+		Eventually(k8sClient.Get).WithArguments(ctx, key, &appsv1.Deployment{}).Should(Succeed())
+
+		patchModel(ctx, ns, map[string]any{"serving": nil})
+		Eventually(func() bool { return apierrors.IsNotFound(k8sClient.Get(ctx, key, &appsv1.Deployment{})) }).Should(BeTrue())
+		Eventually(func() bool { return apierrors.IsNotFound(k8sClient.Get(ctx, key, &corev1.Service{})) }).Should(BeTrue())
+		Expect(getModel(ctx, ns, "battle-winner-predictor").Status.Serving).To(BeNil())
+	})
+
+	It("leaves the number of pods to an autoscaler when spec.serving.replicas is not set", func(ctx context.Context) {
+		create(ctx, seedModel(ns, served, func(m *mlv1.RegisteredModel) { m.Spec.Serving.Replicas = nil }),
+			seedVersion(ns, 3, "0.8512"))
+		Eventually(templateVersion).WithArguments(ctx, ns).Should(Equal("3"))
+
+		By("scaling through the scale subresource, as a HorizontalPodAutoscaler does")
+		scale := &autoscalingv1.Scale{}
+		d := getDeployment(ctx, ns)
+		Expect(k8sClient.SubResource("scale").Get(ctx, d, scale)).To(Succeed())
+		scale.Spec.Replicas = 5
+		Expect(k8sClient.SubResource("scale").Update(ctx, d, client.WithSubResourceBody(scale))).To(Succeed())
+
+		By("promoting a new version, which applies a new rendering")
+		create(ctx, seedVersion(ns, 4, "0.8723"))
+		Eventually(templateVersion).WithArguments(ctx, ns).Should(Equal("4"))
+		Expect(*getDeployment(ctx, ns).Spec.Replicas).To(BeEquivalentTo(5))
+		Consistently(func() int32 { return *getDeployment(ctx, ns).Spec.Replicas }).Should(BeEquivalentTo(5))
+	})
+
+	It("never takes over a Service it did not create", func(ctx context.Context) {
+		theirs := &corev1.Service{
+			ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: predictor},
+			Spec: corev1.ServiceSpec{Selector: map[string]string{"app": "legacy"},
+				Ports: []corev1.ServicePort{{Port: 80}}},
+		}
+		create(ctx, theirs)
+		create(ctx, seedModel(ns, served), seedVersion(ns, 3, "0.8512"))
+		Eventually(stalledWith(ctx, ns, mlv1.ReasonServingNameTaken)).Should(Succeed())
+		Expect(readyCondition(ctx, ns).Message).To(ContainSubstring("Service " + predictor + " exists and was not created by Podium"))
+
+		Consistently(func(g Gomega) {
+			svc := &corev1.Service{}
+			g.Expect(k8sClient.Get(ctx, client.ObjectKeyFromObject(theirs), svc)).To(Succeed())
+			g.Expect(svc.Spec.Selector).To(Equal(map[string]string{"app": "legacy"}))
+			g.Expect(svc.OwnerReferences).To(BeEmpty())
+		}).Should(Succeed())
+		Expect(apierrors.IsNotFound(k8sClient.Get(ctx, client.ObjectKeyFromObject(theirs), &appsv1.Deployment{}))).To(BeTrue())
+	})
+
+	DescribeTable("reports a rendering the API server refuses, instead of rolling out forever",
+		func(ctx context.Context, mutate func(*corev1.PodSpec), reason, message string) {
+			create(ctx, seedModel(ns, served, func(m *mlv1.RegisteredModel) { mutate(&m.Spec.Serving.Template.Spec) }),
+				seedVersion(ns, 3, "0.8512"))
+			Eventually(stalledWith(ctx, ns, reason)).Should(Succeed())
+			Expect(readyCondition(ctx, ns).Message).To(ContainSubstring(message))
+			Expect(stages(ctx, ns)).To(Equal("3=Production"))
+		},
+		Entry("a first container without ports", func(s *corev1.PodSpec) { s.Containers[0].Ports = nil },
+			mlv1.ReasonServingRejected, "spec.ports"),
+		Entry("a container without an image", func(s *corev1.PodSpec) { s.Containers[0].Image = "" },
+			mlv1.ReasonServingRejected, "image"),
+		Entry("a restartPolicy other than Always", func(s *corev1.PodSpec) { s.RestartPolicy = corev1.RestartPolicyNever },
+			mlv1.ReasonServingRejected, "restartPolicy"),
+		Entry("a volume named like Podium's", func(s *corev1.PodSpec) {
+			s.Volumes = []corev1.Volume{{Name: "podium-model", VolumeSource: corev1.VolumeSource{EmptyDir: &corev1.EmptyDirVolumeSource{}}}}
+		}, mlv1.ReasonInvalidServing, "volume named podium-model"),
+		Entry("an init container named like Podium's", func(s *corev1.PodSpec) {
+			s.InitContainers = []corev1.Container{{Name: "podium-fetch", Image: "busybox"}}
+		}, mlv1.ReasonInvalidServing, "container named podium-fetch"),
+	)
+})
