@@ -39,12 +39,20 @@ func Scheme() *k8sruntime.Scheme {
 
 // Environment returns an envtest environment with Podium's CRDs from config/crd/bases; the
 // binaries come from KUBEBUILDER_ASSETS, which `make test` sets.
+//
+// Its API server also runs the OwnerReferencesPermissionEnforcement admission plugin, on by
+// default in OpenShift: an owner reference with blockOwnerDeletion, as on the prediction
+// Deployment, then needs the right to update the owner's finalizers. The plugin is added to the
+// API server's default plugins (ValidatingAdmissionPolicy among them); envtest only disables
+// ServiceAccount.
 func Environment() *envtest.Environment {
 	_, file, _, _ := runtime.Caller(0)
-	return &envtest.Environment{
+	env := &envtest.Environment{
 		CRDDirectoryPaths:     []string{filepath.Join(filepath.Dir(file), "..", "..", "config", "crd", "bases")},
 		ErrorIfCRDPathMissing: true,
 	}
+	env.ControlPlane.GetAPIServer().Configure().Append("enable-admission-plugins", "OwnerReferencesPermissionEnforcement")
+	return env
 }
 
 // Operator is Podium's operator as a test runs it.

@@ -1,7 +1,8 @@
 // Package chart tests the Helm chart charts/podium with the real helm and kustomize (from
-// PODIUM_BIN_DIR, which make test-unit sets to bin/): it lints, its CRDs and RBAC are those of
-// config/ (kustomize build config/default, their single source), its manager container runs as
-// config/'s does, and it grants no wildcard and runs the manager with least privilege.
+// PODIUM_BIN_DIR, which make test-unit sets to bin/): it lints, its CRDs, RBAC and admission
+// policy are those of config/ (kustomize build config/default, their single source), its manager
+// container runs as config/'s does, and it grants no wildcard and runs the manager with least
+// privilege.
 package chart
 
 import (
@@ -29,10 +30,14 @@ const release, releaseNamespace = "podium", "podium-system"
 // The kinds whose rules are RBAC; every one the chart renders comes from config/rbac.
 var roleKinds = []string{"Role", "ClusterRole"}
 
+// The kinds of config/policy, which the chart writes out again since Helm cannot read config/.
+var policyKinds = []string{"ValidatingAdmissionPolicy", "ValidatingAdmissionPolicyBinding"}
+
 func TestChartLints(t *testing.T) {
 	for _, values := range [][]string{
 		nil,
 		{"--set", "watchNamespaces={ml,team-b}", "--set", "serviceMonitor.enabled=true"},
+		{"--set", "servingPolicy.enabled=false"},
 	} {
 		args := append([]string{"lint", "--strict", chartDir(t), "-n", releaseNamespace}, values...)
 		if out, err := exec.Command(tool(t, "helm"), args...).CombinedOutput(); err != nil {
@@ -56,6 +61,26 @@ func TestChartRBACIsConfigs(t *testing.T) {
 	kinds := append([]string{"RoleBinding", "ClusterRoleBinding"}, roleKinds...)
 	if diff := cmp.Diff(rbacOf(want.ofKind(kinds...)), rbacOf(got.ofKind(kinds...))); diff != "" {
 		t.Errorf("chart RBAC differs from config/rbac (-config +chart); run make manifests:\n%s", diff)
+	}
+}
+
+// TestChartServingPolicyIsConfigs: the chart installs config/policy's admission policy and
+// binding by default, cluster-scoped, with the same spec.
+func TestChartServingPolicyIsConfigs(t *testing.T) {
+	want, got := specsOf(kustomizeDefault(t).ofKind(policyKinds...)), specsOf(helmTemplate(t).ofKind(policyKinds...))
+	if len(want) != len(policyKinds) {
+		t.Fatalf("kustomize build config/default has %d admission policies and bindings, want %d: %v",
+			len(want), len(policyKinds), want)
+	}
+	if diff := cmp.Diff(want, got); diff != "" {
+		t.Errorf("chart admission policy differs from config/policy (-config +chart); "+
+			"copy config/policy's spec into charts/podium/templates/serving-policy.yaml:\n%s", diff)
+	}
+}
+
+func TestChartServingPolicyIsOptional(t *testing.T) {
+	if objs := helmTemplate(t, "--set", "servingPolicy.enabled=false").ofKind(policyKinds...); len(objs) != 0 {
+		t.Errorf("servingPolicy.enabled=false still renders %v", objs.byKey())
 	}
 }
 
@@ -275,6 +300,15 @@ func rbacOf(objs objects) map[string]map[string]any {
 			}
 		}
 		m[o.key()] = kept
+	}
+	return m
+}
+
+// specsOf keeps the spec of each object.
+func specsOf(objs objects) map[string]any {
+	m := map[string]any{}
+	for _, o := range objs {
+		m[o.key()] = o["spec"]
 	}
 	return m
 }
