@@ -20,6 +20,7 @@ import (
 	"time"
 
 	"github.com/go-logr/logr"
+	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/types"
@@ -38,7 +39,9 @@ import (
 )
 
 const (
-	namespace         = "default"
+	namespace = "default"
+	// baselineNamespace holds the baseline's own objects, which the manager does not watch.
+	baselineNamespace = "baseline"
 	models            = 1000
 	versionsPerModel  = 10
 	promotionSamples  = 200
@@ -59,12 +62,19 @@ type results struct {
 
 func main() {
 	t := &run{}
-	defer t.cleanup()
 	benchmark(t)
+	t.cleanup()
+	if t.failed {
+		os.Exit(1)
+	}
 }
 
-// run is the benchmark's failure and cleanup handling.
-type run struct{ cleanups []func() }
+// run is the benchmark's failure and cleanup handling: every cleanup runs, newest first, before
+// the process exits, whatever failed.
+type run struct {
+	cleanups []func()
+	failed   bool
+}
 
 func (r *run) Cleanup(f func()) { r.cleanups = append(r.cleanups, f) }
 
@@ -82,7 +92,7 @@ func (r *run) Logf(format string, args ...any) {
 
 func (r *run) Errorf(format string, args ...any) {
 	r.Logf(format, args...)
-	r.Cleanup(func() { os.Exit(1) })
+	r.failed = true
 }
 
 func (r *run) Fatal(args ...any) { r.Fatalf("%s", fmt.Sprint(args...)) }
@@ -127,7 +137,7 @@ func benchmark(t *run) {
 
 	t.Logf("registering %d models x %d versions before the manager starts", models, versionsPerModel)
 	start := time.Now()
-	createAll(ctx, t, c)
+	createAll(ctx, t, c, seedObjects())
 	r.coldCreate = time.Since(start)
 
 	r.baselinePatchesPerSecond = baseline(ctx, t, c)
@@ -191,7 +201,19 @@ func seedVersion(i int, n int64) *mlv1.ModelVersion {
 	}
 }
 
-func createAll(ctx context.Context, t *run, c client.Client) {
+// seedObjects are the models and versions of the cold start.
+func seedObjects() []client.Object {
+	var objs []client.Object
+	for i := range models {
+		objs = append(objs, seedModel(i))
+		for n := int64(1); n <= versionsPerModel; n++ {
+			objs = append(objs, seedVersion(i, n))
+		}
+	}
+	return objs
+}
+
+func createAll[T client.Object](ctx context.Context, t *run, c client.Client, objs []T) {
 	jobs := make(chan client.Object)
 	var wg sync.WaitGroup
 	for range createConcurrency {
@@ -203,11 +225,8 @@ func createAll(ctx context.Context, t *run, c client.Client) {
 			}
 		})
 	}
-	for i := range models {
-		jobs <- seedModel(i)
-		for n := int64(1); n <= versionsPerModel; n++ {
-			jobs <- seedVersion(i, n)
-		}
+	for _, o := range objs {
+		jobs <- o
 	}
 	close(jobs)
 	wg.Wait()
@@ -223,16 +242,28 @@ var baselineStatus = []byte(`{"status":{"stage":"Archived","observedGeneration":
 "lastTransitionTime":"2026-01-01T00:00:00Z"}]}}`)
 
 // baseline measures what the API server alone does: status patches of the size the operator
-// writes, to ModelVersions, from 8 writers, with no operator running.
+// writes, to ModelVersions, from 8 writers, with no operator running. It patches ModelVersions of
+// its own, in a namespace the manager does not watch, so that it leaves no status on the objects
+// the cold start measures.
 func baseline(ctx context.Context, t *run, c client.Client) float64 {
 	const patches, writers = 2000, 8
+	if err := c.Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: baselineNamespace}}); err != nil {
+		t.Fatal(err)
+	}
+	own := make([]*mlv1.ModelVersion, 0, patches)
+	for j := range patches {
+		v := seedVersion(j, 1)
+		v.Namespace, v.Spec.RegisteredModel = baselineNamespace, "baseline"
+		own = append(own, v)
+	}
+	createAll(ctx, t, c, own)
 	jobs := make(chan int)
 	var wg sync.WaitGroup
 	start := time.Now()
 	for range writers {
 		wg.Go(func() {
 			for j := range jobs {
-				v := seedVersion(j%models, int64(j/models+1))
+				v := own[j]
 				patch := client.RawPatch(types.MergePatchType, baselineStatus)
 				if err := c.Status().Patch(ctx, v, patch); err != nil {
 					t.Errorf("patching %s: %v", v.Name, err)
@@ -345,7 +376,8 @@ func startManager(t *run, cfg *rest.Config) (*exec.Cmd, int) {
 	}
 	bin := filepath.Join(os.Getenv("PODIUM_BIN_DIR"), "manager")
 	// One manager per run, so no leader election: acquiring the Lease would add to the cold start.
-	args := append([]string{"--leader-elect=false", "--health-probe-bind-address=0", "--metrics-bind-address=0"},
+	args := append([]string{"--leader-elect=false", "--health-probe-bind-address=0", "--metrics-bind-address=0",
+		"--watch-namespaces=" + namespace},
 		strings.Fields(os.Getenv("MANAGER_ARGS"))...)
 	cmd := exec.Command(bin, args...)
 	cmd.Env = append(os.Environ(), "KUBECONFIG="+kubeconfig)
@@ -437,27 +469,35 @@ func report(t *run, r results) {
 			}
 		}
 	}
-	rows := [][3]string{
+	p50, p99 := percentile(r.promotionLatencies, 0.5), percentile(r.promotionLatencies, 0.99)
+	rows := []struct {
+		measure, result, target string
+		met                     bool
+	}{
 		{fmt.Sprintf("promotion latency p50 (%d promotions: new version applied -> it is Production, the old one Archived)",
-			promotionSamples), ms(percentile(r.promotionLatencies, 0.5)), "< 25 ms"},
-		{"promotion latency p99", ms(percentile(r.promotionLatencies, 0.99)), "< 100 ms"},
+			promotionSamples), ms(p50), "< 25 ms", p50 < 25*time.Millisecond},
+		{"promotion latency p99", ms(p99), "< 100 ms", p99 < 100*time.Millisecond},
 		{fmt.Sprintf("cold start: %d models x %d versions registered, then the manager starts -> all converged",
 			models, versionsPerModel),
 			fmt.Sprintf("%s (manager CPU %s, %d status writes)",
-				r.coldConverge.Round(10*time.Millisecond), r.coldCPU, r.coldWrites),
-			"< 20 s"},
+				r.coldConverge.Round(10*time.Millisecond), r.coldCPU.Round(10*time.Millisecond), r.coldWrites),
+			"< 20 s", r.coldConverge < 20*time.Second},
 		{"status writes per promotion (API server's count)", fmt.Sprintf("%.1f", r.writesPerPromotion),
-			"close to 3 (model, old version, new version)"},
-		{"for scale: the API server alone, ModelVersion status patches from 8 writers",
-			fmt.Sprintf("%.0f per second", r.baselinePatchesPerSecond), ""},
-		{fmt.Sprintf("status writes while idle (%s)", idleWindow), strconv.Itoa(r.idleWrites), "0"},
-		{"manager peak RSS (VmHWM)", fmt.Sprintf("%d MiB", r.peakRSSKiB/1024), "< 150 MiB"},
+			"close to 3 (model, old version, new version)", r.writesPerPromotion < 3.5},
+		{fmt.Sprintf("status writes while idle (%s)", idleWindow), strconv.Itoa(r.idleWrites), "0", r.idleWrites == 0},
+		{"manager peak RSS (VmHWM)", fmt.Sprintf("%d MiB", r.peakRSSKiB/1024), "< 150 MiB", r.peakRSSKiB < 150*1024},
 	}
 	var b strings.Builder
-	b.WriteString("| measure | result | target |\n| --- | --- | --- |\n")
+	b.WriteString("| measure | result | target | met |\n| --- | --- | --- | --- |\n")
 	for _, row := range rows {
-		fmt.Fprintf(&b, "| %s | %s | %s |\n", row[0], row[1], row[2])
+		met := "missed"
+		if row.met {
+			met = "met"
+		}
+		fmt.Fprintf(&b, "| %s | %s | %s | %s |\n", row.measure, row.result, row.target, met)
 	}
+	fmt.Fprintf(&b, "| for scale: the API server alone, ModelVersion status patches from 8 writers on objects of their own | %.0f per second | | |\n",
+		r.baselinePatchesPerSecond)
 	fmt.Fprintf(&b, "\nMachine: %s, %d cores, %s. Registering the %d objects took %s.\n",
 		cpu, goruntime.NumCPU(), goruntime.Version(), models*(versionsPerModel+1), r.coldCreate.Round(100*time.Millisecond))
 	text := b.String()
