@@ -28,7 +28,15 @@ type Artifact struct {
 	// +required
 	// +kubebuilder:validation:MinLength=1
 	// +kubebuilder:validation:MaxLength=2048
+	// The rules below are the fetcher's parser (internal/bundle.ParseURI) written as CEL, so that
+	// a URI the fetcher would refuse is refused at apply time; a test holds the two together.
 	// +kubebuilder:validation:XValidation:rule="self.matches('^(s3|gs|azblob|http|https|file|pvc)://.+')",message="artifact.uri must start with one of s3://, gs://, azblob://, http://, https://, file://, pvc:// and name a location, such as s3://ml-artifacts/battle-winner/4/"
+	// +kubebuilder:validation:XValidation:rule="!self.matches('^(s3|gs|azblob|file|pvc)://') || !self.matches('[?#]')",message="an s3, gs, azblob, file or pvc artifact.uri takes no query (?) or fragment (#): the store's settings come from the fetcher's flags and the model's storage Secret"
+	// +kubebuilder:validation:XValidation:rule="!self.matches('^(s3|gs|azblob|file|pvc)://[^/]*@')",message="an s3, gs, azblob, file or pvc artifact.uri takes no credentials (user@): put them in the Secret named by the model's spec.serving.storageSecretName"
+	// +kubebuilder:validation:XValidation:rule="!self.matches('^(s3|gs|azblob|pvc)://') || self.matches('^(s3|gs|azblob|pvc)://[^/:@?#]+(/|$)')",message="artifact.uri must name the bucket, container or claim: s3://BUCKET/PREFIX/, gs://BUCKET/PREFIX/, azblob://CONTAINER/PREFIX/ or pvc://CLAIM/PATH"
+	// +kubebuilder:validation:XValidation:rule="!self.startsWith('file://') || self.matches('^file://(localhost)?/')",message="a file artifact.uri names an absolute local directory: file:///ABSOLUTE/PATH/"
+	// +kubebuilder:validation:XValidation:rule="!self.matches('^https?://') || self.matches('^https?://([^/?#@]*@)?([A-Za-z0-9._~-]+|[[][0-9A-Fa-f:.]+[]])(:[0-9]+)?/[^?#]*[.]([tT][aA][rR]|[tT][aA][rR][.][gG][zZ]|[tT][gG][zZ])([?#].*)?$')",message="an http(s) artifact.uri names a host and a .tar, .tar.gz or .tgz archive of the bundle (HTTP cannot list a directory), such as https://models.example.com/battle-winner/4.tar.gz"
+	// +kubebuilder:validation:XValidation:rule="!self.matches('[\\x00-\\x1f\\x7f]') && !self.matches('^[^?#]*%([^0-9A-Fa-f]|.[^0-9A-Fa-f]|.?$)')",message="artifact.uri holds a control character or a % not followed by two hex digits; escape it as %XX"
 	URI string `json:"uri"`
 
 	// digest is the bundle digest, "sha256:" and 64 lowercase hex digits, as printed by

@@ -46,7 +46,10 @@ func ParseURI(uri string) (Location, error) {
 		return Location{}, fmt.Errorf("bundle %s: not a URI: %w", Redact(uri), err)
 	}
 	uri = Redact(uri) // from here on, only to name it in errors
-	loc := Location{Scheme: strings.ToLower(u.Scheme)}
+	if !strings.HasPrefix(uri, u.Scheme+":") { // url.Parse lowers the scheme; the API server's rule does not
+		return Location{}, fmt.Errorf("bundle %s: write the scheme in lowercase, as %s://", uri, u.Scheme)
+	}
+	loc := Location{Scheme: u.Scheme}
 	if !loc.isArchive() && (u.RawQuery != "" || u.Fragment != "") {
 		return Location{}, fmt.Errorf("bundle %s: a %s:// URI takes no query or fragment; "+
 			"the store's settings come from the fetcher's flags and environment", uri, loc.Scheme)

@@ -2,6 +2,7 @@ package controller_test
 
 import (
 	"context"
+	"fmt"
 
 	. "github.com/onsi/ginkgo/v2"
 	. "github.com/onsi/gomega"
@@ -10,6 +11,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	mlv1 "github.com/podium-dev/podium/api/v1alpha1"
+	"github.com/podium-dev/podium/internal/bundle"
 )
 
 // These specs prove that bad input is refused at apply time by the real API server, with a
@@ -111,5 +113,36 @@ var _ = Describe("Validation at apply time", func() {
 		m.Spec.Promotion.Mode = ""
 		create(ctx, m)
 		Expect(getModel(ctx, ns, m.Name).Spec.Promotion.Mode).To(Equal(mlv1.PromotionAutomatic))
+	})
+})
+
+// The CRD's rules for spec.artifact.uri are the fetcher's parser written as CEL. This spec holds
+// them together: every URI here is accepted by the API server exactly when bundle.ParseURI
+// accepts it, so a URI that reaches the fetcher never fails to parse there.
+var _ = Describe("artifact.uri at apply time and in the fetcher", func() {
+	uris := []string{
+		"s3://ml-artifacts/battle-winner/4/", "s3://bucket", "s3://bucket/", "gs://b/p/q", "azblob://container/prefix/",
+		"pvc://claim/models/4", "pvc://claim", "file:///srv/models/4/", "file://localhost/srv/models/4",
+		"https://models.example.com/battle-winner/4.tar.gz", "http://models.example.com:8080/b/4.tgz",
+		"https://user:pass@models.example.com/b.tar", "https://models.example.com/b.TAR.GZ?sig=abc#x",
+		"https://[::1]:8443/b.tgz",
+		// passes the old pattern, fails the parser
+		"https://host/model.zip", "s3://b/x?versionId=1", "file://relative", "file://relative/path",
+		"s3://key:secret@bucket/", "gs:///no-bucket", "pvc:///no-claim", "s3://b/p#frag", "azblob://c/p?x",
+		"https://host.tar", "https://host:port/b.tgz", "http://host/%zz.tgz", "s3://b/a%2", "S3://bucket/",
+		"https://", "s3://b/p\x01", "ftp://host/b.tgz", "https://host/dir/",
+	}
+	It("accepts a URI at apply time exactly when the fetcher's parser does", func(ctx context.Context) {
+		ns := newNamespace(ctx)
+		for i, uri := range uris {
+			v := seedVersion(ns, int64(i+1), "0.9")
+			v.Spec.RegisteredModel = "uri-check"
+			v.Name = fmt.Sprintf("uri-%d", i)
+			v.Spec.Artifact.URI = uri
+			applyErr := k8sClient.Create(ctx, v, client.DryRunAll)
+			_, parseErr := bundle.ParseURI(uri)
+			Expect(applyErr == nil).To(Equal(parseErr == nil),
+				"URI %q: the API server says %v, the parser says %v", uri, applyErr, parseErr)
+		}
 	})
 })
