@@ -43,8 +43,6 @@ const (
 	ReasonNoProduction = "NoProduction"
 	// ReasonInvalidServing: spec.serving cannot be rendered, such as a template without containers.
 	ReasonInvalidServing = "InvalidServing"
-	// ReasonStorageSecretNotFound: spec.serving.storageSecretName names a Secret that does not exist.
-	ReasonStorageSecretNotFound = "StorageSecretNotFound"
 	// ReasonClaimNotFound: the Production version's pvc:// URI names a claim that does not exist.
 	ReasonClaimNotFound = "ClaimNotFound"
 	// ReasonServingRejected: the API server refuses the rendered Deployment or Service (a dry run

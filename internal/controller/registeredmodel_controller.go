@@ -62,7 +62,7 @@ type RegisteredModelReconciler struct {
 // +kubebuilder:rbac:groups=apps,resources=deployments,verbs=get;list;watch;create;patch;delete
 // +kubebuilder:rbac:groups="",resources=services,verbs=get;list;watch;create;patch;delete
 // +kubebuilder:rbac:groups="",resources=persistentvolumeclaims,verbs=get
-// +kubebuilder:rbac:groups="",resources=secrets,verbs=get
+// +kubebuilder:rbac:groups="",resources=pods,verbs=get;list;watch
 
 // Reconcile observes a model and its versions, decides with the promotion rules, and records the
 // decision. The cache only tells whether there is anything to record: a decision is recorded
@@ -392,21 +392,27 @@ func stageName(s mlv1.Stage) string {
 }
 
 // CacheOptions limits the manager's cache of Deployments and Services to those Podium renders,
-// so that it never holds every Deployment of the cluster, and drops managedFields from what it
-// caches: the reconciler never reads them, and they are a large part of every object.
+// and of Pods to the prediction pods, so that it never holds every Deployment or Pod of the
+// cluster, and drops managedFields from what it caches: the reconciler never reads them, and they
+// are a large part of every object.
 func CacheOptions() cache.Options {
 	managed := labels.SelectorFromSet(labels.Set{serving.LabelManagedBy: "podium"})
+	predictorPods, err := labels.Parse(serving.LabelModel)
+	if err != nil {
+		panic(err) // a constant label key
+	}
 	return cache.Options{
 		ByObject: map[client.Object]cache.ByObject{
 			&appsv1.Deployment{}: {Label: managed},
 			&corev1.Service{}:    {Label: managed},
+			&corev1.Pod{}:        {Label: predictorPods},
 		},
 		DefaultTransform: cache.TransformStripManagedFields(),
 	}
 }
 
 // SetupWithManager registers the cache index and the watches: a model is reconciled when it, any
-// of its versions, or its prediction Deployment or Service changes.
+// of its versions, its prediction Deployment or Service, or one of its prediction pods changes.
 func (r *RegisteredModelReconciler) SetupWithManager(mgr ctrl.Manager) error {
 	if err := mgr.GetFieldIndexer().IndexField(context.Background(), &mlv1.ModelVersion{}, VersionModelIndex,
 		func(o client.Object) []string { return []string{o.(*mlv1.ModelVersion).Spec.RegisteredModel} }); err != nil {
@@ -417,8 +423,17 @@ func (r *RegisteredModelReconciler) SetupWithManager(mgr ctrl.Manager) error {
 		Watches(&mlv1.ModelVersion{}, handler.EnqueueRequestsFromMapFunc(modelOfVersion)).
 		Owns(&appsv1.Deployment{}).
 		Owns(&corev1.Service{}).
+		Watches(&corev1.Pod{}, handler.EnqueueRequestsFromMapFunc(modelOfPod)).
 		Named("registeredmodel").
 		Complete(r)
+}
+
+func modelOfPod(_ context.Context, o client.Object) []ctrl.Request {
+	model := o.GetLabels()[serving.LabelModel]
+	if model == "" {
+		return nil
+	}
+	return []ctrl.Request{{NamespacedName: types.NamespacedName{Namespace: o.GetNamespace(), Name: model}}}
 }
 
 func modelOfVersion(_ context.Context, o client.Object) []ctrl.Request {

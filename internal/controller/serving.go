@@ -46,6 +46,9 @@ type servingState struct {
 	// remove lists the objects of the model to delete: the whole prediction service when
 	// spec.serving is removed, the staging pair when it has no candidate left.
 	remove []client.Object
+	// podProblem is what keeps the pods of the Production version's rollout from starting, as
+	// their kubelets report it; empty when nothing does.
+	podProblem string
 	// problem is a reason from api/v1alpha1 when spec.serving cannot be served as it is.
 	problem, message string
 	retry            time.Duration
@@ -124,6 +127,11 @@ func (r *RegisteredModelReconciler) planServing(ctx context.Context, model *mlv1
 		return s, err
 	}
 	s.deploymentApplied = live != nil && serving.Contains(live, dep)
+	if s.servedVersion() == nil || *s.servedVersion() != target.Spec.Version {
+		if s.podProblem, err = r.podProblem(ctx, model, target.Spec.Version); err != nil {
+			return s, err
+		}
+	}
 	liveSvc, err := r.cached(ctx, svc, &corev1.Service{})
 	if err != nil {
 		return s, err
@@ -140,6 +148,16 @@ func (r *RegisteredModelReconciler) planServing(ctx context.Context, model *mlv1
 	}
 	s.deployment, s.service = dep, svc
 	return s, nil
+}
+
+// podProblem reads the model's prediction pods from the cache and names what keeps those of
+// version from starting. This is how a missing storage Secret shows: Podium cannot read Secrets.
+func (r *RegisteredModelReconciler) podProblem(ctx context.Context, model *mlv1.RegisteredModel, version int64) (string, error) {
+	var pods corev1.PodList
+	if err := r.List(ctx, &pods, client.InNamespace(model.Namespace), client.MatchingLabels(serving.Selector(model.Name))); err != nil {
+		return "", err
+	}
+	return serving.PodProblem(pods.Items, version), nil
 }
 
 // pair is a rendering and the live object of its name in the cache, nil when there is none.
@@ -265,17 +283,11 @@ func (r *RegisteredModelReconciler) planRemoval(ctx context.Context, model *mlv1
 	return nil
 }
 
-// missingDependency names what the rendering for target needs and the cluster lacks: the storage
-// Secret, or the claim of a pvc:// bundle. It reads only their metadata, never a Secret's data.
+// missingDependency names what the rendering for target needs and the cluster lacks: the claim
+// of a pvc:// bundle, read by its metadata. Podium holds no right to read Secrets: a missing
+// storage Secret shows in the pods (see podProblem).
 func (r *RegisteredModelReconciler) missingDependency(ctx context.Context, model *mlv1.RegisteredModel,
 	target *mlv1.ModelVersion) (reason, message string, err error) {
-	if name := model.Spec.Serving.StorageSecretName; name != "" {
-		if found, err := r.exists(ctx, "Secret", model.Namespace, name); err != nil || !found {
-			return mlv1.ReasonStorageSecretNotFound, fmt.Sprintf(
-				"spec.serving.storageSecretName names Secret %s, which does not exist in namespace %s; create it",
-				name, model.Namespace), err
-		}
-	}
 	if loc, perr := bundle.ParseURI(target.Spec.Artifact.URI); perr == nil && loc.Scheme == bundle.SchemePVC {
 		if found, err := r.exists(ctx, "PersistentVolumeClaim", model.Namespace, loc.Bucket); err != nil || !found {
 			return mlv1.ReasonClaimNotFound, fmt.Sprintf(

@@ -187,19 +187,31 @@ var _ = Describe("Serving", func() {
 		Expect(series("podium_rollout_duration_seconds", labels)).To(Equal([]float64{2}), "two rollouts of version 3 served")
 	})
 
-	It("waits with a clear reason for a storage Secret that does not exist", func(ctx context.Context) {
+	It("reports a storage Secret that does not exist from what the pods report", func(ctx context.Context) {
 		create(ctx, seedModel(ns, served, func(m *mlv1.RegisteredModel) { m.Spec.Serving.StorageSecretName = "s3-creds" }),
 			seedVersion(ns, 3, "0.8512"))
-		Eventually(readyCondition).WithArguments(ctx, ns).Should(And(
-			HaveField("Reason", mlv1.ReasonStorageSecretNotFound),
-			HaveField("Message", "spec.serving.storageSecretName names Secret s3-creds, which does not exist in namespace "+ns+"; create it")))
-		Expect(templateVersion(ctx, ns)).To(BeEmpty())
-
-		create(ctx, &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "s3-creds"},
-			StringData: map[string]string{"AWS_ACCESS_KEY_ID": "id", "AWS_SECRET_ACCESS_KEY": "secret"}})
 		Eventually(templateVersion).WithArguments(ctx, ns).Should(Equal("3"))
 		Expect(getDeployment(ctx, ns).Spec.Template.Spec.InitContainers[0].EnvFrom).To(ConsistOf(
 			HaveField("SecretRef.Name", "s3-creds")))
+
+		By("a kubelet reporting the fetcher waiting for the Secret, as it does")
+		d := getDeployment(ctx, ns)
+		pod := &corev1.Pod{
+			ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: predictor + "-abc12", Labels: d.Spec.Template.Labels,
+				Annotations: d.Spec.Template.Annotations},
+			Spec: d.Spec.Template.Spec,
+		}
+		create(ctx, pod)
+		pod.Status.InitContainerStatuses = []corev1.ContainerStatus{{Name: "podium-fetch", State: corev1.ContainerState{
+			Waiting: &corev1.ContainerStateWaiting{Reason: "CreateContainerConfigError", Message: `secret "s3-creds" not found`}}}}
+		Expect(k8sClient.Status().Update(ctx, pod)).To(Succeed())
+		Eventually(readyCondition).WithArguments(ctx, ns).Should(And(
+			HaveField("Reason", mlv1.ReasonRollingOut),
+			HaveField("Message", ContainSubstring(`container podium-fetch: CreateContainerConfigError: secret "s3-creds" not found`))))
+
+		By("the Secret created, the rollout completes and the message goes")
+		reportRollout(ctx, ns, true)
+		Eventually(readyCondition).WithArguments(ctx, ns).Should(HaveField("Reason", mlv1.ReasonRolledOut))
 	})
 
 	It("waits with a clear reason for a claim that does not exist", func(ctx context.Context) {

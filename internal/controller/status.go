@@ -38,6 +38,9 @@ func modelStatus(model *mlv1.RegisteredModel, versionCount int, d promotion.Deci
 		if o := plan.observed; o != nil && sameVersion(o.TemplateVersion, d.Production) {
 			msg += fmt.Sprintf(": %d of %d pods updated, %d ready", o.UpdatedReplicas, o.Replicas, o.ReadyReplicas)
 		}
+		if plan.podProblem != "" {
+			msg = promotion.Shorten(msg+"; "+plan.podProblem, maxConditionMessage)
+		}
 		setReady(&s.Conditions, model.Generation, metav1.ConditionFalse, mlv1.ReasonRollingOut, msg)
 		setCondition(&s.Conditions, model.Generation, mlv1.ConditionReconciling, metav1.ConditionTrue, mlv1.ReasonRollingOut, msg)
 		meta.RemoveStatusCondition(&s.Conditions, mlv1.ConditionStalled)

@@ -1,8 +1,10 @@
 package serving
 
 import (
+	"fmt"
 	"reflect"
 	"strconv"
+	"strings"
 
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
@@ -91,4 +93,37 @@ func contains(observed, desired any) bool {
 	default:
 		return reflect.DeepEqual(observed, desired)
 	}
+}
+
+// waitingProblems are the reasons a kubelet gives for a container that waits and will not start
+// without a change: a missing Secret or ConfigMap, an image that cannot be pulled, a crash loop.
+var waitingProblems = map[string]bool{
+	"CreateContainerConfigError": true, "CreateContainerError": true, "ErrImagePull": true,
+	"ImagePullBackOff": true, "InvalidImageName": true, "CrashLoopBackOff": true,
+}
+
+// PodProblem names what keeps the pods of a rollout of version from starting, as their kubelets
+// report it: the first pod of that version with a container that waits for a reason that needs a
+// change (a storage Secret that does not exist shows here as CreateContainerConfigError), or
+// whose init container failed (the fetcher's one-line message). Empty when there is none.
+func PodProblem(pods []corev1.Pod, version int64) string {
+	want := strconv.FormatInt(version, 10)
+	for _, p := range pods {
+		if p.Annotations[AnnotationVersion] != want || !p.DeletionTimestamp.IsZero() {
+			continue
+		}
+		for _, s := range append(append([]corev1.ContainerStatus(nil), p.Status.InitContainerStatuses...), p.Status.ContainerStatuses...) {
+			switch {
+			case s.State.Waiting != nil && waitingProblems[s.State.Waiting.Reason]:
+				return fmt.Sprintf("pod %s, container %s: %s: %s", p.Name, s.Name, s.State.Waiting.Reason, s.State.Waiting.Message)
+			case s.State.Terminated != nil && s.State.Terminated.ExitCode != 0:
+				return fmt.Sprintf("pod %s, container %s exited with %d: %s", p.Name, s.Name, s.State.Terminated.ExitCode,
+					strings.TrimSpace(s.State.Terminated.Message))
+			case s.LastTerminationState.Terminated != nil && s.LastTerminationState.Terminated.ExitCode != 0 && !s.Ready:
+				t := s.LastTerminationState.Terminated
+				return fmt.Sprintf("pod %s, container %s exited with %d: %s", p.Name, s.Name, t.ExitCode, strings.TrimSpace(t.Message))
+			}
+		}
+	}
+	return ""
 }

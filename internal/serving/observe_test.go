@@ -469,3 +469,47 @@ func TestContainsUnconvertibleObjects(t *testing.T) {
 		})
 	}
 }
+
+func TestPodProblem(t *testing.T) {
+	pod := func(name, version string, init, main []corev1.ContainerStatus) corev1.Pod {
+		return corev1.Pod{
+			ObjectMeta: metav1.ObjectMeta{Name: name, Annotations: map[string]string{AnnotationVersion: version}},
+			Status:     corev1.PodStatus{InitContainerStatuses: init, ContainerStatuses: main},
+		}
+	}
+	waiting := func(name, reason, msg string) []corev1.ContainerStatus {
+		return []corev1.ContainerStatus{{Name: name, State: corev1.ContainerState{
+			Waiting: &corev1.ContainerStateWaiting{Reason: reason, Message: msg}}}}
+	}
+	failed := func(name string, code int32, msg string) []corev1.ContainerStatus {
+		return []corev1.ContainerStatus{{Name: name, State: corev1.ContainerState{
+			Terminated: &corev1.ContainerStateTerminated{ExitCode: code, Message: msg}}}}
+	}
+	tests := []struct {
+		name string
+		pods []corev1.Pod
+		want string
+	}{
+		{"no pods, no problem", nil, ""},
+		{"a missing Secret, as the kubelet reports it",
+			[]corev1.Pod{pod("p1", "4", waiting("podium-fetch", "CreateContainerConfigError", `secret "s3" not found`), nil)},
+			`pod p1, container podium-fetch: CreateContainerConfigError: secret "s3" not found`},
+		{"the fetcher's one-line failure",
+			[]corev1.Pod{pod("p1", "4", failed("podium-fetch", 1, "fetch s3://b/4/: 403 Forbidden\n"), nil)},
+			"pod p1, container podium-fetch exited with 1: fetch s3://b/4/: 403 Forbidden"},
+		{"an image that cannot be pulled",
+			[]corev1.Pod{pod("p1", "4", nil, waiting("predictor", "ImagePullBackOff", "back-off pulling"))},
+			"pod p1, container predictor: ImagePullBackOff: back-off pulling"},
+		{"a pod of another version does not count",
+			[]corev1.Pod{pod("old", "3", nil, waiting("predictor", "CrashLoopBackOff", "boom"))}, ""},
+		{"a container still starting is no problem",
+			[]corev1.Pod{pod("p1", "4", waiting("podium-fetch", "PodInitializing", ""), nil)}, ""},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			if got := PodProblem(tt.pods, 4); got != tt.want {
+				t.Fatalf("got %q, want %q", got, tt.want)
+			}
+		})
+	}
+}
