@@ -46,7 +46,8 @@ func ParseURI(uri string) (Location, error) {
 		return Location{}, fmt.Errorf("bundle %s: not a URI: %w", Redact(uri), err)
 	}
 	uri = Redact(uri) // from here on, only to name it in errors
-	if !strings.HasPrefix(uri, u.Scheme+":") { // url.Parse lowers the scheme; the API server's rule does not
+	// url.Parse lowers the scheme; the API server's rule does not.
+	if !strings.HasPrefix(uri, u.Scheme+":") {
 		return Location{}, fmt.Errorf("bundle %s: write the scheme in lowercase, as %s://", uri, u.Scheme)
 	}
 	loc := Location{Scheme: u.Scheme}

@@ -154,7 +154,7 @@ func (r *RegisteredModelReconciler) plan(ctx context.Context, reader client.Read
 	if modelErr != nil {
 		for i := range p.versions {
 			v := &p.versions[i]
-			if want := orphanStatus(v, req.Name); !equality.Semantic.DeepEqual(v.Status, want) {
+			if want := orphanStatus(v, req.Name, r.now()); !equality.Semantic.DeepEqual(v.Status, want) {
 				p.writes = append(p.writes, versionWrite{version: v, status: want, kind: other})
 			}
 		}
@@ -175,7 +175,7 @@ func (r *RegisteredModelReconciler) plan(ctx context.Context, reader client.Read
 		return p, err
 	}
 	p.status = modelStatus(model, len(p.versions), p.decision, p.serving, r.now())
-	p.writes = versionWrites(model, p.versions, p.decision, p.serving)
+	p.writes = versionWrites(model, p.versions, p.decision, p.serving, r.now())
 	if productionMoves(model, p.decision) || slices.ContainsFunc(p.writes, func(w versionWrite) bool { return w.kind == entering }) {
 		p.status.DecisionSequence++
 	}
@@ -194,12 +194,12 @@ func productionMoves(model *mlv1.RegisteredModel, d promotion.Decision) bool {
 
 // versionWrites lists the version statuses that decision d changes, in the order they are written.
 func versionWrites(model *mlv1.RegisteredModel, versions []mlv1.ModelVersion, d promotion.Decision,
-	plan servingState) []versionWrite {
+	plan servingState, now time.Time) []versionWrite {
 	moves := productionMoves(model, d)
 	var writes []versionWrite
 	for i := range versions {
 		v := &versions[i]
-		want := versionStatus(model, v, d.Versions[v.Name], plan)
+		want := versionStatus(model, v, d.Versions[v.Name], plan, now)
 		want.DecisionSequence = v.Status.DecisionSequence
 		w := versionWrite{version: v, status: want, kind: other}
 		switch {

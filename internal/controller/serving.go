@@ -18,6 +18,7 @@ import (
 
 	mlv1 "github.com/podium-dev/podium/api/v1alpha1"
 	"github.com/podium-dev/podium/internal/bundle"
+	"github.com/podium-dev/podium/internal/conditions"
 	"github.com/podium-dev/podium/internal/promotion"
 	"github.com/podium-dev/podium/internal/serving"
 )
@@ -206,7 +207,7 @@ func (r *RegisteredModelReconciler) checkApply(ctx context.Context, model *mlv1.
 				return err
 			}
 			s.problem, s.message = mlv1.ReasonServingRejected, promotion.Shorten(
-				"The API server refuses the rendered "+err.Error()+"; fix spec.serving", maxConditionMessage)
+				"The API server refuses the rendered "+err.Error()+"; fix spec.serving", conditions.MaxMessage)
 			if !apierrors.IsInvalid(err) && !apierrors.IsBadRequest(err) {
 				s.retry = r.missingRetry() // a refusal for want of rights or quota may end without a change here
 			}
@@ -215,9 +216,6 @@ func (r *RegisteredModelReconciler) checkApply(ctx context.Context, model *mlv1.
 	}
 	return nil
 }
-
-// maxConditionMessage bounds the messages Podium writes into conditions.
-const maxConditionMessage = 4096
 
 // isTransient says whether an API error is worth retrying with backoff rather than reporting.
 func isTransient(err error) bool {

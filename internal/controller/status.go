@@ -4,10 +4,10 @@ import (
 	"fmt"
 	"time"
 
-	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	mlv1 "github.com/podium-dev/podium/api/v1alpha1"
+	"github.com/podium-dev/podium/internal/conditions"
 	"github.com/podium-dev/podium/internal/promotion"
 	"github.com/podium-dev/podium/internal/serving"
 )
@@ -26,29 +26,28 @@ func modelStatus(model *mlv1.RegisteredModel, versionCount int, d promotion.Deci
 	s.History = promotion.AppendHistory(s.History, d.Transitions, now)
 	s.Serving = servingStatus(model, d, plan, now)
 
+	summarize := func(p conditions.Progress, ready metav1.ConditionStatus, reason, msg string) {
+		conditions.Summarize(&s.Conditions, model.Generation, now, p, ready, reason, msg)
+	}
 	switch {
 	case plan.problem != "":
-		setReady(&s.Conditions, model.Generation, metav1.ConditionFalse, plan.problem, plan.message)
-		setCondition(&s.Conditions, model.Generation, mlv1.ConditionStalled, metav1.ConditionTrue, plan.problem, plan.message)
-		meta.RemoveStatusCondition(&s.Conditions, mlv1.ConditionReconciling)
+		summarize(conditions.Blocked, metav1.ConditionFalse, plan.problem, plan.message)
 	case d.Production == nil:
-		setReady(&s.Conditions, model.Generation, metav1.ConditionTrue, mlv1.ReasonNoProduction, "No version is Production")
+		summarize(conditions.Done, metav1.ConditionTrue, mlv1.ReasonNoProduction, "No version is Production")
 	case plan.enabled && !sameVersion(plan.servedVersion(), d.Production):
 		msg := fmt.Sprintf("Rolling out version %d", *d.Production)
 		if o := plan.observed; o != nil && sameVersion(o.TemplateVersion, d.Production) {
 			msg += fmt.Sprintf(": %d of %d pods updated, %d ready", o.UpdatedReplicas, o.Replicas, o.ReadyReplicas)
 		}
 		if plan.podProblem != "" {
-			msg = promotion.Shorten(msg+"; "+plan.podProblem, maxConditionMessage)
+			msg = promotion.Shorten(msg+"; "+plan.podProblem, conditions.MaxMessage)
 		}
-		setReady(&s.Conditions, model.Generation, metav1.ConditionFalse, mlv1.ReasonRollingOut, msg)
-		setCondition(&s.Conditions, model.Generation, mlv1.ConditionReconciling, metav1.ConditionTrue, mlv1.ReasonRollingOut, msg)
-		meta.RemoveStatusCondition(&s.Conditions, mlv1.ConditionStalled)
+		summarize(conditions.InProgress, metav1.ConditionFalse, mlv1.ReasonRollingOut, msg)
 	case plan.enabled:
-		setReady(&s.Conditions, model.Generation, metav1.ConditionTrue, mlv1.ReasonRolledOut,
+		summarize(conditions.Done, metav1.ConditionTrue, mlv1.ReasonRolledOut,
 			fmt.Sprintf("Version %d is Production and serves on %d ready pods", *d.Production, plan.observed.ReadyReplicas))
 	default:
-		setReady(&s.Conditions, model.Generation, metav1.ConditionTrue, mlv1.ReasonReconciled,
+		summarize(conditions.Done, metav1.ConditionTrue, mlv1.ReasonReconciled,
 			fmt.Sprintf("Version %d is Production", *d.Production))
 	}
 	return s
@@ -95,7 +94,7 @@ func sameVersion(a, b *int64) bool { return a != nil && b != nil && *a == *b }
 
 // versionStatus is a version's status after decision vd of its model and the serving plan.
 func versionStatus(model *mlv1.RegisteredModel, v *mlv1.ModelVersion, vd promotion.VersionDecision,
-	plan servingState) mlv1.ModelVersionStatus {
+	plan servingState, now time.Time) mlv1.ModelVersionStatus {
 	s := *v.Status.DeepCopy()
 	s.ObservedGeneration = v.Generation
 	s.RegisteredModelUID = string(model.UID)
@@ -108,31 +107,34 @@ func versionStatus(model *mlv1.RegisteredModel, v *mlv1.ModelVersion, vd promoti
 	if vd.Gates.Passed {
 		gates = metav1.ConditionTrue
 	}
-	setCondition(&s.Conditions, v.Generation, mlv1.ConditionGatesPassed, gates, vd.Gates.Reason, vd.Gates.Message)
+	conditions.Set(&s.Conditions, v.Generation, now, mlv1.ConditionGatesPassed, gates, vd.Gates.Reason, vd.Gates.Message)
 
-	setServing(&s.Conditions, v, vd, plan)
+	setServing(&s.Conditions, v, vd, plan, now)
 
 	if vd.Duplicate && vd.Stage != mlv1.StageProduction {
 		msg := fmt.Sprintf("Another ModelVersion of %s claims version %d; neither can be promoted until one is deleted",
 			model.Name, v.Spec.Version)
-		setReady(&s.Conditions, v.Generation, metav1.ConditionFalse, mlv1.ReasonDuplicateVersion, msg)
-		setCondition(&s.Conditions, v.Generation, mlv1.ConditionStalled, metav1.ConditionTrue, mlv1.ReasonDuplicateVersion, msg)
-		meta.RemoveStatusCondition(&s.Conditions, mlv1.ConditionReconciling) // Stalled and Reconciling exclude each other
+		conditions.Summarize(&s.Conditions, v.Generation, now, conditions.Blocked, metav1.ConditionFalse,
+			mlv1.ReasonDuplicateVersion, msg)
 		return s
 	}
 	msg := fmt.Sprintf("Stage %s", vd.Stage)
 	if vd.Note != "" {
 		msg += ": " + vd.Note
 	}
-	setReady(&s.Conditions, v.Generation, metav1.ConditionTrue, mlv1.ReasonReconciled, msg)
+	conditions.Summarize(&s.Conditions, v.Generation, now, conditions.Done, metav1.ConditionTrue, mlv1.ReasonReconciled, msg)
 	return s
 }
 
 // setServing sets the Serving condition of a version of a model with spec.serving.
-func setServing(conds *[]metav1.Condition, v *mlv1.ModelVersion, vd promotion.VersionDecision, plan servingState) {
+func setServing(conds *[]metav1.Condition, v *mlv1.ModelVersion, vd promotion.VersionDecision, plan servingState,
+	now time.Time) {
 	if !plan.enabled {
-		meta.RemoveStatusCondition(conds, mlv1.ConditionServing)
+		conditions.Remove(conds, mlv1.ConditionServing)
 		return
+	}
+	setCondition := func(conds *[]metav1.Condition, generation int64, t string, status metav1.ConditionStatus, reason, msg string) {
+		conditions.Set(conds, generation, now, t, status, reason, msg)
 	}
 	served := plan.servedVersion()
 	switch {
@@ -148,32 +150,14 @@ func setServing(conds *[]metav1.Condition, v *mlv1.ModelVersion, vd promotion.Ve
 	}
 }
 
-// orphanStatus is the status of a version whose RegisteredModel does not exist.
-func orphanStatus(v *mlv1.ModelVersion, model string) mlv1.ModelVersionStatus {
+// orphanStatus is the status of a version whose RegisteredModel does not exist: it waits, in
+// progress, and is decided as soon as the model is created.
+func orphanStatus(v *mlv1.ModelVersion, model string, now time.Time) mlv1.ModelVersionStatus {
 	s := *v.Status.DeepCopy()
 	s.ObservedGeneration = v.Generation
 	msg := fmt.Sprintf("RegisteredModel %s does not exist in namespace %s; the version is decided as soon as it is created",
 		model, v.Namespace)
-	meta.SetStatusCondition(&s.Conditions, metav1.Condition{Type: mlv1.ConditionReady, Status: metav1.ConditionFalse,
-		Reason: mlv1.ReasonModelNotFound, Message: msg, ObservedGeneration: v.Generation})
-	meta.SetStatusCondition(&s.Conditions, metav1.Condition{Type: mlv1.ConditionReconciling, Status: metav1.ConditionTrue,
-		Reason: mlv1.ReasonModelNotFound, Message: msg, ObservedGeneration: v.Generation})
-	meta.RemoveStatusCondition(&s.Conditions, mlv1.ConditionStalled)
+	conditions.Summarize(&s.Conditions, v.Generation, now, conditions.InProgress, metav1.ConditionFalse,
+		mlv1.ReasonModelNotFound, msg)
 	return s
-}
-
-// setReady sets Ready and the kstatus conditions that go with it: Reconciling and Stalled are
-// removed when Ready is True.
-func setReady(conds *[]metav1.Condition, generation int64, status metav1.ConditionStatus, reason, msg string) {
-	setCondition(conds, generation, mlv1.ConditionReady, status, reason, msg)
-	if status == metav1.ConditionTrue {
-		meta.RemoveStatusCondition(conds, mlv1.ConditionReconciling)
-		meta.RemoveStatusCondition(conds, mlv1.ConditionStalled)
-	}
-}
-
-func setCondition(conds *[]metav1.Condition, generation int64, t string, status metav1.ConditionStatus, reason, msg string) {
-	meta.SetStatusCondition(conds, metav1.Condition{
-		Type: t, Status: status, Reason: reason, Message: msg, ObservedGeneration: generation,
-	})
 }
