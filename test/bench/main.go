@@ -503,7 +503,7 @@ func report(t *run, r results) {
 	text := b.String()
 	fmt.Print(text)
 	if out := os.Getenv("BENCH_OUT"); out != "" {
-		if err := os.WriteFile(out, []byte(text), 0o644); err != nil {
+		if err := writeSection(out, text); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -513,3 +513,26 @@ func report(t *run, r results) {
 }
 
 func ms(d time.Duration) string { return fmt.Sprintf("%.1f ms", float64(d.Microseconds())/1000) }
+
+// The benchmark's table stands between these markers in its results file, so that the file can
+// hold other results too (the explorer's).
+const (
+	sectionBegin = "<!-- make bench: begin -->\n"
+	sectionEnd   = "<!-- make bench: end -->\n"
+)
+
+// writeSection replaces the benchmark's section of the results file at path with text, or
+// writes the file with only that section when it has none.
+func writeSection(path, text string) error {
+	section := sectionBegin + text + sectionEnd
+	old, err := os.ReadFile(path)
+	if err != nil && !os.IsNotExist(err) {
+		return err
+	}
+	before, rest, found := strings.Cut(string(old), sectionBegin)
+	_, after, closed := strings.Cut(rest, sectionEnd)
+	if !found || !closed {
+		before, after = "", ""
+	}
+	return os.WriteFile(path, []byte(before+section+after), 0o644)
+}
