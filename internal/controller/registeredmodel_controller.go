@@ -196,7 +196,7 @@ func productionMoves(model *mlv1.RegisteredModel, d promotion.Decision) bool {
 func versionWrites(model *mlv1.RegisteredModel, versions []mlv1.ModelVersion, d promotion.Decision,
 	plan servingState, now time.Time) []versionWrite {
 	moves := productionMoves(model, d)
-	var writes []versionWrite
+	writes := make([]versionWrite, 0, len(versions))
 	for i := range versions {
 		v := &versions[i]
 		want := versionStatus(model, v, d.Versions[v.Name], plan, now)

@@ -41,7 +41,8 @@ func version(n int64, accuracy string) Version {
 	return v
 }
 
-func requesting(v Version, stage mlv1.Stage) Version { v.Request = stage; return v }
+// requestingProduction is v registered with spec.stage: Production in its manifest.
+func requestingProduction(v Version) Version { v.Request = mlv1.StageProduction; return v }
 
 // world plays the controller's part around Decide: it records each decision the way the
 // controller writes it to the RegisteredModel's and the ModelVersions' status.
@@ -387,7 +388,7 @@ func TestRequireImprovementLowerIsBetter(t *testing.T) {
 func TestRequestInTheRegistrationManifest(t *testing.T) {
 	t.Run("a newer version registered together wins over it", func(t *testing.T) {
 		w := &world{policy: seedPolicy()}
-		w.add(requesting(version(3, "0.8512"), mlv1.StageProduction), version(4, "0.8723"))
+		w.add(requestingProduction(version(3, "0.8512")), version(4, "0.8723"))
 		w.reconcile(t)
 		expectStages(t, w, "m-3=Archived m-4=Production")
 	})
@@ -395,13 +396,13 @@ func TestRequestInTheRegistrationManifest(t *testing.T) {
 		w := &world{policy: seedPolicy()}
 		w.add(version(4, "0.8723"))
 		w.reconcile(t)
-		w.add(requesting(version(3, "0.8512"), mlv1.StageProduction))
+		w.add(requestingProduction(version(3, "0.8512")))
 		w.reconcile(t)
 		expectStages(t, w, "m-3=Archived m-4=Production")
 	})
 	t.Run("the newest version's request wins", func(t *testing.T) {
 		w := &world{policy: seedPolicy()}
-		w.add(version(3, "0.8512"), requesting(version(5, "0.80"), mlv1.StageProduction), version(4, "0.8723"))
+		w.add(version(3, "0.8512"), requestingProduction(version(5, "0.80")), version(4, "0.8723"))
 		w.reconcile(t)
 		expectStages(t, w, "m-3=Archived m-4=Archived m-5=Production")
 	})
@@ -524,7 +525,7 @@ func TestAManifestRequestAfterAFailedRolloutWithNothingToRestore(t *testing.T) {
 				w.reconcile(t)
 				expectStages(t, w, "m-3=Archived")
 			}
-			w.add(requesting(version(2, "0.86"), mlv1.StageProduction))
+			w.add(requestingProduction(version(2, "0.86")))
 			d := w.reconcile(t) // used to panic on the missing Production version
 			expectStages(t, w, "m-2=Staging m-3=Archived")
 			if note := d.Versions["m-2"].Note; !strings.Contains(note, "request Production again") {

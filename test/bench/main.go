@@ -496,8 +496,8 @@ func report(t *run, r results) {
 		}
 		fmt.Fprintf(&b, "| %s | %s | %s | %s |\n", row.measure, row.result, row.target, met)
 	}
-	fmt.Fprintf(&b, "| for scale: the API server alone, ModelVersion status patches from 8 writers on objects of their own | %.0f per second | | |\n",
-		r.baselinePatchesPerSecond)
+	fmt.Fprintf(&b, "| for scale: the API server alone, ModelVersion status patches from 8 writers "+
+		"on objects of their own | %.0f per second | | |\n", r.baselinePatchesPerSecond)
 	fmt.Fprintf(&b, "\nMachine: %s, %d cores, %s. Registering the %d objects took %s.\n",
 		cpu, goruntime.NumCPU(), goruntime.Version(), models*(versionsPerModel+1), r.coldCreate.Round(100*time.Millisecond))
 	text := b.String()
@@ -529,8 +529,8 @@ func writeSection(path, text string) error {
 	if err != nil && !os.IsNotExist(err) {
 		return err
 	}
-	before, rest, found := strings.Cut(string(old), sectionBegin)
-	_, after, closed := strings.Cut(rest, sectionEnd)
+	before, tail, found := strings.Cut(string(old), sectionBegin)
+	_, after, closed := strings.Cut(tail, sectionEnd)
 	if !found || !closed {
 		before, after = "", ""
 	}
