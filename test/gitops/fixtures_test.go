@@ -41,6 +41,7 @@ func TestUpdateFixtures(t *testing.T) {
 	g.Expect(c.Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: ns}})).To(Succeed())
 	model := &mlv1.RegisteredModel{}
 	readSample(t, "ml_v1alpha1_registeredmodel.yaml", model)
+	model.Spec.Serving = nil // envtest runs no Deployment controller: a served model would stay RollingOut
 	g.Expect(c.Create(ctx, model)).To(Succeed())
 	versions := map[string]*mlv1.ModelVersion{}
 	for _, n := range []string{"2", "3", "4"} {
