@@ -109,7 +109,14 @@ type RegisteredModelSpec struct {
 	Serving *Serving `json:"serving,omitempty"`
 }
 
-// Serving describes the prediction Deployment that serves the Production version.
+// Serving describes the prediction Deployment that serves the Production version. What the API
+// server would refuse in the rendered Deployment and Service is refused here already, where it can
+// be said in one rule.
+// +kubebuilder:validation:XValidation:rule="!has(self.template.spec) || self.template.spec.containers.all(c, has(c.image) && c.image != '')",message="every container of spec.serving.template needs an image"
+// +kubebuilder:validation:XValidation:rule="!has(self.template.spec) || size(self.template.spec.containers) == 0 || (has(self.template.spec.containers[0].ports) && size(self.template.spec.containers[0].ports) > 0)",message="the first container of spec.serving.template needs a port: the model's Service sends traffic to the ports of the first container"
+// +kubebuilder:validation:XValidation:rule="!has(self.template.spec) || !has(self.template.spec.restartPolicy) || self.template.spec.restartPolicy == 'Always'",message="spec.serving.template.spec.restartPolicy must be Always (or left out): a Deployment's pods always restart"
+// +kubebuilder:validation:XValidation:rule="!has(self.template.spec) || !has(self.template.spec.volumes) || self.template.spec.volumes.all(v, v.name != 'podium-model')",message="spec.serving.template has a volume named podium-model, the name of the volume Podium adds for the bundle; rename it"
+// +kubebuilder:validation:XValidation:rule="!has(self.template.spec) || ((!has(self.template.spec.initContainers) || self.template.spec.initContainers.all(c, c.name != 'podium-fetch')) && self.template.spec.containers.all(c, c.name != 'podium-fetch'))",message="spec.serving.template has a container named podium-fetch, the name of the init container Podium adds to fetch the bundle; rename it"
 type Serving struct {
 	// replicas is the number of prediction pods. Leave it out to let a HorizontalPodAutoscaler
 	// (or kubectl scale) own the number: Podium then never sets it, and a new Deployment starts

@@ -112,25 +112,40 @@ var _ = Describe("Serving follows its spec", func() {
 		Expect(apierrors.IsNotFound(k8sClient.Get(ctx, client.ObjectKeyFromObject(theirs), &appsv1.Deployment{}))).To(BeTrue())
 	})
 
-	DescribeTable("reports a rendering the API server refuses, instead of rolling out forever",
-		func(ctx context.Context, mutate func(*corev1.PodSpec), reason, message string) {
-			create(ctx, seedModel(ns, served, func(m *mlv1.RegisteredModel) { mutate(&m.Spec.Serving.Template.Spec) }),
-				seedVersion(ns, 3, "0.8512"))
-			Eventually(stalledWith(ctx, ns, reason)).Should(Succeed())
-			Expect(readyCondition(ctx, ns).Message).To(ContainSubstring(message))
-			Expect(stages(ctx, ns)).To(Equal("3=Production"))
+	It("reports a rendering the API server refuses, instead of rolling out forever", func(ctx context.Context) {
+		// A container name that is not a DNS label passes the RegisteredModel's schema, which does
+		// not repeat every rule of a Deployment, but not the API server's check of the Deployment.
+		create(ctx, seedModel(ns, served, func(m *mlv1.RegisteredModel) { m.Spec.Serving.Template.Spec.Containers[0].Name = "Predictor" }),
+			seedVersion(ns, 3, "0.8512"))
+		Eventually(stalledWith(ctx, ns, mlv1.ReasonServingRejected)).Should(Succeed())
+		Expect(readyCondition(ctx, ns).Message).To(ContainSubstring("a lowercase RFC 1123 label"))
+		Expect(stages(ctx, ns)).To(Equal("3=Production"))
+		Expect(templateVersion(ctx, ns)).To(BeEmpty())
+
+		By("fixing the name, the rendering is applied")
+		patchModel(ctx, ns, map[string]any{"serving": map[string]any{"template": map[string]any{"spec": map[string]any{
+			"containers": []any{map[string]any{"name": "predictor", "image": "registry.example.com/battle-api:1.4",
+				"ports": []any{map[string]any{"name": "http", "containerPort": 8000}}}}}}}})
+		Eventually(templateVersion).WithArguments(ctx, ns).Should(Equal("3"))
+	})
+
+	DescribeTable("refuses at apply time a template whose Deployment or Service the API server would refuse",
+		func(ctx context.Context, mutate func(*corev1.PodSpec), message string) {
+			err := k8sClient.Create(ctx, seedModel(ns, served, func(m *mlv1.RegisteredModel) { mutate(&m.Spec.Serving.Template.Spec) }))
+			Expect(err).To(HaveOccurred())
+			Expect(err.Error()).To(ContainSubstring(message))
 		},
 		Entry("a first container without ports", func(s *corev1.PodSpec) { s.Containers[0].Ports = nil },
-			mlv1.ReasonServingRejected, "spec.ports"),
+			"the first container of spec.serving.template needs a port"),
 		Entry("a container without an image", func(s *corev1.PodSpec) { s.Containers[0].Image = "" },
-			mlv1.ReasonServingRejected, "image"),
+			"every container of spec.serving.template needs an image"),
 		Entry("a restartPolicy other than Always", func(s *corev1.PodSpec) { s.RestartPolicy = corev1.RestartPolicyNever },
-			mlv1.ReasonServingRejected, "restartPolicy"),
+			"restartPolicy must be Always"),
 		Entry("a volume named like Podium's", func(s *corev1.PodSpec) {
 			s.Volumes = []corev1.Volume{{Name: "podium-model", VolumeSource: corev1.VolumeSource{EmptyDir: &corev1.EmptyDirVolumeSource{}}}}
-		}, mlv1.ReasonInvalidServing, "volume named podium-model"),
+		}, "a volume named podium-model"),
 		Entry("an init container named like Podium's", func(s *corev1.PodSpec) {
 			s.InitContainers = []corev1.Container{{Name: "podium-fetch", Image: "busybox"}}
-		}, mlv1.ReasonInvalidServing, "container named podium-fetch"),
+		}, "a container named podium-fetch"),
 	)
 })
