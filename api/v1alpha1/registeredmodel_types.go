@@ -217,6 +217,15 @@ type HistoryEntry struct {
 	// time is when the operator made the change.
 	// +required
 	Time metav1.Time `json:"time"`
+
+	// by is who caused the change: for a change a spec.stage request caused (the promotion, and
+	// the version it replaced or restored), the user who last changed spec.stage, as the
+	// ml.podium.dev/stage-requested-by annotation records it; podium for the operator's own
+	// decisions (gates, rollouts, deletions). Absent when a request's author is unknown: the
+	// version carries no such annotation (the governance admission policies are not installed).
+	// +optional
+	// +kubebuilder:validation:MaxLength=512
+	By string `json:"by,omitempty"`
 }
 
 // MaxHistory is how many transitions a RegisteredModel keeps; the oldest are dropped first.

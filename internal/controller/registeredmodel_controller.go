@@ -290,6 +290,7 @@ func observe(model *mlv1.RegisteredModel, versions []mlv1.ModelVersion) promotio
 			Stage:           v.Status.Stage,
 			ModelUID:        v.Status.RegisteredModelUID,
 			Generation:      v.Generation,
+			RequestedBy:     v.Annotations[mlv1.AnnotationStageRequestedBy],
 		})
 	}
 	return in
@@ -316,13 +317,13 @@ func (r *RegisteredModelReconciler) recordModel(ctx context.Context, p plan) err
 	log := logf.FromContext(ctx)
 	for _, t := range p.decision.Transitions {
 		log.Info("Stage changed", "registeredModel", klog.KObj(model), "version", t.Version,
-			"from", t.From, "to", t.To, "reason", t.Reason)
+			"from", t.From, "to", t.To, "reason", t.Reason, "by", t.By)
 		metrics.RecordTransition(model.Namespace, model.Name, string(t.From), string(t.To), string(t.Reason))
 		if t.Reason == mlv1.ReasonRolloutFailed {
 			metrics.RecordAutomaticRollback(model.Namespace, model.Name)
 		}
 		r.Recorder.Eventf(model, nil, eventType(t), string(t.Reason), "Promote", "%s",
-			eventNote(fmt.Sprintf("Version %d (%s): %s -> %s: %s", t.Version, t.Name, stageName(t.From), t.To, t.Message)))
+			eventNote(fmt.Sprintf("Version %d (%s): %s -> %s: %s%s", t.Version, t.Name, stageName(t.From), t.To, t.Message, byNote(t))))
 	}
 	return nil
 }
@@ -349,10 +350,19 @@ func (r *RegisteredModelReconciler) recordVersion(ctx context.Context, p plan, w
 	for _, t := range p.decision.Transitions {
 		if t.Name == v.Name {
 			r.Recorder.Eventf(v, p.model, eventType(t), string(t.Reason), "Promote", "%s",
-				eventNote(fmt.Sprintf("%s -> %s: %s", stageName(t.From), t.To, t.Message)))
+				eventNote(fmt.Sprintf("%s -> %s: %s%s", stageName(t.From), t.To, t.Message, byNote(t))))
 		}
 	}
 	return nil
+}
+
+// byNote is who caused a transition, for its Event's note; nothing when unknown. It comes after
+// the message, which eventNote may cut, so a long message can hide it: the history keeps it whole.
+func byNote(t promotion.Transition) string {
+	if t.By == "" {
+		return ""
+	}
+	return " (by " + t.By + ")"
 }
 
 // maxEventNote is the longest note the events API accepts, in bytes.

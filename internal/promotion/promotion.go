@@ -52,6 +52,9 @@ type Version struct {
 	// ModelUID is the UID of the model that decided Stage (status.registeredModelUID).
 	ModelUID   string
 	Generation int64
+	// RequestedBy is who last changed spec.stage (the ml.podium.dev/stage-requested-by
+	// annotation); empty when unknown.
+	RequestedBy string
 }
 
 // Input is a model's policy, its recorded decision and its versions.
@@ -91,6 +94,9 @@ type Transition struct {
 	To      mlv1.Stage
 	Reason  mlv1.HistoryReason
 	Message string
+	// By is who caused the transition: the requester of the spec.stage request that caused it
+	// (empty when unknown), or mlv1.ByOperator for the operator's own decisions.
+	By string
 }
 
 // Decision is the outcome of Decide.
@@ -134,6 +140,7 @@ type decider struct {
 type reason struct {
 	reason  mlv1.HistoryReason
 	message string
+	by      string
 }
 
 // Decide applies the promotion rules. It never mutates its input.
@@ -252,7 +259,7 @@ func (d *decider) promoteAutomatically(v *Version) {
 			}
 		}
 	}
-	d.promote(v, 2*v.Number, v.Number, mlv1.ReasonGatesPassed, "Passed every gate: "+d.gates[v.Name].Message)
+	d.promote(v, 2*v.Number, v.Number, reason{mlv1.ReasonGatesPassed, "Passed every gate: " + d.gates[v.Name].Message, mlv1.ByOperator})
 }
 
 // handleRequest acts on a new spec.stage request.
@@ -276,19 +283,19 @@ func (d *decider) handleRequest(e event) {
 		if g := d.gates[v.Name]; !g.Passed {
 			msg += "; its gates do not pass (" + g.Message + ")"
 		}
-		d.promote(v, e.position, floor, r, msg)
+		d.promote(v, e.position, floor, reason{r, msg, v.RequestedBy})
 	case mlv1.StageArchived:
 		wasProduction := d.isProduction(v)
-		d.archive(v, mlv1.ReasonArchiveRequest, "Retired by a spec.stage: Archived request")
+		d.archive(v, reason{mlv1.ReasonArchiveRequest, "Retired by a spec.stage: Archived request", v.RequestedBy})
 		if wasProduction {
 			d.production, d.productionUID = nil, ""
 			d.position, d.floor = e.position, (e.position-1)/2
-			d.restorePrevious(v.Number)
+			d.restorePrevious(v.Number, v.RequestedBy)
 		}
 	case mlv1.StageStaging:
 		if d.archived[v.Name] {
 			delete(d.archived, v.Name)
-			d.reasons[v.Name] = reason{mlv1.ReasonUnarchived, "Returned to the candidates by a spec.stage: Staging request"}
+			d.reasons[v.Name] = reason{mlv1.ReasonUnarchived, "Returned to the candidates by a spec.stage: Staging request", v.RequestedBy}
 		}
 	}
 }
@@ -304,10 +311,10 @@ func (d *decider) rolloutFailed(n int64) {
 	if v == nil {
 		return
 	}
-	d.archive(v, mlv1.ReasonRolloutFailed, "Its rollout missed the progress deadline; the previous Production version was restored")
+	d.archive(v, reason{mlv1.ReasonRolloutFailed, "Its rollout missed the progress deadline; the previous Production version was restored", mlv1.ByOperator})
 	d.production, d.productionUID = nil, ""
 	d.position, d.floor = 2*d.latest+1, d.latest
-	d.restorePrevious(v.Number)
+	d.restorePrevious(v.Number, mlv1.ByOperator)
 }
 
 // productionDeleted retires the Production version whose ModelVersion is gone, as the newest
@@ -316,35 +323,36 @@ func (d *decider) productionDeleted(n int64) {
 	d.deleted = &n
 	d.production, d.productionUID = nil, ""
 	d.position, d.floor = 2*d.latest+1, d.latest
-	d.restorePrevious(n)
+	d.restorePrevious(n, mlv1.ByOperator)
 }
 
-// promote makes v Production and archives the version it replaces.
-func (d *decider) promote(v *Version, position, floor int64, r mlv1.HistoryReason, msg string) {
+// promote makes v Production and archives the version it replaces; whoever caused r caused both.
+func (d *decider) promote(v *Version, position, floor int64, r reason) {
 	if d.production != nil {
 		if old := d.holder(*d.production); old != nil {
-			oldReason, oldMsg := mlv1.ReasonSuperseded, fmt.Sprintf("Replaced by version %d", v.Number)
-			if r == mlv1.ReasonRollback {
-				oldReason, oldMsg = mlv1.ReasonRolledBack, fmt.Sprintf("Rolled back to version %d", v.Number)
+			replaced := reason{mlv1.ReasonSuperseded, fmt.Sprintf("Replaced by version %d", v.Number), r.by}
+			if r.reason == mlv1.ReasonRollback {
+				replaced = reason{mlv1.ReasonRolledBack, fmt.Sprintf("Rolled back to version %d", v.Number), r.by}
 			}
-			d.archive(old, oldReason, oldMsg)
+			d.archive(old, replaced)
 		}
 	}
 	n := v.Number
 	d.production, d.productionUID = &n, v.UID
 	d.position, d.floor = position, floor
 	delete(d.archived, v.Name)
-	d.reasons[v.Name] = reason{r, msg}
+	d.reasons[v.Name] = r
 }
 
-func (d *decider) archive(v *Version, r mlv1.HistoryReason, msg string) {
+func (d *decider) archive(v *Version, r reason) {
 	d.archived[v.Name] = true
-	d.reasons[v.Name] = reason{r, msg}
+	d.reasons[v.Name] = r
 }
 
 // restorePrevious makes the newest earlier Production version from the history Production
-// again, skipping versions that are gone, duplicated, or were retired, failed or deleted since.
-func (d *decider) restorePrevious(retired int64) {
+// again, skipping versions that are gone, duplicated, or were retired, failed or deleted since;
+// by caused the retirement, and so the restoration.
+func (d *decider) restorePrevious(retired int64, by string) {
 	retiredOnRequest := map[int64]bool{retired: true}
 	for _, h := range slices.Backward(d.in.History) {
 		if h.To == mlv1.StageArchived && (h.Reason == mlv1.ReasonArchiveRequest ||
@@ -358,7 +366,7 @@ func (d *decider) restorePrevious(retired int64) {
 			n := prev.Number
 			d.production, d.productionUID = &n, prev.UID
 			delete(d.archived, prev.Name)
-			d.reasons[prev.Name] = reason{mlv1.ReasonRestored, fmt.Sprintf("Restored in place of version %d", retired)}
+			d.reasons[prev.Name] = reason{mlv1.ReasonRestored, fmt.Sprintf("Restored in place of version %d", retired), by}
 			return
 		}
 	}
@@ -421,6 +429,7 @@ func (d *decider) result() Decision {
 		}
 		out.Transitions = append(out.Transitions, Transition{
 			Version: *n, From: mlv1.StageProduction, To: mlv1.StageArchived, Reason: mlv1.ReasonDeleted, Message: msg,
+			By: mlv1.ByOperator,
 		})
 	}
 	for i := range d.in.Versions {
@@ -445,6 +454,7 @@ func (d *decider) result() Decision {
 			}
 			out.Transitions = append(out.Transitions, Transition{
 				Name: v.Name, Version: v.Number, From: v.Stage, To: vd.Stage, Reason: r.reason, Message: Shorten(r.message, mlv1.MaxHistoryMessage),
+				By: r.by,
 			})
 		}
 	}
@@ -487,13 +497,13 @@ func (d *decider) stageOf(v *Version, g GateOutcome) mlv1.Stage {
 func derivedReason(to mlv1.Stage, g GateOutcome) reason {
 	switch to {
 	case mlv1.StageStaging:
-		return reason{mlv1.ReasonGatesPassed, "Passed every gate: " + g.Message}
+		return reason{mlv1.ReasonGatesPassed, "Passed every gate: " + g.Message, mlv1.ByOperator}
 	case mlv1.StageArchived:
-		return reason{mlv1.ReasonSuperseded, "Passed every gate, but a newer version is Production"}
+		return reason{mlv1.ReasonSuperseded, "Passed every gate, but a newer version is Production", mlv1.ByOperator}
 	case mlv1.StageProduction:
-		return reason{mlv1.ReasonGatesPassed, "Production, as recorded on the model"}
+		return reason{mlv1.ReasonGatesPassed, "Production, as recorded on the model", mlv1.ByOperator}
 	}
-	return reason{mlv1.ReasonGatesFailed, g.Message}
+	return reason{mlv1.ReasonGatesFailed, g.Message, mlv1.ByOperator}
 }
 
 // isTransition says whether a change of stage is a transition for the history and Events: a
@@ -527,7 +537,7 @@ func AppendHistory(history []mlv1.HistoryEntry, ts []Transition, now time.Time) 
 	for _, t := range ts {
 		out = append(out, mlv1.HistoryEntry{
 			Version: t.Version, From: t.From, To: t.To, Reason: t.Reason, Message: Shorten(t.Message, mlv1.MaxHistoryMessage),
-			Time: metav1.NewTime(now),
+			Time: metav1.NewTime(now), By: t.By,
 		})
 	}
 	if len(out) > mlv1.MaxHistory {

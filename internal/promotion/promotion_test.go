@@ -621,3 +621,72 @@ func TestFailedRolloutRestoresThePreviousVersion(t *testing.T) {
 	w.reconcile(t)
 	expectStages(t, w, "m-3=Archived m-4=Production")
 }
+
+// requestBy changes spec.stage as user, who the admission policy records as its requester.
+func (w *world) requestBy(name string, stage mlv1.Stage, user string) {
+	w.request(name, stage)
+	w.find(name).RequestedBy = user
+}
+
+// byOf lists the transitions as "version:from->to:by".
+func byOf(ts []Transition) []string {
+	out := make([]string, 0, len(ts))
+	for _, t := range ts {
+		out = append(out, fmt.Sprintf("%d:%s->%s:%s", t.Version, t.From, t.To, t.By))
+	}
+	return out
+}
+
+func TestTransitionsSayWhoCausedThem(t *testing.T) {
+	tests := []struct {
+		name string
+		// act registers and requests after versions 3 and 4 (0.8512, 0.8723) are decided.
+		act  func(w *world)
+		want []string
+	}{
+		{
+			name: "a newer version that passes its gates is promoted by podium",
+			act:  func(w *world) { w.add(version(5, "0.9")) },
+			want: []string{"4:Production->Archived:podium", "5:->Production:podium"},
+		},
+		{
+			name: "a rollback and the version it replaces are by the requester",
+			act:  func(w *world) { w.requestBy("m-3", mlv1.StageProduction, "alice") },
+			want: []string{"4:Production->Archived:alice", "3:Archived->Production:alice"},
+		},
+		{
+			name: "a retirement and the restoration it causes are by the requester",
+			act:  func(w *world) { w.requestBy("m-4", mlv1.StageArchived, "bob") },
+			want: []string{"4:Production->Archived:bob", "3:Archived->Production:bob"},
+		},
+		{
+			name: "a request whose author is unknown has no by",
+			act:  func(w *world) { w.request("m-3", mlv1.StageProduction) },
+			want: []string{"4:Production->Archived:", "3:Archived->Production:"},
+		},
+		{
+			name: "a failed rollout is by podium",
+			act:  func(w *world) { w.failedRollout = new(int64(4)) },
+			want: []string{"4:Production->Archived:podium", "3:Archived->Production:podium"},
+		},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			w := &world{policy: seedPolicy()}
+			w.add(version(3, "0.8512"))
+			w.reconcile(t)
+			w.add(version(4, "0.8723"))
+			w.reconcile(t)
+			tt.act(w)
+			d := w.reconcile(t)
+			if got := byOf(d.Transitions); !slices.Equal(got, tt.want) {
+				t.Fatalf("transitions:\n got %v\nwant %v", got, tt.want)
+			}
+			for i, h := range w.history[len(w.history)-len(tt.want):] {
+				if h.By != d.Transitions[i].By {
+					t.Fatalf("history entry %d by %q, transition by %q", i, h.By, d.Transitions[i].By)
+				}
+			}
+		})
+	}
+}

@@ -30,14 +30,23 @@ const release, releaseNamespace = "podium", "podium-system"
 // The kinds whose rules are RBAC; every one the chart renders comes from config/rbac.
 var roleKinds = []string{"Role", "ClusterRole"}
 
-// The kinds of config/policy, which the chart writes out again since Helm cannot read config/.
-var policyKinds = []string{"ValidatingAdmissionPolicy", "ValidatingAdmissionPolicyBinding"}
+// The kinds of config/policy and config/governance, which the chart writes out again since Helm
+// cannot read config/.
+var policyKinds = []string{"ValidatingAdmissionPolicy", "ValidatingAdmissionPolicyBinding",
+	"MutatingAdmissionPolicy", "MutatingAdmissionPolicyBinding"}
+
+// The admission objects each chart value installs, by name.
+var (
+	servingPolicies    = []string{"podium-serving-author"}
+	governancePolicies = []string{"podium-version-provenance", "podium-promotion-approvers"}
+)
 
 func TestChartLints(t *testing.T) {
 	for _, values := range [][]string{
 		nil,
 		{"--set", "watchNamespaces={ml,team-b}", "--set", "serviceMonitor.enabled=true"},
 		{"--set", "servingPolicy.enabled=false"},
+		{"--set", "governance.enabled=false"},
 	} {
 		args := append([]string{"lint", "--strict", chartDir(t), "-n", releaseNamespace}, values...)
 		if out, err := exec.Command(tool(t, "helm"), args...).CombinedOutput(); err != nil {
@@ -64,23 +73,43 @@ func TestChartRBACIsConfigs(t *testing.T) {
 	}
 }
 
-// TestChartServingPolicyIsConfigs: the chart installs config/policy's admission policy and
-// binding by default, cluster-scoped, with the same spec.
-func TestChartServingPolicyIsConfigs(t *testing.T) {
+// TestChartAdmissionPoliciesAreConfigs: the chart installs the admission policies and bindings
+// of config/policy and config/governance by default, cluster-scoped, with the same specs.
+func TestChartAdmissionPoliciesAreConfigs(t *testing.T) {
 	want, got := specsOf(kustomizeDefault(t).ofKind(policyKinds...)), specsOf(helmTemplate(t).ofKind(policyKinds...))
-	if len(want) != len(policyKinds) {
-		t.Fatalf("kustomize build config/default has %d admission policies and bindings, want %d: %v",
-			len(want), len(policyKinds), want)
+	// Each policy has a binding; the governance mutation and its validation share a name.
+	if n := 2*len(servingPolicies) + 2*len(governancePolicies) + 2; len(want) != n {
+		t.Fatalf("kustomize build config/default has %d admission policies and bindings, want %d: %v", len(want), n, want)
 	}
 	if diff := cmp.Diff(want, got); diff != "" {
-		t.Errorf("chart admission policy differs from config/policy (-config +chart); "+
-			"copy config/policy's spec into charts/podium/templates/serving-policy.yaml:\n%s", diff)
+		t.Errorf("chart admission policies differ from config/policy and config/governance (-config +chart); "+
+			"copy their specs into charts/podium/templates/serving-policy.yaml and governance-policies.yaml:\n%s", diff)
 	}
 }
 
-func TestChartServingPolicyIsOptional(t *testing.T) {
-	if objs := helmTemplate(t, "--set", "servingPolicy.enabled=false").ofKind(policyKinds...); len(objs) != 0 {
-		t.Errorf("servingPolicy.enabled=false still renders %v", objs.byKey())
+// TestChartAdmissionPoliciesAreOptional: each value removes its own policies, and only those.
+func TestChartAdmissionPoliciesAreOptional(t *testing.T) {
+	for value, names := range map[string][]string{
+		"servingPolicy.enabled=false": servingPolicies,
+		"governance.enabled=false":    governancePolicies,
+	} {
+		all, rest := helmTemplate(t).ofKind(policyKinds...), helmTemplate(t, "--set", value).ofKind(policyKinds...)
+		removed := map[string]bool{}
+		for _, o := range all {
+			if _, ok := rest.byKey()[o.key()]; !ok {
+				removed[o.name()] = true
+			}
+		}
+		for _, o := range rest {
+			if slices.Contains(names, o.name()) {
+				t.Errorf("%s still renders %s", value, o.key())
+			}
+		}
+		for name := range removed {
+			if !slices.Contains(names, name) {
+				t.Errorf("%s also removes %s", value, name)
+			}
+		}
 	}
 }
 

@@ -1,0 +1,246 @@
+package controller_test
+
+import (
+	"context"
+	"fmt"
+	"path/filepath"
+
+	. "github.com/onsi/ginkgo/v2"
+	. "github.com/onsi/gomega"
+
+	admissionv1 "k8s.io/api/admissionregistration/v1"
+	corev1 "k8s.io/api/core/v1"
+	rbacv1 "k8s.io/api/rbac/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	mlv1 "github.com/podium-dev/podium/api/v1alpha1"
+)
+
+// governedLabel marks the namespaces this file's policies are bound to, so that the rest of the
+// suite, which runs while they are installed, writes versions as if they were not.
+const governedLabel = "podium.test/governance"
+
+// The admission policies of config/governance, as config/default and the chart install them: who
+// registered a version and who asked for its stage, stamped and unforgeable, copied into the
+// history; and the separation of duties of a namespace's ConfigMap podium-governance.
+var _ = Describe("The governance admission policies", Ordered, func() {
+	var (
+		// open has no ConfigMap podium-governance; governed has one.
+		open, governed string
+		// carol registers versions; alice approves them in governed; bob is another user;
+		// dave approves as a member of the group ml-approvers.
+		carol, alice, bob, dave client.Client
+	)
+
+	BeforeAll(func(ctx context.Context) {
+		objs := configObjects(filepath.Join("..", "..", "config", "governance"))
+		Expect(objs).To(HaveLen(6))
+		// The API server compiles every expression on create, and refuses one that fails to
+		// type-check or whose estimated cost exceeds the limit.
+		for _, obj := range objs {
+			scopeToGoverned(obj)
+			Expect(k8sClient.Create(ctx, obj)).To(Succeed(), "the API server refuses %s", obj.GetName())
+			DeferCleanup(func(ctx context.Context) { Expect(k8sClient.Delete(ctx, obj)).To(Succeed()) })
+		}
+
+		open, governed = governedNamespace(ctx), governedNamespace(ctx)
+		writer := []rbacv1.PolicyRule{{APIGroups: []string{mlv1.GroupVersion.Group},
+			Resources: []string{"registeredmodels", "modelversions"}, Verbs: []string{"get", "create", "update", "patch"}}}
+		for _, ns := range []string{open, governed} {
+			for _, user := range []string{"carol", "alice", "bob", "dave"} {
+				grant(ctx, ns, user, writer...)
+			}
+		}
+		carol, alice, bob = clientAs("carol", "ml-team"), clientAs("alice", "ml-team"), clientAs("bob", "ml-team")
+		dave = clientAs("dave", "ml-team", "ml-approvers")
+	})
+
+	It("stamps who registered a version over a forged value", func(ctx context.Context) {
+		By("waiting for the API server to enforce the policies, with dry runs")
+		Eventually(func(g Gomega) {
+			v := seedVersion(open, 3, "0.8512", registeredBy("alice"))
+			g.Expect(carol.Create(ctx, v, client.DryRunAll)).To(Succeed())
+			g.Expect(v.Annotations).To(HaveKeyWithValue(mlv1.AnnotationRegisteredBy, "carol"))
+		}).Should(Succeed())
+		Expect(carol.Create(ctx, seedModel(open))).To(Succeed())
+		v := seedVersion(open, 3, "0.8512", registeredBy("alice"))
+		Expect(carol.Create(ctx, v)).To(Succeed())
+		Expect(v.Annotations).To(HaveKeyWithValue(mlv1.AnnotationRegisteredBy, "carol"))
+		Expect(v.Annotations).NotTo(HaveKey(mlv1.AnnotationStageRequestedBy), "no stage was requested")
+		Eventually(func() int64 { return productionOf(ctx, open) }).Should(BeEquivalentTo(3))
+
+		Eventually(func() error {
+			return patchAs(ctx, carol, open, v.Name, `{"metadata":{"annotations":{"ml.podium.dev/registered-by":"alice"}}}`,
+				client.DryRunAll)
+		}).Should(MatchError(ContainSubstring("cannot be set or changed")))
+	})
+
+	It("refuses to change or remove registered-by afterwards", func(ctx context.Context) {
+		name := "battle-winner-predictor-3"
+		for _, patch := range []string{
+			`{"metadata":{"annotations":{"ml.podium.dev/registered-by":"alice"}}}`,
+			`{"metadata":{"annotations":{"ml.podium.dev/registered-by":null}}}`,
+		} {
+			err := patchAs(ctx, carol, open, name, patch)
+			Expect(apierrors.IsForbidden(err)).To(BeTrue(), "%v", err)
+			Expect(err).To(MatchError(ContainSubstring("the annotation ml.podium.dev/registered-by records who created " +
+				"the ModelVersion and cannot be set or changed")))
+		}
+		Expect(getVersion(ctx, open, name).Annotations).To(HaveKeyWithValue(mlv1.AnnotationRegisteredBy, "carol"))
+	})
+
+	It("stamps who requested a stage, and the history says who caused each transition", func(ctx context.Context) {
+		v4 := seedVersion(open, 4, "0.8723")
+		Expect(carol.Create(ctx, v4)).To(Succeed())
+		Eventually(func() int64 { return productionOf(ctx, open) }).Should(BeEquivalentTo(4))
+
+		Expect(patchAs(ctx, bob, open, "battle-winner-predictor-3", `{"spec":{"stage":"Production"}}`)).To(Succeed())
+		Expect(getVersion(ctx, open, "battle-winner-predictor-3").Annotations).To(And(
+			HaveKeyWithValue(mlv1.AnnotationStageRequestedBy, "bob"),
+			HaveKeyWithValue(mlv1.AnnotationRegisteredBy, "carol")))
+		Eventually(func() int64 { return productionOf(ctx, open) }).Should(BeEquivalentTo(3))
+		Expect(historyBy(ctx, open)).To(Equal([]string{
+			"3 -> Production by podium",
+			"3 Production -> Archived by podium",
+			"4 -> Production by podium",
+			"4 Production -> Archived by bob",
+			"3 Archived -> Production by bob",
+		}))
+	})
+
+	It("refuses to forge stage-requested-by, and overwrites it on a stage request", func(ctx context.Context) {
+		name := "battle-winner-predictor-4"
+		err := patchAs(ctx, bob, open, name, `{"metadata":{"annotations":{"ml.podium.dev/stage-requested-by":"alice"}}}`)
+		Expect(apierrors.IsForbidden(err)).To(BeTrue(), "%v", err)
+		Expect(err).To(MatchError(ContainSubstring("the annotation ml.podium.dev/stage-requested-by records who last " +
+			"changed spec.stage and cannot be set or changed otherwise")))
+
+		Expect(patchAs(ctx, bob, open, name,
+			`{"metadata":{"annotations":{"ml.podium.dev/stage-requested-by":"alice"}},"spec":{"stage":"Production"}}`)).To(Succeed())
+		Expect(getVersion(ctx, open, name).Annotations).To(HaveKeyWithValue(mlv1.AnnotationStageRequestedBy, "bob"))
+		Eventually(func() int64 { return productionOf(ctx, open) }).Should(BeEquivalentTo(4))
+	})
+
+	It("lets anyone approve in a namespace without the ConfigMap, their own versions too", func(ctx context.Context) {
+		Expect(carol.Create(ctx, seedVersion(open, 5, "0.80"))).To(Succeed())
+		Expect(patchAs(ctx, carol, open, "battle-winner-predictor-5", `{"spec":{"stage":"Production"}}`)).To(Succeed())
+		Eventually(func() int64 { return productionOf(ctx, open) }).Should(BeEquivalentTo(5))
+	})
+
+	Context("with the ConfigMap podium-governance", func() {
+		whoMayApprove := "(users: alice; groups: ml-approvers)"
+
+		BeforeAll(func(ctx context.Context) {
+			create(ctx, &corev1.ConfigMap{
+				ObjectMeta: metav1.ObjectMeta{Namespace: governed, Name: "podium-governance"},
+				Data: map[string]string{
+					"approvers": "alice", "approverGroups": "ml-approvers", "requireManualMode": "true",
+				},
+			})
+		})
+
+		It("refuses an Automatic model, and admits a Manual one", func(ctx context.Context) {
+			Eventually(func() error {
+				return carol.Create(ctx, seedModel(governed), client.DryRunAll)
+			}).Should(MatchError(ContainSubstring("RegisteredModels in namespace " + governed + " must set " +
+				"spec.promotion.mode: Manual: the ConfigMap podium-governance there sets requireManualMode, so that " +
+				"only its approvers promote " + whoMayApprove)))
+			Expect(carol.Create(ctx, seedModel(governed, manual))).To(Succeed())
+			Expect(carol.Create(ctx, seedVersion(governed, 3, "0.8512"))).To(Succeed())
+			Eventually(func() string { return stages(ctx, governed) }).Should(Equal("3=Staging"))
+		})
+
+		It("refuses a request for Production from a user who is not an approver, and changes nothing", func(ctx context.Context) {
+			name := "battle-winner-predictor-3"
+			before := getVersion(ctx, governed, name)
+			err := patchAs(ctx, bob, governed, name, `{"spec":{"stage":"Production"}}`)
+			Expect(apierrors.IsForbidden(err)).To(BeTrue(), "%v", err)
+			Expect(err).To(MatchError(ContainSubstring("user bob may not request spec.stage: Production in namespace " +
+				governed + ": the ConfigMap podium-governance there lets only its approvers promote or archive " +
+				"versions; ask one of them " + whoMayApprove)))
+			Expect(patchAs(ctx, bob, governed, name, `{"spec":{"stage":"Archived"}}`)).To(MatchError(
+				ContainSubstring("user bob may not request spec.stage: Archived")))
+
+			after := getVersion(ctx, governed, name)
+			Expect(after.ResourceVersion).To(Equal(before.ResourceVersion))
+			Expect(after.Spec.Stage).To(BeEmpty())
+			Expect(stages(ctx, governed)).To(Equal("3=Staging"))
+		})
+
+		It("lets an approver promote, by name or by group, and records who", func(ctx context.Context) {
+			Expect(patchAs(ctx, dave, governed, "battle-winner-predictor-3", `{"spec":{"stage":"Production"}}`,
+				client.DryRunAll)).To(Succeed())
+			Expect(patchAs(ctx, alice, governed, "battle-winner-predictor-3", `{"spec":{"stage":"Production"}}`)).To(Succeed())
+			Eventually(func() int64 { return productionOf(ctx, governed) }).Should(BeEquivalentTo(3))
+			Expect(historyBy(ctx, governed)).To(Equal([]string{"3 Staging -> Production by alice"}))
+		})
+
+		It("refuses an approver's own version, until the ConfigMap allows self-approval", func(ctx context.Context) {
+			Expect(alice.Create(ctx, seedVersion(governed, 4, "0.8723"))).To(Succeed())
+			name := "battle-winner-predictor-4"
+			err := patchAs(ctx, alice, governed, name, `{"spec":{"stage":"Production"}}`)
+			Expect(apierrors.IsForbidden(err)).To(BeTrue(), "%v", err)
+			Expect(err).To(MatchError(ContainSubstring("user alice registered ModelVersion " + name + " and may not also " +
+				"approve it: the ConfigMap podium-governance in namespace " + governed + " separates the two duties; " +
+				"ask another approver " + whoMayApprove)))
+			Expect(getVersion(ctx, governed, name).Spec.Stage).To(BeEmpty())
+
+			cm := &corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Namespace: governed, Name: "podium-governance"}}
+			Expect(k8sClient.Patch(ctx, cm, client.RawPatch(types.MergePatchType,
+				[]byte(`{"data":{"allowSelfApproval":"true"}}`)))).To(Succeed())
+			Eventually(func() error {
+				return patchAs(ctx, alice, governed, name, `{"spec":{"stage":"Production"}}`)
+			}).Should(Succeed())
+			Eventually(func() int64 { return productionOf(ctx, governed) }).Should(BeEquivalentTo(4))
+		})
+	})
+})
+
+// governedNamespace creates a namespace of its own, to which the governance policies are bound.
+func governedNamespace(ctx context.Context) string {
+	ns := newNamespace(ctx)
+	patch := client.RawPatch(types.MergePatchType, fmt.Appendf(nil, `{"metadata":{"labels":{%q:"true"}}}`, governedLabel))
+	Expect(k8sClient.Patch(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: ns}}, patch)).To(Succeed())
+	return ns
+}
+
+// scopeToGoverned binds a binding of config/governance to the governed namespaces only.
+func scopeToGoverned(obj client.Object) {
+	match := &admissionv1.MatchResources{NamespaceSelector: &metav1.LabelSelector{
+		MatchLabels: map[string]string{governedLabel: "true"}}}
+	switch b := obj.(type) {
+	case *admissionv1.ValidatingAdmissionPolicyBinding:
+		b.Spec.MatchResources = match
+	case *admissionv1.MutatingAdmissionPolicyBinding:
+		b.Spec.MatchResources = match
+	}
+}
+
+func registeredBy(user string) versionOption {
+	return func(v *mlv1.ModelVersion) {
+		v.Annotations = map[string]string{mlv1.AnnotationRegisteredBy: user}
+	}
+}
+
+// patchAs merge-patches a version as the client's user, as kubectl patch --type=merge does.
+func patchAs(ctx context.Context, c client.Client, ns, name, patch string, opts ...client.PatchOption) error {
+	v := &mlv1.ModelVersion{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: name}}
+	return c.Patch(ctx, v, client.RawPatch(types.MergePatchType, []byte(patch)), opts...)
+}
+
+// historyBy renders the model's history as "version from -> to by who".
+func historyBy(ctx context.Context, ns string) []string {
+	history := getModel(ctx, ns, "battle-winner-predictor").Status.History
+	out := make([]string, 0, len(history))
+	for _, h := range history {
+		from := ""
+		if h.From != "" {
+			from = string(h.From) + " "
+		}
+		out = append(out, fmt.Sprintf("%d %s-> %s by %s", h.Version, from, h.To, h.By))
+	}
+	return out
+}
