@@ -68,7 +68,7 @@ vet: ## Run go vet against code.
 test: manifests generate fmt vet test-unit test-e2e ## Run every test tier: unit, envtest integration and e2e on a kwok cluster.
 
 .PHONY: test-unit
-test-unit: kube-binaries seaweedfs helm kustomize ## Run the unit and envtest integration tests, and the chart's (helm lint, helm template).
+test-unit: kube-binaries seaweedfs registry helm kustomize ## Run the unit and envtest integration tests, and the chart's (helm lint, helm template).
 	KUBEBUILDER_ASSETS="$(KUBE_BIN_DIR)" PODIUM_BIN_DIR="$(LOCALBIN)" go test $$(go list ./... | grep -v /test/e2e) -coverprofile cover.out
 
 .PHONY: test-e2e
@@ -211,6 +211,15 @@ export PODIUM_SEAWEEDFS = $(shell hack/seaweedfs.sh --path)
 .PHONY: seaweedfs
 seaweedfs: ## Provision the pinned SeaweedFS binary for the S3 tests (cached).
 	@hack/seaweedfs.sh >/dev/null
+
+# The CNCF Distribution registry, the OCI registry that the oci:// tests run against, comes from
+# hack/registry.sh: built from the Go module proxy once and cached outside the repository. The
+# tests find it through PODIUM_REGISTRY, exported to every recipe.
+export PODIUM_REGISTRY = $(shell hack/registry.sh --path)
+
+.PHONY: registry
+registry: ## Provision the pinned OCI registry binary for the oci:// tests (cached).
+	@hack/registry.sh >/dev/null
 
 .PHONY: helm
 helm: $(HELM) ## Download helm locally if necessary.

@@ -32,6 +32,7 @@ type fetchOptions struct {
 	maxFiles int
 	timeout  time.Duration
 	network  bundle.NetworkOptions
+	insecure string
 }
 
 // defaultFetchTimeout bounds a whole fetch: enough for a few GiB from a store in the cluster's
@@ -44,6 +45,11 @@ const (
 	envHTTPBearerToken = "PODIUM_HTTP_BEARER_TOKEN"
 	envHTTPUsername    = "PODIUM_HTTP_USERNAME"
 	envHTTPPassword    = "PODIUM_HTTP_PASSWORD"
+	// envDockerConfig holds a docker config JSON with the credentials of oci:// fetches;
+	// envDockerConfigJSON is the key of a kubernetes.io/dockerconfigjson Secret, which reaches
+	// the fetcher as a variable where the cluster accepts that name.
+	envDockerConfig     = "PODIUM_DOCKER_CONFIG"
+	envDockerConfigJSON = ".dockerconfigjson"
 )
 
 // bindFlags binds the flags. The S3 flags default to the environment variables that a Deployment
@@ -56,8 +62,8 @@ func (o *fetchOptions) bindFlags(fs *flag.FlagSet) error {
 			return fmt.Errorf("PODIUM_S3_FORCE_PATH_STYLE=%q is neither true nor false", v)
 		}
 	}
-	fs.StringVar(&o.uri, "uri", "", "URI of the bundle (spec.artifact.uri): s3://, gs://, azblob://, file:// "+
-		"or an http(s):// .tar, .tar.gz or .tgz archive.")
+	fs.StringVar(&o.uri, "uri", "", "URI of the bundle (spec.artifact.uri): s3://, gs://, azblob://, file://, "+
+		"an http(s):// .tar, .tar.gz or .tgz archive, or an oci:// artifact pinned by digest.")
 	fs.StringVar(&o.dest, "dest", "",
 		"Directory to put the bundle in, replaced whole; a path inside a writable volume, not its mount point.")
 	fs.StringVar(&o.digest, "digest", "", "Digest the bundle must have (spec.artifact.digest); empty skips the check.")
@@ -78,6 +84,8 @@ func (o *fetchOptions) bindFlags(fs *flag.FlagSet) error {
 		"Longest wait to open a connection, name resolution included.")
 	fs.DurationVar(&o.network.ResponseTimeout, "response-timeout", bundle.DefaultResponseTimeout,
 		"Longest wait for a TLS handshake, a response's headers, or more of a body: a stalled server fails after it.")
+	fs.StringVar(&o.insecure, "insecure-registry", "",
+		"The one OCI registry (HOST[:PORT], as in the URI) to reach over plain HTTP instead of HTTPS.")
 	fs.IntVar(&o.network.Attempts, "attempts", bundle.DefaultAttempts,
 		"Attempts at a request that fails transiently (connection refused or reset, timeouts, HTTP 408, 429, 5xx), "+
 			"the first included; the waits between them double from 1s.")
@@ -162,6 +170,7 @@ func (o *fetchOptions) run(ctx context.Context, stdout io.Writer) error {
 	defer cancel()
 	opts := bundle.Options{
 		Digest: o.digest, S3: o.s3, MaxBytes: maxSize.Value(), MaxFiles: o.maxFiles, HTTP: creds, Network: o.network,
+		OCI: bundle.OCIOptions{DockerConfig: dockerConfig(), InsecureRegistry: o.insecure},
 	}
 	if err := bundle.Fetch(ctx, o.uri, o.dest, opts); err != nil {
 		return err
@@ -189,6 +198,15 @@ func httpCredentials() (bundle.HTTPCredentials, error) {
 		return c, fmt.Errorf("set both %s and %s, or neither", envHTTPUsername, envHTTPPassword)
 	}
 	return c, nil
+}
+
+// dockerConfig reads the docker config JSON of oci:// fetches from the environment:
+// PODIUM_DOCKER_CONFIG, else .dockerconfigjson.
+func dockerConfig() []byte {
+	if v := os.Getenv(envDockerConfig); v != "" {
+		return []byte(v)
+	}
+	return []byte(os.Getenv(envDockerConfigJSON))
 }
 
 func (o *fetchOptions) runVerify(stdout io.Writer) error {

@@ -22,20 +22,25 @@ const (
 )
 
 // Artifact locates the model bundle (model, scalers, metadata) of a version.
+// An oci:// URI pins the manifest by its digest; artifact.digest is the digest of the files it
+// unpacks to, which cannot be the manifest's (see docs/bundles.md).
+// +kubebuilder:validation:XValidation:rule="!has(self.digest) || !self.uri.startsWith('oci://') || !self.uri.endsWith('@' + self.digest)",message="artifact.digest is the digest of the bundle's files (kubectl podium digest DIR), not the manifest digest that the oci:// URI already pins; leave it out, or set the digest of the bundle's files"
 type Artifact struct {
-	// uri is the root of the bundle. Supported schemes: s3, gs, azblob, http, https, file and pvc
-	// (pvc://<claim>/<path>).
+	// uri is the root of the bundle. Supported schemes: s3, gs, azblob, http, https, file, pvc
+	// (pvc://<claim>/<path>) and oci (oci://<registry>/<repository>@sha256:<manifest digest>).
 	// +required
 	// +kubebuilder:validation:MinLength=1
 	// +kubebuilder:validation:MaxLength=2048
 	// The rules below are the fetcher's parser (internal/bundle.ParseURI) written as CEL, so that
 	// a URI the fetcher would refuse is refused at apply time; a test holds the two together.
-	// +kubebuilder:validation:XValidation:rule="self.matches('^(s3|gs|azblob|http|https|file|pvc)://.+')",message="artifact.uri must start with one of s3://, gs://, azblob://, http://, https://, file://, pvc:// and name a location, such as s3://ml-artifacts/battle-winner/4/"
-	// +kubebuilder:validation:XValidation:rule="!self.matches('^(s3|gs|azblob|file|pvc)://') || !self.matches('[?#]')",message="an s3, gs, azblob, file or pvc artifact.uri takes no query (?) or fragment (#): the store's settings come from the fetcher's flags and the model's storage Secret"
-	// +kubebuilder:validation:XValidation:rule="!self.matches('^(s3|gs|azblob|file|pvc)://[^/]*@')",message="an s3, gs, azblob, file or pvc artifact.uri takes no credentials (user@): put them in the Secret named by the model's spec.serving.storageSecretName"
+	// +kubebuilder:validation:XValidation:rule="self.matches('^(s3|gs|azblob|http|https|file|pvc|oci)://.+')",message="artifact.uri must start with one of s3://, gs://, azblob://, http://, https://, file://, pvc://, oci:// and name a location, such as s3://ml-artifacts/battle-winner/4/"
+	// +kubebuilder:validation:XValidation:rule="!self.matches('^(s3|gs|azblob|file|pvc|oci)://') || !self.matches('[?#]')",message="an s3, gs, azblob, file, pvc or oci artifact.uri takes no query (?) or fragment (#): the store's settings come from the fetcher's flags and the model's storage Secret"
+	// +kubebuilder:validation:XValidation:rule="!self.matches('^(s3|gs|azblob|file|pvc|oci)://[^/]*@')",message="an s3, gs, azblob, file, pvc or oci artifact.uri takes no credentials (user@): put them in the Secret named by the model's spec.serving.storageSecretName"
 	// +kubebuilder:validation:XValidation:rule="!self.matches('^(s3|gs|azblob|pvc)://') || self.matches('^(s3|gs|azblob|pvc)://[^/:@?#]+(/|$)')",message="artifact.uri must name the bucket, container or claim: s3://BUCKET/PREFIX/, gs://BUCKET/PREFIX/, azblob://CONTAINER/PREFIX/ or pvc://CLAIM/PATH"
 	// +kubebuilder:validation:XValidation:rule="!self.startsWith('file://') || self.matches('^file://(localhost)?/')",message="a file artifact.uri names an absolute local directory: file:///ABSOLUTE/PATH/"
 	// +kubebuilder:validation:XValidation:rule="!self.matches('^https?://') || self.matches('^https?://([^/?#@]*@)?([A-Za-z0-9._~-]+|[[][0-9A-Fa-f:.]+[]])(:[0-9]+)?/[^?#]*[.]([tT][aA][rR]|[tT][aA][rR][.][gG][zZ]|[tT][gG][zZ])([?#].*)?$')",message="an http(s) artifact.uri names a host and a .tar, .tar.gz or .tgz archive of the bundle (HTTP cannot list a directory), such as https://models.example.com/battle-winner/4.tar.gz"
+	// +kubebuilder:validation:XValidation:rule="!self.startsWith('oci://') || self.matches('@sha256:[a-f0-9]{64}$')",message="an oci artifact.uri must be pinned by the manifest's digest, as oci://REGISTRY/REPOSITORY@sha256:DIGEST, not by a tag alone: kubectl podium push prints the pinned reference, and kubectl podium digest oci://REGISTRY/REPOSITORY:TAG resolves a tag"
+	// +kubebuilder:validation:XValidation:rule="!self.startsWith('oci://') || self.matches('^oci://([A-Za-z0-9]([A-Za-z0-9.-]*[A-Za-z0-9])?|[[][0-9A-Fa-f:.]+[]])(:[0-9]+)?/[a-z0-9]+(([._]|__|[-]+)[a-z0-9]+)*(/[a-z0-9]+(([._]|__|[-]+)[a-z0-9]+)*)*(:[A-Za-z0-9_][A-Za-z0-9_.-]{0,127})?@sha256:[a-f0-9]{64}$')",message="an oci artifact.uri is oci://REGISTRY[:PORT]/REPOSITORY[:TAG]@sha256:DIGEST, the repository in lowercase letters, digits and the separators . _ __ - /"
 	// +kubebuilder:validation:XValidation:rule="!self.matches('[\\x00-\\x1f\\x7f]') && !self.matches('^[^?#]*%([^0-9A-Fa-f]|.[^0-9A-Fa-f]|.?$)')",message="artifact.uri holds a control character or a % not followed by two hex digits; escape it as %XX"
 	URI string `json:"uri"`
 

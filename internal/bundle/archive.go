@@ -133,16 +133,33 @@ func streamError(err error) error {
 	return err
 }
 
-// extractTar writes the regular files of a tar stream into the stage. It refuses members that
-// would land outside the bundle (absolute paths, '..') and links or devices, which a bundle
+// extractTar writes the regular files of a tar stream into the stage, and fails when there are none.
+func extractTar(r io.Reader, s *stage) error {
+	if err := extractEntries(r, s, false); err != nil {
+		return err
+	}
+	// An archive without files would install an empty bundle, which no model server can load:
+	// the failure would surface later, in the predictor, far from its cause.
+	if s.files == 0 {
+		return errors.New("the archive holds no regular files; archive the bundle with `tar -czf bundle.tar.gz -C DIR .`")
+	}
+	return nil
+}
+
+// extractEntries writes the regular files of a tar stream into the stage. It refuses members
+// that would land outside the bundle (absolute paths, '..') and links or devices, which a bundle
 // does not hold; directories need no entry of their own. Every entry counts towards the stage's
 // file limit, so that an archive of endless directory entries fails as soon as it passes it.
-func extractTar(r io.Reader, s *stage) error {
+//
+// With overlay, the stream is an image layer applied over the layers before it: a file replaces
+// the one at its path, and a whiteout (.wh.NAME, or .wh..wh..opq for a directory's contents)
+// removes what the earlier layers put there.
+func extractEntries(r io.Reader, s *stage, overlay bool) error {
 	tr := tar.NewReader(r)
 	for {
 		h, err := tr.Next()
 		if err == io.EOF {
-			break
+			return nil
 		}
 		if err != nil {
 			return archiveReadError(err, "")
@@ -152,6 +169,26 @@ func extractTar(r io.Reader, s *stage) error {
 		}
 		if err := s.countEntry(); err != nil {
 			return err
+		}
+		if overlay {
+			i := strings.LastIndex(h.Name, "/")
+			dir, base := h.Name[:i+1], h.Name[i+1:]
+			if hidden, ok := strings.CutPrefix(base, whiteoutPrefix); ok {
+				if base == whiteoutOpaqueDir {
+					err = s.removeContents(dir)
+				} else {
+					err = s.remove(dir + hidden)
+				}
+				if err != nil {
+					return err
+				}
+				continue
+			}
+			if h.Typeflag == tar.TypeReg {
+				if err := s.remove(h.Name); err != nil {
+					return err
+				}
+			}
 		}
 		switch h.Typeflag {
 		case tar.TypeReg:
@@ -167,10 +204,4 @@ func extractTar(r io.Reader, s *stage) error {
 				h.Name, h.Typeflag)
 		}
 	}
-	// An archive without files would install an empty bundle, which no model server can load:
-	// the failure would surface later, in the predictor, far from its cause.
-	if s.files == 0 {
-		return errors.New("the archive holds no regular files; archive the bundle with `tar -czf bundle.tar.gz -C DIR .`")
-	}
-	return nil
 }

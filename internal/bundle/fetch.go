@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -31,6 +32,8 @@ type Options struct {
 	MaxFiles int
 	// HTTP authenticates http(s) fetches.
 	HTTP HTTPCredentials
+	// OCI configures oci:// fetches.
+	OCI OCIOptions
 	// Network bounds the waits and retries of every scheme but file://.
 	Network NetworkOptions
 }
@@ -87,7 +90,8 @@ func Verify(dir, digest string) error {
 // inside a writable volume, not the volume's mount point.
 //
 // s3://, gs://, azblob:// and file:// URIs name a prefix whose objects are the bundle; http(s)://
-// URIs name a .tar, .tar.gz or .tgz archive of it. pvc:// bundles are mounted, not fetched: use
+// URIs name a .tar, .tar.gz or .tgz archive of it; oci:// URIs name an OCI artifact pinned by its
+// manifest's digest, whose layers hold the files (see fetchOCI). pvc:// bundles are mounted, not fetched: use
 // Verify on the mounted directory.
 //
 // Every error names the URI, redacted (see Redact), and holds no secret of the URI.
@@ -130,9 +134,12 @@ func fetch(ctx context.Context, loc Location, uri, dest string, opts Options) (e
 		}
 	}()
 
-	if loc.isArchive() {
+	switch {
+	case loc.isArchive():
 		err = fetchArchive(ctx, uri, opts, s)
-	} else {
+	case loc.Scheme == SchemeOCI:
+		err = fetchOCI(ctx, loc, opts, s)
+	default:
 		err = fetchObjects(ctx, loc, opts, s)
 	}
 	if err != nil {
@@ -277,5 +284,69 @@ func (s *stage) install(dest string) error {
 		return fmt.Errorf("cannot move the bundle into place: %w", err)
 	}
 	_ = os.RemoveAll(old) // what is left, the next fetch to dest removes
+	return nil
+}
+
+// remove deletes the file or directory rel of the stage, if any, and uncounts the files it held:
+// an image layer replaces or whites out what an earlier one wrote.
+func (s *stage) remove(rel string) error {
+	local := filepath.FromSlash(strings.TrimSuffix(rel, "/"))
+	if !filepath.IsLocal(local) {
+		return fmt.Errorf("%q is not a path inside the bundle (absolute, empty or with '..'); refusing it", rel)
+	}
+	target := filepath.Join(s.dir, local)
+	err := filepath.WalkDir(target, func(_ string, d fs.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		if d.Type().IsRegular() {
+			info, err := d.Info()
+			if err != nil {
+				return err
+			}
+			s.files--
+			s.bytes -= info.Size()
+		}
+		return nil
+	})
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	return os.RemoveAll(target)
+}
+
+// removeContents empties the directory rel of the stage, if it exists (an opaque whiteout).
+func (s *stage) removeContents(rel string) error {
+	if strings.Trim(rel, "/") == "" {
+		entries, err := os.ReadDir(s.dir)
+		if err != nil {
+			return err
+		}
+		for _, e := range entries {
+			if err := s.remove(e.Name()); err != nil {
+				return err
+			}
+		}
+		return nil
+	}
+	local := filepath.FromSlash(strings.Trim(rel, "/"))
+	if !filepath.IsLocal(local) {
+		return fmt.Errorf("%q is not a path inside the bundle (absolute, empty or with '..'); refusing it", rel)
+	}
+	entries, err := os.ReadDir(filepath.Join(s.dir, local))
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	for _, e := range entries {
+		if err := s.remove(filepath.ToSlash(filepath.Join(local, e.Name()))); err != nil {
+			return err
+		}
+	}
 	return nil
 }

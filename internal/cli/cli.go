@@ -64,6 +64,7 @@ and waits until the Podium operator has made it so, and shows a model's status a
 		newHistoryCommand(r),
 		newStatusCommand(r),
 		newDigestCommand(r),
+		newPushCommand(r),
 	)
 	return cmd
 }

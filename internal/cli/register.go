@@ -14,10 +14,14 @@ import (
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 
 	mlv1 "github.com/podium-dev/podium/api/v1alpha1"
+	"github.com/podium-dev/podium/internal/bundle"
 )
 
 // dryRunClient is the --dry-run value that prints the manifest instead of creating it.
 const dryRunClient = "client"
+
+// dryRunNone is the --dry-run value that creates the ModelVersion.
+const dryRunNone = "none"
 
 // maxRegisterAttempts bounds how often register looks for a free version number when concurrent
 // registrations keep taking the one it chose.
@@ -32,12 +36,14 @@ type registerOptions struct {
 	version                  int64
 	dryRun                   string
 	output                   string
+	pushDir, pushTo          string
+	pushFlags
 }
 
 func newRegisterCommand(r *root) *cobra.Command {
 	o := &registerOptions{root: r}
 	cmd := &cobra.Command{
-		Use:   "register MODEL --uri URI [--metric NAME=VALUE]...",
+		Use:   "register MODEL (--uri URI | --push DIR --to oci://REGISTRY/REPOSITORY) [--metric NAME=VALUE]...",
 		Short: "Register a new version of a model",
 		Long: `Register a new version of a model: create the ModelVersion <model>-<version>.
 
@@ -74,20 +80,31 @@ it, and --metric values override it.`,
 	f.StringVar(&o.runID, "run-id", "", "The training run's identifier")
 	f.StringVar(&o.experiment, "experiment", "", "The experiment the run belongs to")
 	f.Int64Var(&o.version, "version", 0, "The version number; the next free one when not given")
-	f.StringVar(&o.dryRun, "dry-run", "none", "\"client\" prints the ModelVersion instead of creating it")
+	f.StringVar(&o.dryRun, "dry-run", dryRunNone, "\"client\" prints the ModelVersion instead of creating it")
 	f.Lookup("dry-run").NoOptDefVal = dryRunClient
-	_ = cmd.MarkFlagRequired("uri")
+	f.StringVar(&o.pushDir, "push", "", "Push the bundle in this directory to --to first, and register the pinned reference and the bundle's digest")
+	f.StringVar(&o.pushTo, "to", "", "With --push, the repository to push to: oci://REGISTRY/REPOSITORY[:TAG]")
+	o.bind(cmd)
+	cmd.MarkFlagsMutuallyExclusive("uri", "push")
+	cmd.MarkFlagsOneRequired("uri", "push")
+	cmd.MarkFlagsRequiredTogether("push", "to")
+	_ = cmd.MarkFlagDirname("push")
 	_ = cmd.MarkFlagFilename("metrics-file", "json")
 	addOutputFlag(cmd, &o.output, formatJSON, formatYAML)
 	return cmd
 }
 
 func (o *registerOptions) run(ctx context.Context, model string) error {
-	if o.dryRun != "none" && o.dryRun != dryRunClient {
+	if o.dryRun != dryRunNone && o.dryRun != dryRunClient {
 		return fmt.Errorf("--dry-run=%s is not supported; use --dry-run=client to print the manifest", o.dryRun)
 	}
 	if o.version < 0 {
 		return fmt.Errorf("--version %d: version numbers start at 1", o.version)
+	}
+	if o.pushDir != "" {
+		if err := o.pushBundle(ctx); err != nil {
+			return err
+		}
 	}
 	mv, err := o.manifest(model)
 	if err != nil {
@@ -127,6 +144,30 @@ func (o *registerOptions) run(ctx context.Context, model string) error {
 	}
 	return o.print(mv, fmt.Sprintf("Registered version %d of %s as ModelVersion %s in namespace %s\n",
 		mv.Spec.Version, model, mv.Name, mv.Namespace))
+}
+
+// pushBundle pushes --push to --to, and takes the pinned reference as the URI and the bundle's
+// digest as the digest. A dry run would push all the same, since the URI needs the digest, so
+// the two do not go together.
+func (o *registerOptions) pushBundle(ctx context.Context) error {
+	if o.dryRun != dryRunNone {
+		return fmt.Errorf("--push uploads the bundle, which a dry run must not do: push it with kubectl podium push, " +
+			"then pass the reference it prints to --uri")
+	}
+	if o.digest != "" {
+		return fmt.Errorf("--push computes the bundle's digest itself: leave out --digest")
+	}
+	digest, err := bundle.Digest(o.pushDir)
+	if err != nil {
+		return err
+	}
+	pinned, err := o.push(ctx, o.pushDir, o.pushTo)
+	if err != nil {
+		return err
+	}
+	_, _ = fmt.Fprintf(o.streams.ErrOut, "Pushed %s as %s\n", o.pushDir, pinned)
+	o.uri, o.digest = pinned, digest
+	return nil
 }
 
 // print writes the ModelVersion in the -o format, or message without -o.

@@ -3,6 +3,7 @@ package controller_test
 import (
 	"context"
 	"fmt"
+	"strings"
 
 	. "github.com/onsi/ginkgo/v2"
 	. "github.com/onsi/gomega"
@@ -120,6 +121,7 @@ var _ = Describe("Validation at apply time", func() {
 // them together: every URI here is accepted by the API server exactly when bundle.ParseURI
 // accepts it, so a URI that reaches the fetcher never fails to parse there.
 var _ = Describe("artifact.uri at apply time and in the fetcher", func() {
+	pin := "sha256:" + strings.Repeat("ab", 32)
 	uris := []string{
 		"s3://ml-artifacts/battle-winner/4/", "s3://bucket", "s3://bucket/", "gs://b/p/q", "azblob://container/prefix/",
 		"pvc://claim/models/4", "pvc://claim", "file:///srv/models/4/", "file://localhost/srv/models/4",
@@ -131,6 +133,14 @@ var _ = Describe("artifact.uri at apply time and in the fetcher", func() {
 		"s3://key:secret@bucket/", "gs:///no-bucket", "pvc:///no-claim", "s3://b/p#frag", "azblob://c/p?x",
 		"https://host.tar", "https://host:port/b.tgz", "http://host/%zz.tgz", "s3://b/a%2", "S3://bucket/",
 		"https://", "s3://b/p\x01", "ftp://host/b.tgz", "https://host/dir/",
+		// oci: pinned by digest, a tag alone is refused
+		"oci://127.0.0.1:5000/ml/battle-winner@" + pin, "oci://registry.example.com/ml/battle-winner:v4@" + pin,
+		"oci://[::1]:5000/a/b/c@" + pin, "oci://ghcr.io/org/model_v2.x__y--z@" + pin,
+		"oci://registry.example.com/ml/battle-winner:v4", "oci://registry.example.com/ml/battle-winner",
+		"oci://registry.example.com/ML/Battle@" + pin, "oci://registry.example.com/@" + pin, "oci://registry.example.com@" + pin,
+		"oci://user:pw@registry.example.com/ml/b@" + pin, "oci://registry.example.com/ml/b@sha256:ABC",
+		"oci://registry.example.com/ml/b@" + pin + "?x=1", "OCI://registry.example.com/ml/b@" + pin,
+		"oci://-bad.example.com/ml/b@" + pin, "oci://registry.example.com/ml/b:-tag@" + pin, "oci://host:port/ml/b@" + pin,
 	}
 	It("accepts a URI at apply time exactly when the fetcher's parser does", func(ctx context.Context) {
 		ns := newNamespace(ctx)
@@ -144,5 +154,21 @@ var _ = Describe("artifact.uri at apply time and in the fetcher", func() {
 			Expect(applyErr == nil).To(Equal(parseErr == nil),
 				"URI %q: the API server says %v, the parser says %v", uri, applyErr, parseErr)
 		}
+	})
+	It("says how to pin an oci:// URI given by tag, and refuses the manifest digest as the bundle digest", func(ctx context.Context) {
+		ns := newNamespace(ctx)
+		v := seedVersion(ns, 1, "0.9")
+		v.Spec.Artifact.URI = "oci://registry.example.com/ml/battle-winner:v4"
+		err := k8sClient.Create(ctx, v, client.DryRunAll)
+		Expect(err).To(MatchError(ContainSubstring("kubectl podium push prints the pinned reference")))
+
+		v = seedVersion(ns, 1, "0.9")
+		v.Spec.Artifact.URI = "oci://registry.example.com/ml/battle-winner@" + pin
+		v.Spec.Artifact.Digest = pin
+		err = k8sClient.Create(ctx, v, client.DryRunAll)
+		Expect(err).To(MatchError(ContainSubstring("not the manifest digest that the oci:// URI already pins")))
+
+		v.Spec.Artifact.Digest = "sha256:" + strings.Repeat("cd", 32) // the digest of the unpacked files
+		Expect(k8sClient.Create(ctx, v, client.DryRunAll)).To(Succeed())
 	})
 })

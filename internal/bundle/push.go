@@ -1,0 +1,204 @@
+package bundle
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"path/filepath"
+	"regexp"
+	"time"
+
+	"github.com/opencontainers/go-digest"
+	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
+	"oras.land/oras-go/v2"
+	"oras.land/oras-go/v2/errdef"
+	"oras.land/oras-go/v2/registry/remote"
+	"oras.land/oras-go/v2/registry/remote/auth"
+)
+
+// PushOptions configure Push and ResolveOCI.
+type PushOptions struct {
+	// Credential gives the registry's credentials; nil means anonymous.
+	Credential auth.CredentialFunc
+	// PlainHTTP reaches the registry over plain HTTP instead of HTTPS.
+	PlainHTTP bool
+	// Network bounds the connections' waits; Attempts and Backoff are not used.
+	Network NetworkOptions
+}
+
+// ociTargetPattern is a push target: a repository with an optional tag and no digest.
+var ociTargetPattern = regexp.MustCompile(`^oci://(?P<registry>` + ociHost + `)/(?P<repository>` + ociRepository + `)` +
+	`(:(?P<tag>` + ociTag + `))?$`)
+
+// ParseOCITarget parses oci://REGISTRY/REPOSITORY[:TAG], where a bundle is pushed or a tag resolved.
+func ParseOCITarget(target string) (OCIReference, error) {
+	m := ociTargetPattern.FindStringSubmatch(target)
+	if m == nil {
+		return OCIReference{}, fmt.Errorf("%s: write the target as oci://REGISTRY[:PORT]/REPOSITORY[:TAG], "+
+			"the repository in lowercase letters, digits and the separators . _ __ - /", target)
+	}
+	group := func(name string) string { return m[ociTargetPattern.SubexpIndex(name)] }
+	return OCIReference{Registry: group("registry"), Repository: group("repository"), Tag: group("tag")}, nil
+}
+
+// Push uploads the bundle in dir to the repository that target (oci://REGISTRY/REPOSITORY[:TAG])
+// names, as a ModelPack artifact with one raw layer per file, tags it if target has a tag, and
+// returns the reference pinned by the manifest's digest, oci://REGISTRY/REPOSITORY@sha256:…,
+// for spec.artifact.uri. Blobs the repository already holds are not uploaded again.
+func Push(ctx context.Context, dir, target string, opts PushOptions) (string, error) {
+	ref, err := ParseOCITarget(target)
+	if err != nil {
+		return "", err
+	}
+	files, err := regularFiles(dir) // the same files as the bundle's digest
+	if err != nil {
+		return "", err
+	}
+	if len(files) == 0 {
+		return "", fmt.Errorf("bundle %s: holds no regular files", dir)
+	}
+	repo, err := pushRepository(ref, opts)
+	if err != nil {
+		return "", err
+	}
+	layers := make([]ocispec.Descriptor, 0, len(files))
+	diffIDs := make([]digest.Digest, 0, len(files))
+	for _, rel := range files {
+		desc, err := pushFile(ctx, repo, filepath.Join(dir, filepath.FromSlash(rel)), rel)
+		if err != nil {
+			return "", fmt.Errorf("pushing %s to %s: %w", rel, target, err)
+		}
+		layers = append(layers, desc)
+		diffIDs = append(diffIDs, desc.Digest)
+	}
+	// The ModelPack config: the layers' digests, and the time of the push.
+	created := time.Now().UTC()
+	config, err := json.Marshal(map[string]any{
+		"descriptor": map[string]any{"createdAt": created, "name": ref.Repository},
+		"modelfs":    map[string]any{"type": "layers", "diffIds": diffIDs},
+		"config":     map[string]any{},
+	})
+	if err != nil {
+		return "", err
+	}
+	configDesc := blobDescriptor(MediaTypeModelPackConfig, config)
+	if err := pushBlob(ctx, repo, configDesc, config); err != nil {
+		return "", fmt.Errorf("pushing the config to %s: %w", target, err)
+	}
+	manifest, err := oras.PackManifest(ctx, repo, oras.PackManifestVersion1_1, ArtifactTypeModelPack, oras.PackManifestOptions{
+		Layers:              layers,
+		ConfigDescriptor:    &configDesc,
+		ManifestAnnotations: map[string]string{ocispec.AnnotationCreated: created.Format(time.RFC3339)},
+	})
+	if err != nil {
+		return "", fmt.Errorf("pushing the manifest to %s: %w", target, err)
+	}
+	if ref.Tag != "" {
+		if err := repo.Tag(ctx, manifest, ref.Tag); err != nil {
+			return "", fmt.Errorf("tagging %s: %w", target, err)
+		}
+	}
+	return "oci://" + ref.Registry + "/" + ref.Repository + "@" + manifest.Digest.String(), nil
+}
+
+// ResolveOCI returns the manifest digest that the tag of target (oci://REGISTRY/REPOSITORY:TAG)
+// points at now, or that of target's own digest reference.
+func ResolveOCI(ctx context.Context, target string, opts PushOptions) (string, error) {
+	ref, err := ParseOCITarget(target)
+	reference := ref.Tag
+	if err != nil {
+		if ref, err = parseOCI(target); err != nil {
+			return "", err
+		}
+		reference = ref.Digest
+	}
+	if reference == "" {
+		return "", fmt.Errorf("%s: name a tag to resolve, as oci://REGISTRY/REPOSITORY:TAG", target)
+	}
+	repo, err := pushRepository(ref, opts)
+	if err != nil {
+		return "", err
+	}
+	desc, err := repo.Resolve(ctx, reference)
+	if err != nil {
+		return "", fmt.Errorf("resolving %s: %w", target, err)
+	}
+	return desc.Digest.String(), nil
+}
+
+func pushRepository(ref OCIReference, opts PushOptions) (*remote.Repository, error) {
+	repo, err := remote.NewRepository(ref.Registry + "/" + ref.Repository)
+	if err != nil {
+		return nil, err
+	}
+	creds := opts.Credential
+	if creds == nil {
+		creds = auth.StaticCredential("", auth.EmptyCredential)
+	}
+	repo.PlainHTTP = opts.PlainHTTP
+	repo.Client = &auth.Client{
+		Client:     &http.Client{Transport: opts.Network.withDefaults().transport()},
+		Cache:      auth.NewCache(),
+		Credential: creds,
+		Header:     http.Header{"User-Agent": {"kubectl-podium"}},
+	}
+	return repo, nil
+}
+
+// pushFile uploads one file as a raw ModelPack layer named by its path in the bundle. It reads
+// the file twice: once for its digest, which the upload needs first, and once to upload it.
+func pushFile(ctx context.Context, repo *remote.Repository, path, rel string) (ocispec.Descriptor, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return ocispec.Descriptor{}, err
+	}
+	defer func() { _ = f.Close() }()
+	dgst, err := digest.SHA256.FromReader(f)
+	if err != nil {
+		return ocispec.Descriptor{}, err
+	}
+	size, err := f.Seek(0, io.SeekCurrent)
+	if err != nil {
+		return ocispec.Descriptor{}, err
+	}
+	desc := ocispec.Descriptor{
+		MediaType: MediaTypeModelPackWeightRaw,
+		Digest:    dgst,
+		Size:      size,
+		Annotations: map[string]string{
+			AnnotationModelPackFilepath: rel,
+			ocispec.AnnotationTitle:     rel,
+		},
+	}
+	exists, err := repo.Exists(ctx, desc)
+	if err != nil || exists {
+		return desc, err
+	}
+	if _, err := f.Seek(0, io.SeekStart); err != nil {
+		return ocispec.Descriptor{}, err
+	}
+	// The registry checks the upload against the digest, so a file changed meanwhile fails.
+	return desc, repo.Push(ctx, desc, io.LimitReader(f, size))
+}
+
+func pushBlob(ctx context.Context, repo *remote.Repository, desc ocispec.Descriptor, data []byte) error {
+	exists, err := repo.Exists(ctx, desc)
+	if err != nil || exists {
+		return err
+	}
+	err = repo.Push(ctx, desc, bytes.NewReader(data))
+	if errors.Is(err, errdef.ErrAlreadyExists) {
+		return nil
+	}
+	return err
+}
+
+// blobDescriptor describes a blob held in memory.
+func blobDescriptor(mediaType string, data []byte) ocispec.Descriptor {
+	return ocispec.Descriptor{MediaType: mediaType, Digest: digest.FromBytes(data), Size: int64(len(data))}
+}
