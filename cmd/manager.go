@@ -15,8 +15,6 @@ import (
 	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
 	"k8s.io/client-go/tools/leaderelection"
 	ctrl "sigs.k8s.io/controller-runtime"
-	"sigs.k8s.io/controller-runtime/pkg/cache"
-	"sigs.k8s.io/controller-runtime/pkg/config"
 	"sigs.k8s.io/controller-runtime/pkg/healthz"
 	"sigs.k8s.io/controller-runtime/pkg/metrics/filters"
 	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
@@ -25,15 +23,16 @@ import (
 	"github.com/podium-dev/podium/internal/controller"
 )
 
-// defaultFetcherImage is the operator's image, which runs `manager fetch`.
-const defaultFetcherImage = "ghcr.io/podium-dev/podium:latest"
-
 // defaultLeaderElectionID names the Lease; changing it would let an upgraded manager act next to
 // an old one that holds the old Lease.
 const defaultLeaderElectionID = "podium.ml.podium.dev"
 
-// managerOptions are the manager's command-line flags.
+// managerOptions are the manager's command-line flags: the operator's settings, which the test
+// suites share, and what only a running process needs.
 type managerOptions struct {
+	operator        controller.Options
+	watchNamespaces string // comma-separated; becomes operator.Namespaces
+
 	metricsAddr             string
 	secureMetrics           bool
 	probeAddr               string
@@ -46,12 +45,10 @@ type managerOptions struct {
 	enableHTTP2             bool
 	qps                     float64
 	burst                   int
-	concurrency             int
-	watchNamespaces         string
-	fetcherImage            string
 }
 
 func (o *managerOptions) bindFlags(fs *flag.FlagSet) {
+	o.operator = controller.DefaultOptions()
 	fs.StringVar(&o.metricsAddr, "metrics-bind-address", "0",
 		"Address of the metrics endpoint: :8443 for HTTPS, :8080 for HTTP, 0 to disable it.")
 	fs.BoolVar(&o.secureMetrics, "metrics-secure", true,
@@ -75,23 +72,23 @@ func (o *managerOptions) bindFlags(fs *flag.FlagSet) {
 		"Allow HTTP/2 on the metrics server (off by default: HTTP/2 Rapid Reset, CVE-2023-44487).")
 	fs.Float64Var(&o.qps, "kube-api-qps", 500, "Requests per second the manager may send to the API server.")
 	fs.IntVar(&o.burst, "kube-api-burst", 1000, "Burst of requests the manager may send to the API server.")
-	fs.IntVar(&o.concurrency, "max-concurrent-reconciles", 8, "Models reconciled in parallel.")
+	fs.IntVar(&o.operator.MaxConcurrentReconciles, "max-concurrent-reconciles", o.operator.MaxConcurrentReconciles,
+		"Models reconciled in parallel.")
 	fs.StringVar(&o.watchNamespaces, "watch-namespaces", "",
 		"Comma-separated namespaces to watch; empty watches all namespaces.")
-	fs.StringVar(&o.fetcherImage, "fetcher-image", defaultFetcherImage,
+	fs.StringVar(&o.operator.FetcherImage, "fetcher-image", o.operator.FetcherImage,
 		"Image of the prediction pods' init container that fetches bundles (runs 'manager fetch'): the operator's "+
 			"own image, which the Helm chart sets.")
 }
 
-// cacheOptions is the controllers' cache, restricted to --watch-namespaces when it is set.
-func (o *managerOptions) cacheOptions() cache.Options {
-	opts := controller.CacheOptions()
+// operatorOptions are the operator's settings from the flags, limited to --watch-namespaces when
+// it is set.
+func (o *managerOptions) operatorOptions() controller.Options {
+	opts := o.operator
+	opts.Namespaces = nil
 	for ns := range strings.SplitSeq(o.watchNamespaces, ",") {
 		if ns = strings.TrimSpace(ns); ns != "" {
-			if opts.DefaultNamespaces == nil {
-				opts.DefaultNamespaces = map[string]cache.Config{}
-			}
-			opts.DefaultNamespaces[ns] = cache.Config{}
+			opts.Namespaces = append(opts.Namespaces, ns)
 		}
 	}
 	return opts
@@ -110,11 +107,16 @@ const inClusterNamespaceFile = "/var/run/secrets/kubernetes.io/serviceaccount/na
 // validateLeaderElection rejects lease settings that client-go would reject only once the manager
 // runs, and names the flags instead of the option fields.
 func (o *managerOptions) validateLeaderElection() error {
+	return o.checkLeaderElection(inClusterNamespaceFile)
+}
+
+// checkLeaderElection is validateLeaderElection with the pod's namespace file at namespaceFile.
+func (o *managerOptions) checkLeaderElection(namespaceFile string) error {
 	if !o.leaderElect {
 		return nil
 	}
 	if o.leaderElectionNamespace == "" {
-		if _, err := os.Stat(inClusterNamespaceFile); err != nil {
+		if _, err := os.Stat(namespaceFile); err != nil {
 			return errors.New("leader election outside the cluster needs --leader-election-namespace " +
 				"(or --leader-elect=false when no other manager can run)")
 		}
@@ -143,10 +145,10 @@ func runManager(ctx context.Context, o *managerOptions) error {
 	}
 	restConfig.QPS, restConfig.Burst = float32(o.qps), o.burst
 
-	mgr, err := ctrl.NewManager(restConfig, ctrl.Options{
+	operator := o.operatorOptions()
+	mgr, err := ctrl.NewManager(restConfig, operator.ManagerOptions(ctrl.Options{
 		Scheme:                        newScheme(),
 		Metrics:                       o.metricsOptions(),
-		Cache:                         o.cacheOptions(),
 		HealthProbeBindAddress:        o.probeAddr,
 		LeaderElection:                o.leaderElect,
 		LeaderElectionID:              o.leaderElectionID,
@@ -155,18 +157,12 @@ func runManager(ctx context.Context, o *managerOptions) error {
 		RenewDeadline:                 &o.renewDeadline,
 		RetryPeriod:                   &o.retryPeriod,
 		LeaderElectionReleaseOnCancel: true,
-		Controller:                    config.Controller{MaxConcurrentReconciles: o.concurrency},
-	})
+	}))
 	if err != nil {
 		return fmt.Errorf("creating the manager: %w", err)
 	}
-	if err := (&controller.RegisteredModelReconciler{
-		Client:       mgr.GetClient(),
-		APIReader:    mgr.GetAPIReader(),
-		Recorder:     mgr.GetEventRecorder("podium"),
-		FetcherImage: o.fetcherImage,
-	}).SetupWithManager(mgr); err != nil {
-		return fmt.Errorf("setting up the RegisteredModel controller: %w", err)
+	if err := operator.AddToManager(mgr); err != nil {
+		return err
 	}
 	if err := mgr.AddHealthzCheck("healthz", healthz.Ping); err != nil {
 		return err

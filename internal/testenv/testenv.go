@@ -1,6 +1,6 @@
 // Package testenv runs Podium against a real kube-apiserver and etcd (envtest) for the test
-// suites: the API server with Podium's CRDs, and the operator in-process, set up as the manager
-// sets it up. It is used by tests only.
+// suites: the API server with Podium's CRDs, and the operator in-process, set up by the same code
+// and with the same defaults as the manager (controller.Options). It is used by tests only.
 package testenv
 
 import (
@@ -16,7 +16,6 @@ import (
 	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
 	"k8s.io/client-go/rest"
 	ctrl "sigs.k8s.io/controller-runtime"
-	"sigs.k8s.io/controller-runtime/pkg/cache"
 	"sigs.k8s.io/controller-runtime/pkg/config"
 	"sigs.k8s.io/controller-runtime/pkg/envtest"
 	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
@@ -55,42 +54,43 @@ func Environment() *envtest.Environment {
 	return env
 }
 
-// Operator is Podium's operator as a test runs it.
+// Operator is Podium's operator as a test runs it: as a manager started without flags runs it,
+// except that it renders FetcherImage and follows what its fields set.
 type Operator struct {
 	// Namespaces limits the operator to these namespaces; all when empty.
 	Namespaces []string
-	// MissingRetry is how soon a missing storage Secret or claim is looked for again.
+	// MissingRetry is how soon a missing storage Secret or claim is looked for again; the
+	// manager's default when zero.
 	MissingRetry time.Duration
+}
+
+// options are the operator's settings: the manager's defaults, changed only where a test asks.
+func (o Operator) options() controller.Options {
+	opts := controller.DefaultOptions()
+	opts.FetcherImage = FetcherImage
+	opts.Namespaces = o.Namespaces
+	if o.MissingRetry > 0 {
+		opts.MissingRetry = o.MissingRetry
+	}
+	return opts
 }
 
 // Start runs the operator until the returned function is called; that function stops it and
 // returns the manager's error, if any, and may be called more than once.
 func (o Operator) Start(cfg *rest.Config, scheme *k8sruntime.Scheme) (stop func() error, err error) {
-	cacheOptions := controller.CacheOptions()
-	for _, ns := range o.Namespaces {
-		if cacheOptions.DefaultNamespaces == nil {
-			cacheOptions.DefaultNamespaces = map[string]cache.Config{}
-		}
-		cacheOptions.DefaultNamespaces[ns] = cache.Config{}
-	}
-	mgr, err := ctrl.NewManager(cfg, ctrl.Options{
+	opts := o.options()
+	// Unlike the manager: no metrics server or probes to bind, and no leader election.
+	mgr, err := ctrl.NewManager(cfg, opts.ManagerOptions(ctrl.Options{
 		Scheme:                 scheme,
 		Metrics:                metricsserver.Options{BindAddress: "0"},
 		HealthProbeBindAddress: "0",
-		Cache:                  cacheOptions,
 		// Suites start several operators in one process, one after the other.
-		Controller: config.Controller{SkipNameValidation: new(true), MaxConcurrentReconciles: 4},
-	})
+		Controller: config.Controller{SkipNameValidation: new(true)},
+	}))
 	if err != nil {
 		return nil, err
 	}
-	if err := (&controller.RegisteredModelReconciler{
-		Client:       mgr.GetClient(),
-		APIReader:    mgr.GetAPIReader(),
-		Recorder:     mgr.GetEventRecorder("podium"),
-		FetcherImage: FetcherImage,
-		MissingRetry: o.MissingRetry,
-	}).SetupWithManager(mgr); err != nil {
+	if err := opts.AddToManager(mgr); err != nil {
 		return nil, err
 	}
 	ctx, cancel := context.WithCancel(context.Background())
