@@ -69,7 +69,7 @@ test: manifests generate fmt vet test-unit test-e2e ## Run every test tier: unit
 
 .PHONY: test-unit
 test-unit: kube-binaries seaweedfs registry helm kustomize ## Run the unit and envtest integration tests, and the chart's (helm lint, helm template).
-	KUBEBUILDER_ASSETS="$(KUBE_BIN_DIR)" PODIUM_BIN_DIR="$(LOCALBIN)" go test $$(go list ./... | grep -v /test/e2e) -coverprofile cover.out
+	KUBEBUILDER_ASSETS="$(KUBE_BIN_DIR)" PODIUM_BIN_DIR="$(LOCALBIN)" go test -race $$(go list ./... | grep -v /test/e2e) -coverprofile cover.out
 
 .PHONY: test-e2e
 test-e2e: kube-binaries build helm ## Run the e2e tests on a local kwok cluster (started and removed by the tests).

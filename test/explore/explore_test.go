@@ -19,7 +19,7 @@ import (
 )
 
 var (
-	seeds     = flag.Int("seeds", 2000, "how many random schedules TestExplore runs")
+	seeds     = flag.Int("seeds", 2000, "how many random schedules TestExplore runs (fewer under -race: see race_test.go)")
 	seedStart = flag.Uint64("seed-start", 1, "the first seed TestExplore runs")
 	seed      = flag.Int64("seed", -1, "replay this one seed and print its trace")
 	traces    = flag.Int("traces", 1, "for each failed check, how many failing seeds to print the trace of")
