@@ -119,7 +119,7 @@ var _ = Describe("Serving follows its spec", func() {
 			seedVersion(ns, 3, "0.8512"))
 		Eventually(stalledWith(ctx, ns, mlv1.ReasonServingRejected)).Should(Succeed())
 		Expect(readyCondition(ctx, ns).Message).To(ContainSubstring("a lowercase RFC 1123 label"))
-		Expect(stages(ctx, ns)).To(Equal("3=Production"))
+		Eventually(stages).WithArguments(ctx, ns).Should(Equal("3=Production")) // the version is written after the model
 		Expect(templateVersion(ctx, ns)).To(BeEmpty())
 
 		By("fixing the name, the rendering is applied")

@@ -229,7 +229,7 @@ var _ = Describe("Serving", func() {
 			HaveField("Reason", mlv1.ReasonInvalidServing),
 			HaveField("Message", ContainSubstring("add the prediction server's container"))))
 		Expect(meta.IsStatusConditionTrue(getModel(ctx, ns, "battle-winner-predictor").Status.Conditions, mlv1.ConditionStalled)).To(BeTrue())
-		Expect(stages(ctx, ns)).To(Equal("3=Production"))
+		Eventually(stages).WithArguments(ctx, ns).Should(Equal("3=Production")) // the version is written after the model
 	})
 })
 
