@@ -60,6 +60,7 @@ and waits until the Podium operator has made it so, and shows a model's status a
 		newRegisterCommand(r),
 		newCompareCommand(r),
 		newPromoteCommand(r),
+		newApproveCommand(r),
 		newRollbackCommand(r),
 		newHistoryCommand(r),
 		newStatusCommand(r),

@@ -1,8 +1,10 @@
 package cli
 
 import (
+	"errors"
 	"fmt"
 	"io"
+	"time"
 
 	"github.com/spf13/cobra"
 	"k8s.io/cli-runtime/pkg/printers"
@@ -11,25 +13,48 @@ import (
 )
 
 func newHistoryCommand(r *root) *cobra.Command {
-	var output string
+	var output, at string
 	cmd := &cobra.Command{
-		Use:   "history MODEL",
+		Use:   "history MODEL [--at TIME]",
 		Short: "Show the stage transitions of a model's versions, newest last",
-		Long: `Show the stage transitions of a model's versions, newest last, as the operator recorded them:
-when, which version, from and to which stage, and why. The model keeps the last 100.`,
+		Long: fmt.Sprintf(`Show the stage transitions of a model's versions, newest last, as the operator recorded them:
+when, which version, from and to which stage, why, and who caused it (BY: the user who asked for
+the stage, or podium for the operator's own decisions; - when unknown). The model keeps the last
+%[1]d; when it holds %[1]d, older ones were dropped, and the table says so.
+
+With --at TIME, say which version was Production at that time, from the history. TIME is
+RFC 3339 (2025-01-25T13:00:00Z), a date and time in UTC (2025-01-25T13:00) or a date (2025-01-25,
+its start in UTC).`, mlv1.MaxHistory),
 		Example: `  kubectl podium history battle-winner-predictor
+
+  # Which version was Production at 1 p.m. UTC on 25 January 2025
+  kubectl podium history battle-winner-predictor --at 2025-01-25T13:00:00Z
 
   # The transitions as JSON, for scripts
   kubectl podium history battle-winner-predictor -o json`,
 		Args:              cobra.ExactArgs(1),
 		ValidArgsFunction: r.completeModel,
 		RunE: func(cmd *cobra.Command, args []string) error {
+			var when time.Time
+			if at != "" {
+				if output != formatTable {
+					return errors.New("--at answers in a sentence; leave out -o")
+				}
+				var err error
+				if when, err = parseTime(at); err != nil {
+					return err
+				}
+			}
 			c, err := r.cluster()
 			if err != nil {
 				return err
 			}
 			model, err := c.model(cmd.Context(), args[0])
 			if err != nil {
+				return err
+			}
+			if at != "" {
+				_, err := fmt.Fprintln(r.streams.Out, productionAt(model.Name, model.Status.History, when))
 				return err
 			}
 			if output != formatTable {
@@ -39,16 +64,89 @@ when, which version, from and to which stage, and why. The model keeps the last 
 		},
 	}
 	addOutputFlag(cmd, &output, formatJSON, formatYAML)
+	cmd.Flags().StringVar(&at, "at", "", "Say which version was Production at this time (RFC 3339, or a date in UTC)")
 	return cmd
 }
 
-// writeHistory writes history entries as a table, oldest first.
+// writeHistory writes history entries as a table, oldest first, and says when older entries were
+// dropped.
 func writeHistory(w io.Writer, history []mlv1.HistoryEntry) error {
 	t := printers.GetNewTabWriter(w)
-	_, _ = fmt.Fprintln(t, "TIME\tVERSION\tFROM\tTO\tREASON\tMESSAGE")
+	_, _ = fmt.Fprintln(t, "TIME\tVERSION\tFROM\tTO\tREASON\tBY\tMESSAGE")
 	for _, h := range history {
-		_, _ = fmt.Fprintf(t, "%s\t%d\t%s\t%s\t%s\t%s\n",
-			timestamp(h.Time), h.Version, orDash(h.From), h.To, h.Reason, h.Message)
+		_, _ = fmt.Fprintf(t, "%s\t%d\t%s\t%s\t%s\t%s\t%s\n",
+			timestamp(h.Time), h.Version, orDash(h.From), h.To, h.Reason, orDash(h.By), h.Message)
 	}
-	return t.Flush()
+	if err := t.Flush(); err != nil {
+		return err
+	}
+	if historyFull(history) {
+		_, err := fmt.Fprintf(w, "The history is full: a model keeps its last %d transitions, so older ones were dropped.\n",
+			mlv1.MaxHistory)
+		return err
+	}
+	return nil
+}
+
+// historyFull says whether the history holds as many entries as a model keeps: older ones may
+// have been dropped.
+func historyFull(history []mlv1.HistoryEntry) bool { return len(history) >= mlv1.MaxHistory }
+
+// timeLayouts are the forms --at accepts; those without a zone are UTC.
+var timeLayouts = []string{time.RFC3339Nano, "2006-01-02T15:04:05", "2006-01-02T15:04", "2006-01-02"}
+
+func parseTime(s string) (time.Time, error) {
+	for _, layout := range timeLayouts {
+		if t, err := time.Parse(layout, s); err == nil {
+			return t, nil
+		}
+	}
+	return time.Time{}, fmt.Errorf("--at %q is not a time: write 2025-01-25T13:00:00Z, 2025-01-25T13:00 (UTC) or 2025-01-25", s)
+}
+
+// productionAt says, from the history, which version was Production at the time: the last
+// transition into Production at or before it, unless a later one at or before it took that
+// version out again.
+func productionAt(model string, history []mlv1.HistoryEntry, at time.Time) string {
+	when := at.UTC().Format(time.RFC3339)
+	if len(history) == 0 {
+		return fmt.Sprintf("RegisteredModel %s has no history yet: no version has been Production", model)
+	}
+	if oldest := history[0].Time; at.Before(oldest.Time) {
+		if historyFull(history) {
+			return fmt.Sprintf("%s is before the oldest transition RegisteredModel %s keeps (%s): a model keeps "+
+				"its last %d transitions, so which version was Production then is no longer recorded",
+				when, model, timestamp(oldest), mlv1.MaxHistory)
+		}
+		return fmt.Sprintf("No version of %s was Production at %s: its first transition is at %s", model, when, timestamp(oldest))
+	}
+	var in, out *mlv1.HistoryEntry // the entry that made the version Production, and the one that ended it
+	for i := range history {
+		h := &history[i]
+		if h.Time.After(at) {
+			if in != nil && out == nil && h.Version == in.Version && h.From == mlv1.StageProduction {
+				out = h
+			}
+			continue
+		}
+		switch {
+		case h.To == mlv1.StageProduction:
+			in, out = h, nil
+		case in != nil && h.Version == in.Version && h.From == mlv1.StageProduction:
+			in, out = nil, h
+		}
+	}
+	if in == nil {
+		if out != nil {
+			return fmt.Sprintf("No version of %s was Production at %s: version %d left Production at %s (%s, by %s)",
+				model, when, out.Version, timestamp(out.Time), out.Reason, orDash(out.By))
+		}
+		return fmt.Sprintf("No version of %s was Production at %s", model, when)
+	}
+	until := "and still is"
+	if out != nil {
+		until = "until " + timestamp(out.Time)
+	}
+	return fmt.Sprintf("Version %d of %s was Production at %s: from %s (%s, by %s) %s",
+		in.Version, model, when, timestamp(in.Time), in.Reason, orDash(in.By), until)
 }

@@ -23,6 +23,7 @@ type promoteOptions struct {
 	timeout time.Duration
 	noWait  bool
 	to      string // rollback only
+	approve bool   // approve: the same request, said as an approval
 }
 
 func newPromoteCommand(r *root) *cobra.Command {
@@ -40,6 +41,35 @@ VERSION is a version number (4 or v4) or the name of a ModelVersion.`,
 
   # Ask, and do not wait for the operator
   kubectl podium promote battle-winner-predictor 4 --no-wait`,
+		Args:              cobra.ExactArgs(2),
+		ValidArgsFunction: r.completeModelThenVersion,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			return o.run(cmd.Context(), args[0], func(*mlv1.RegisteredModel) (string, error) { return args[1], nil })
+		},
+	}
+	o.addWaitFlags(cmd)
+	return cmd
+}
+
+func newApproveCommand(r *root) *cobra.Command {
+	o := &promoteOptions{root: r, approve: true}
+	cmd := &cobra.Command{
+		Use:   "approve MODEL VERSION",
+		Short: "Approve a version of a model for Production, and wait until it is Production",
+		Long: `Approve a version for Production: what promote does (write spec.stage: Production on its
+ModelVersion, then wait until the operator has made it Production), said as an approval. With the
+governance admission policies installed, the model's history records who approved, and approve
+prints it.
+
+Where the namespace holds the ConfigMap podium-governance, only its approvers may approve, and
+not a version they registered themselves unless it allows that: the API server refuses the request
+and says who may approve (docs/operations.md, "Governance").
+
+VERSION is a version number (4 or v4) or the name of a ModelVersion.`,
+		Example: `  kubectl podium approve battle-winner-predictor 4
+
+  # Approve, and do not wait for the operator
+  kubectl podium approve battle-winner-predictor 4 --no-wait`,
 		Args:              cobra.ExactArgs(2),
 		ValidArgsFunction: r.completeModelThenVersion,
 		RunE: func(cmd *cobra.Command, args []string) error {
@@ -131,6 +161,9 @@ func (o *promoteOptions) run(ctx context.Context, modelName string, target func(
 	n := v.Spec.Version
 	if p := model.Status.ProductionVersion; p != nil && *p == n && v.Status.Stage == mlv1.StageProduction {
 		_, _ = fmt.Fprintf(o.streams.Out, "Version %d of %s is already Production\n", n, modelName)
+		if o.approve {
+			_, _ = fmt.Fprintln(o.streams.Out, "Nothing to approve")
+		}
 		return nil
 	}
 
@@ -141,14 +174,40 @@ func (o *promoteOptions) run(ctx context.Context, modelName string, target func(
 		return err
 	}
 	if o.noWait {
-		_, _ = fmt.Fprintf(o.streams.Out, "Asked for version %d of %s as Production\n", n, modelName)
+		verb := "Asked for"
+		if o.approve {
+			verb = "Approved"
+		}
+		_, _ = fmt.Fprintf(o.streams.Out, "%s version %d of %s as Production\n", verb, n, modelName)
 		return nil
 	}
 	if err := o.waitForProduction(ctx, deadline, c, modelName, v.Name, n); err != nil {
 		return err
 	}
-	_, _ = fmt.Fprintf(o.streams.Out, "Version %d of %s is Production\n", n, modelName)
+	if !o.approve {
+		_, _ = fmt.Fprintf(o.streams.Out, "Version %d of %s is Production\n", n, modelName)
+		return nil
+	}
+	model, err = c.model(ctx, modelName)
+	if err != nil {
+		return err
+	}
+	_, _ = fmt.Fprintln(o.streams.Out, approved(model, n))
 	return nil
+}
+
+// approved says that version n of the model is Production, approved by whom the history records.
+func approved(model *mlv1.RegisteredModel, n int64) string {
+	for _, h := range slices.Backward(model.Status.History) {
+		if h.Version == n && h.To == mlv1.StageProduction {
+			if h.By != "" {
+				return fmt.Sprintf("Version %d of %s is Production, approved by %s", n, model.Name, h.By)
+			}
+			break
+		}
+	}
+	return fmt.Sprintf("Version %d of %s is Production, approved (the history does not say by whom: "+
+		"the governance admission policies are not installed)", n, model.Name)
 }
 
 // requestProduction writes spec.stage: Production on v. The operator acts on a request only when

@@ -3,6 +3,7 @@ package cli
 import (
 	"context"
 	"fmt"
+	"time"
 
 	. "github.com/onsi/ginkgo/v2"
 	. "github.com/onsi/gomega"
@@ -23,7 +24,7 @@ var _ = Describe("promote and rollback", func() {
 		Expect(r.stderr).To(HaveSuffix("  Production version 3; battle-winner-predictor-3 is Production\n"))
 		// No Eventually: the command returned only once the operator had decided.
 		Expect(stages(ctx, ns)).To(Equal("2=None 3=Production 4=Archived"))
-		Expect(succeed(ctx, ns, "history", seed)).To(MatchRegexp(`\n\S+\s+3\s+Archived\s+Production\s+Rollback\s+Rolled back from version 4`))
+		Expect(succeed(ctx, ns, "history", seed)).To(MatchRegexp(`\n\S+\s+3\s+Archived\s+Production\s+Rollback\s+-\s+Rolled back from version 4`))
 
 		By("rolling back from the rollback")
 		Expect(succeed(ctx, ns, "rollback", seed)).To(Equal("Version 4 of battle-winner-predictor is Production\n"))
@@ -91,5 +92,60 @@ var _ = Describe("promote and rollback", func() {
 			"RegisteredModel %[1]s: Ready=True (Reconciled): Version 4 is Production. "+
 			"Check that the Podium operator runs, and read its log", seed)))
 		Expect(r.stderr).To(ContainSubstring("  Production version 4; battle-winner-predictor-3 is Archived\n"))
+	})
+})
+
+var _ = Describe("approve", func() {
+	var ns string
+	BeforeEach(func(ctx context.Context) { ns = newNamespace(ctx) })
+
+	It("promotes, waits, and says it approved", func(ctx context.Context) {
+		seedStory(ctx, ns)
+		r := podium(ctx, ns, "approve", seed, "3")
+		Expect(r.err).NotTo(HaveOccurred())
+		// The CLI suite installs no admission policies: nobody stamps the requester.
+		Expect(r.stdout).To(Equal("Version 3 of battle-winner-predictor is Production, approved (the history does not " +
+			"say by whom: the governance admission policies are not installed)\n"))
+		Expect(r.stderr).To(HavePrefix("Waiting up to 2m0s for version 3 of battle-winner-predictor to become Production\n"))
+		Expect(stages(ctx, ns)).To(Equal("2=None 3=Production 4=Archived"))
+
+		Expect(succeed(ctx, ns, "approve", seed, "3")).To(Equal(
+			"Version 3 of battle-winner-predictor is already Production\nNothing to approve\n"))
+	})
+
+	It("returns once the approval is written with --no-wait", func(ctx context.Context) {
+		create(ctx, seedModel(ns), seedVersion(ns, 3, "0.8512"))
+		Expect(succeed(ctx, ns, "approve", seed, "3", "--no-wait")).To(Equal(
+			"Approved version 3 of battle-winner-predictor as Production\n"))
+		Expect(getVersion(ctx, ns, seed+"-3").Spec.Stage).To(Equal(mlv1.StageProduction))
+	})
+})
+
+var _ = Describe("history", func() {
+	var ns string
+	BeforeEach(func(ctx context.Context) { ns = newNamespace(ctx) })
+
+	It("shows who caused each transition, and which version was Production at a time", func(ctx context.Context) {
+		seedStory(ctx, ns)
+		before := time.Now().UTC().Add(-time.Hour).Format(time.RFC3339)
+		succeed(ctx, ns, "promote", seed, "3")
+
+		out := succeed(ctx, ns, "history", seed)
+		Expect(out).To(HavePrefix("TIME                   VERSION   FROM         TO           REASON        BY       MESSAGE\n"))
+		Expect(out).To(MatchRegexp(`\n\S+\s+4\s+-\s+Production\s+GatesPassed\s+podium\s+Passed every gate`))
+		// A request whose author no admission policy recorded.
+		Expect(out).To(MatchRegexp(`\n\S+\s+3\s+Archived\s+Production\s+Rollback\s+-\s+Rolled back from version 4`))
+		Expect(out).NotTo(ContainSubstring("full"))
+
+		now := time.Now().UTC().Add(time.Minute).Format(time.RFC3339)
+		Expect(succeed(ctx, ns, "history", seed, "--at", now)).To(MatchRegexp(
+			`^Version 3 of battle-winner-predictor was Production at ` + now + `: from \S+ \(Rollback, by -\) and still is\n$`))
+		Expect(succeed(ctx, ns, "history", seed, "--at", before)).To(MatchRegexp(
+			`^No version of battle-winner-predictor was Production at ` + before + `: its first transition is at \S+\n$`))
+
+		r := podium(ctx, ns, "history", seed, "--at", "yesterday")
+		Expect(r.err).To(MatchError(ContainSubstring(`--at "yesterday" is not a time`)))
+		r = podium(ctx, ns, "history", seed, "--at", now, "-o", "json")
+		Expect(r.err).To(MatchError("--at answers in a sentence; leave out -o"))
 	})
 })

@@ -50,9 +50,9 @@ var _ = Describe("compare, history and status", func() {
 	It("history lists the operator's transitions, newest last", func(ctx context.Context) {
 		lines := strings.Split(strings.TrimSpace(succeed(ctx, ns, "history", seed)), "\n")
 		Expect(lines).To(HaveLen(4))
-		Expect(lines[1]).To(MatchRegexp(`^\S+Z\s+3\s+-\s+Production\s+GatesPassed\s+Passed every gate: test_accuracy 0\.8512 >= 0\.85$`))
-		Expect(lines[2]).To(MatchRegexp(`\s+3\s+Production\s+Archived\s+Superseded\s+Replaced by version 4$`))
-		Expect(lines[3]).To(MatchRegexp(`\s+4\s+-\s+Production\s+GatesPassed\s+`))
+		Expect(lines[1]).To(MatchRegexp(`^\S+Z\s+3\s+-\s+Production\s+GatesPassed\s+podium\s+Passed every gate: test_accuracy 0\.8512 >= 0\.85$`))
+		Expect(lines[2]).To(MatchRegexp(`\s+3\s+Production\s+Archived\s+Superseded\s+podium\s+Replaced by version 4$`))
+		Expect(lines[3]).To(MatchRegexp(`\s+4\s+-\s+Production\s+GatesPassed\s+podium\s+`))
 	})
 
 	It("status summarises the model", func(ctx context.Context) {

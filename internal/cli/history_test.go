@@ -1,0 +1,118 @@
+package cli
+
+import (
+	"bytes"
+	"strings"
+	"testing"
+	"time"
+
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+
+	mlv1 "github.com/podium-dev/podium/api/v1alpha1"
+)
+
+func TestProductionAtAnswersFromTheHistory(t *testing.T) {
+	model, _ := rolledBackSeed()
+	at := func(day, hour, minute int) time.Time { return time.Date(2025, 1, day, hour, minute, 0, 0, time.UTC) }
+	tests := []struct {
+		name string
+		at   time.Time
+		want string
+	}{
+		{"before the first transition of a history that dropped nothing, none was",
+			at(24, 9, 0), "No version of battle-winner-predictor was Production at 2025-01-24T09:00:00Z: " +
+				"its first transition is at 2025-01-24T10:00:00Z"},
+		{"the first version, until the next replaced it",
+			at(25, 12, 0), "Version 1 of battle-winner-predictor was Production at 2025-01-25T12:00:00Z: " +
+				"from 2025-01-24T10:00:00Z (GatesPassed, by podium) until 2025-01-25T12:15:00Z"},
+		{"at the very time of a transition, its outcome",
+			at(25, 14, 30), "Version 4 of battle-winner-predictor was Production at 2025-01-25T14:30:00Z: " +
+				"from 2025-01-25T14:30:00Z (GatesPassed, by podium) until 2025-01-25T15:45:00Z"},
+		{"a rollback, with who asked for it, still in force",
+			at(26, 0, 0), "Version 3 of battle-winner-predictor was Production at 2025-01-26T00:00:00Z: " +
+				"from 2025-01-25T15:45:00Z (Rollback, by alice) and still is"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			if got := productionAt(model.Name, model.Status.History, tt.at); got != tt.want {
+				t.Errorf("got  %s\nwant %s", got, tt.want)
+			}
+		})
+	}
+}
+
+func TestProductionAtAfterARetirement(t *testing.T) {
+	history := []mlv1.HistoryEntry{
+		{Version: 1, To: mlv1.StageProduction, Reason: mlv1.ReasonManualRequest, Time: metav1.NewTime(time.Unix(100, 0)), By: "alice"},
+		{Version: 1, From: mlv1.StageProduction, To: mlv1.StageArchived, Reason: mlv1.ReasonArchiveRequest,
+			Time: metav1.NewTime(time.Unix(200, 0)), By: "bob"},
+	}
+	want := "No version of m was Production at 1970-01-01T00:05:00Z: version 1 left Production at " +
+		"1970-01-01T00:03:20Z (ArchiveRequest, by bob)"
+	if got := productionAt("m", history, time.Unix(300, 0)); got != want {
+		t.Errorf("got  %s\nwant %s", got, want)
+	}
+}
+
+// fullHistory is a history as long as a model keeps, one transition a minute from t0.
+func fullHistory(t0 time.Time) []mlv1.HistoryEntry {
+	history := make([]mlv1.HistoryEntry, 0, mlv1.MaxHistory)
+	for i := range mlv1.MaxHistory {
+		history = append(history, mlv1.HistoryEntry{Version: int64(i + 1), To: mlv1.StageProduction,
+			Reason: mlv1.ReasonGatesPassed, Time: metav1.NewTime(t0.Add(time.Duration(i) * time.Minute)), By: mlv1.ByOperator})
+	}
+	return history
+}
+
+func TestAFullHistorySaysThatOlderTransitionsWereDropped(t *testing.T) {
+	t0 := time.Date(2025, 1, 25, 0, 0, 0, 0, time.UTC)
+	history := fullHistory(t0)
+
+	want := "2024-12-31T00:00:00Z is before the oldest transition RegisteredModel m keeps (2025-01-25T00:00:00Z): " +
+		"a model keeps its last 100 transitions, so which version was Production then is no longer recorded"
+	if got := productionAt("m", history, time.Date(2024, 12, 31, 0, 0, 0, 0, time.UTC)); got != want {
+		t.Errorf("got  %s\nwant %s", got, want)
+	}
+
+	var out bytes.Buffer
+	if err := writeHistory(&out, history); err != nil {
+		t.Fatal(err)
+	}
+	last := "The history is full: a model keeps its last 100 transitions, so older ones were dropped.\n"
+	if !strings.HasSuffix(out.String(), last) {
+		t.Errorf("a full history does not end with %q:\n%s", last, out.String())
+	}
+	out.Reset()
+	if err := writeHistory(&out, history[1:]); err != nil {
+		t.Fatal(err)
+	}
+	if strings.Contains(out.String(), "full") {
+		t.Errorf("a history with room left says it is full:\n%s", out.String())
+	}
+}
+
+func TestParseTime(t *testing.T) {
+	want := time.Date(2025, 1, 25, 13, 0, 0, 0, time.UTC)
+	for _, s := range []string{"2025-01-25T13:00:00Z", "2025-01-25T14:00:00+01:00", "2025-01-25T13:00", "2025-01-25T13:00:00"} {
+		if got, err := parseTime(s); err != nil || !got.Equal(want) {
+			t.Errorf("parseTime(%q) = %v, %v; want %v", s, got, err, want)
+		}
+	}
+	if got, err := parseTime("2025-01-25"); err != nil || !got.Equal(time.Date(2025, 1, 25, 0, 0, 0, 0, time.UTC)) {
+		t.Errorf("parseTime(2025-01-25) = %v, %v", got, err)
+	}
+	if _, err := parseTime("yesterday"); err == nil || !strings.Contains(err.Error(), "2025-01-25T13:00:00Z") {
+		t.Errorf("parseTime(yesterday) = %v; want an error that shows the forms", err)
+	}
+}
+
+func TestApprovedSaysWhoTheHistoryRecords(t *testing.T) {
+	model, _ := rolledBackSeed()
+	if got, want := approved(model, 3), "Version 3 of battle-winner-predictor is Production, approved by alice"; got != want {
+		t.Errorf("got  %s\nwant %s", got, want)
+	}
+	model.Status.History[len(model.Status.History)-1].By = ""
+	if got := approved(model, 3); !strings.Contains(got, "the history does not say by whom") {
+		t.Errorf("an approval without by: %s", got)
+	}
+}
