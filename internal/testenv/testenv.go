@@ -42,7 +42,8 @@ func Scheme() *k8sruntime.Scheme {
 // Its API server also runs the OwnerReferencesPermissionEnforcement admission plugin, on by
 // default in OpenShift: an owner reference with blockOwnerDeletion, as on the prediction
 // Deployment, then needs the right to update the owner's finalizers. The plugin is added to the
-// API server's default plugins (ValidatingAdmissionPolicy among them); envtest only disables
+// API server's default plugins (ValidatingAdmissionPolicy and, since Kubernetes 1.36,
+// MutatingAdmissionPolicy among them, which the governance tests need); envtest only disables
 // ServiceAccount.
 func Environment() *envtest.Environment {
 	_, file, _, _ := runtime.Caller(0)
