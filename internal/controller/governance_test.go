@@ -130,6 +130,26 @@ var _ = Describe("The governance admission policies", Ordered, func() {
 		Eventually(func() int64 { return productionOf(ctx, open) }).Should(BeEquivalentTo(5))
 	})
 
+	It("keeps the annotations through a GitOps controller's server-side applies, which do not name them",
+		func(ctx context.Context) {
+			apply := func(description, stage string) error {
+				v := seedVersion(open, 6, "0.80")
+				v.TypeMeta = metav1.TypeMeta{APIVersion: mlv1.GroupVersion.String(), Kind: "ModelVersion"}
+				v.Spec.Description = description
+				v.Spec.Stage = mlv1.Stage(stage)
+				return bob.Patch(ctx, v, client.Apply, client.FieldOwner("argocd-controller"), client.ForceOwnership)
+			}
+			Expect(apply("first", "")).To(Succeed())
+			Expect(apply("second", "")).To(Succeed())
+			Expect(apply("third", "Production")).To(Succeed())
+			Expect(apply("fourth", "Production")).To(Succeed())
+			v := getVersion(ctx, open, "battle-winner-predictor-6")
+			Expect(v.Spec.Description).To(Equal("fourth"))
+			Expect(v.Annotations).To(And(
+				HaveKeyWithValue(mlv1.AnnotationRegisteredBy, "bob"),
+				HaveKeyWithValue(mlv1.AnnotationStageRequestedBy, "bob")))
+		})
+
 	Context("with the ConfigMap podium-governance", func() {
 		whoMayApprove := "(users: alice; groups: ml-approvers)"
 
