@@ -13,6 +13,8 @@ import (
 	rbacv1 "k8s.io/api/rbac/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/types"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
@@ -137,7 +139,11 @@ var _ = Describe("The governance admission policies", Ordered, func() {
 				v.TypeMeta = metav1.TypeMeta{APIVersion: mlv1.GroupVersion.String(), Kind: "ModelVersion"}
 				v.Spec.Description = description
 				v.Spec.Stage = mlv1.Stage(stage)
-				return bob.Patch(ctx, v, client.Apply, client.FieldOwner("argocd-controller"), client.ForceOwnership)
+				content, err := runtime.DefaultUnstructuredConverter.ToUnstructured(v)
+				Expect(err).NotTo(HaveOccurred())
+				unstructured.RemoveNestedField(content, "status")
+				return bob.Apply(ctx, client.ApplyConfigurationFromUnstructured(&unstructured.Unstructured{Object: content}),
+					client.FieldOwner("argocd-controller"), client.ForceOwnership)
 			}
 			Expect(apply("first", "")).To(Succeed())
 			Expect(apply("second", "")).To(Succeed())
