@@ -15,6 +15,7 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/equality"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/klog/v2"
@@ -53,6 +54,8 @@ type RegisteredModelReconciler struct {
 	MissingRetry time.Duration
 	// Now returns the current time; tests may fix it.
 	Now func() time.Time
+
+	pending pendingWrites
 }
 
 // +kubebuilder:rbac:groups=ml.podium.dev,resources=registeredmodels;modelversions,verbs=get;list;watch
@@ -76,6 +79,9 @@ func (r *RegisteredModelReconciler) Reconcile(ctx context.Context, req ctrl.Requ
 		return ctrl.Result{}, err
 	}
 	if p.changes() {
+		if r.pending.cacheBehind(req.NamespacedName, p.objects()) {
+			return ctrl.Result{}, nil // the event of this manager's own write brings the model back
+		}
 		// The cache is a past view, and the caches of models and versions lag independently:
 		// decide again on the API server's view, and write only what that view needs.
 		if p, err = r.plan(ctx, r.APIReader, req); err != nil {
@@ -131,6 +137,18 @@ type plan struct {
 	writes   []versionWrite             // ordered: leaving, others, entering
 }
 
+// objects are the model, if any, and its versions, as the plan read them.
+func (p plan) objects() []client.Object {
+	objs := make([]client.Object, 0, len(p.versions)+1)
+	if p.model != nil {
+		objs = append(objs, p.model)
+	}
+	for i := range p.versions {
+		objs = append(objs, &p.versions[i])
+	}
+	return objs
+}
+
 // changes says whether recording the plan writes anything.
 func (p plan) changes() bool {
 	return len(p.writes) > 0 || (p.model != nil && !equality.Semantic.DeepEqual(p.model.Status, p.status))
@@ -147,8 +165,15 @@ func (r *RegisteredModelReconciler) plan(ctx context.Context, reader client.Read
 	if modelErr != nil && !apierrors.IsNotFound(modelErr) {
 		return p, modelErr
 	}
+	var opts []client.ListOption
+	if reader == r.APIReader && modelErr == nil {
+		// Any state at least as new as the model read will do (docs/concepts.md): the API
+		// server serves it from its watch cache without first asking etcd for its revision.
+		opts = append(opts, &client.ListOptions{Raw: &metav1.ListOptions{
+			ResourceVersion: model.ResourceVersion, ResourceVersionMatch: metav1.ResourceVersionMatchNotOlderThan}})
+	}
 	var err error
-	if p.versions, err = versionsOf(ctx, reader, req.Namespace, req.Name); err != nil {
+	if p.versions, err = versionsOf(ctx, reader, req.Namespace, req.Name, opts...); err != nil {
 		return p, err
 	}
 	if modelErr != nil {
@@ -254,9 +279,11 @@ func (r *RegisteredModelReconciler) record(ctx context.Context, p plan) error {
 }
 
 // versionsOf reads a model's versions, ordered by version number then name.
-func versionsOf(ctx context.Context, reader client.Reader, namespace, model string) ([]mlv1.ModelVersion, error) {
+func versionsOf(ctx context.Context, reader client.Reader, namespace, model string,
+	opts ...client.ListOption) ([]mlv1.ModelVersion, error) {
 	var list mlv1.ModelVersionList
-	if err := reader.List(ctx, &list, client.InNamespace(namespace), client.MatchingFields{VersionModelIndex: model}); err != nil {
+	opts = append(opts, client.InNamespace(namespace), client.MatchingFields{VersionModelIndex: model})
+	if err := reader.List(ctx, &list, opts...); err != nil {
 		return nil, err
 	}
 	slices.SortFunc(list.Items, func(a, b mlv1.ModelVersion) int {
@@ -308,9 +335,11 @@ func (r *RegisteredModelReconciler) recordModel(ctx context.Context, p plan) err
 	patch := client.MergeFromWithOptions(model.DeepCopy(), client.MergeFromWithOptimisticLock{})
 	rolledOut := rolloutEnded(model.Status.Serving, p.status.Serving)
 	model.Status = p.status
+	before := model.ResourceVersion
 	if err := r.Status().Patch(ctx, model, patch, client.FieldOwner(FieldOwner)); err != nil {
 		return fmt.Errorf("recording the decision on RegisteredModel %s: %w", klog.KObj(model), err)
 	}
+	r.pending.wrote(client.ObjectKeyFromObject(model), model, before)
 	if rolledOut != nil {
 		metrics.ObserveRolloutDuration(model.Namespace, model.Name, r.now().Sub(rolledOut.Time))
 	}
@@ -341,6 +370,7 @@ func (r *RegisteredModelReconciler) recordVersion(ctx context.Context, p plan, w
 		}
 		return fmt.Errorf("recording the stage of ModelVersion %s: %w", klog.KObj(v), err)
 	}
+	r.pending.wrote(types.NamespacedName{Namespace: v.Namespace, Name: v.Spec.RegisteredModel}, v, base.ResourceVersion)
 	if p.model == nil {
 		return nil
 	}
