@@ -112,7 +112,7 @@ type RegisteredModelSpec struct {
 // Serving describes the prediction Deployment that serves the Production version. What the API
 // server would refuse in the rendered Deployment and Service is refused here already, where it can
 // be said in one rule.
-// +kubebuilder:validation:XValidation:rule="!has(self.template.spec) || self.template.spec.containers.all(c, has(c.image) && c.image != '')",message="every container of spec.serving.template needs an image"
+// +kubebuilder:validation:XValidation:rule="!has(self.template.spec) || self.template.spec.containers.all(c, has(c.image) && size(c.image) > 0)",message="every container of spec.serving.template needs an image"
 // +kubebuilder:validation:XValidation:rule="!has(self.template.spec) || size(self.template.spec.containers) == 0 || (has(self.template.spec.containers[0].ports) && size(self.template.spec.containers[0].ports) > 0)",message="the first container of spec.serving.template needs a port: the model's Service sends traffic to the ports of the first container"
 // +kubebuilder:validation:XValidation:rule="!has(self.template.spec) || !has(self.template.spec.restartPolicy) || self.template.spec.restartPolicy == 'Always'",message="spec.serving.template.spec.restartPolicy must be Always (or left out): a Deployment's pods always restart"
 // +kubebuilder:validation:XValidation:rule="!has(self.template.spec) || !has(self.template.spec.volumes) || self.template.spec.volumes.all(v, v.name != 'podium-model')",message="spec.serving.template has a volume named podium-model, the name of the volume Podium adds for the bundle; rename it"
