@@ -18,8 +18,14 @@ type pendingWrites struct {
 	byModel map[types.NamespacedName]map[types.UID]string
 }
 
-// wrote records that obj, of model, was written when its resourceVersion was before.
+// wrote records that obj, of model, was written when its resourceVersion was before; obj holds
+// what the API server answered. A write that changed nothing leaves the resourceVersion as it was
+// and brings no watch event: it is not recorded, or the model would wait for an event that never
+// comes.
 func (w *pendingWrites) wrote(model types.NamespacedName, obj client.Object, before string) {
+	if obj.GetResourceVersion() == before {
+		return
+	}
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	if w.byModel == nil {
