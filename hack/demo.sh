@@ -67,10 +67,13 @@ start_manager() {
     --health-probe-bind-address="$PROBE_ADDR" \
     --metrics-bind-address=0 \
     </dev/null >"$LOG_FILE" 2>&1 &
-  echo $! >"$PID_FILE"
+  local pid=$!
+  echo "$pid" >"$PID_FILE"
   local i
   for ((i = 0; i < WAIT_SECONDS; i++)); do
-    if ! manager_pid >/dev/null; then
+    # kill -0, not manager_pid: until the background child has exec'd the manager, its command
+    # line is still this script's.
+    if ! kill -0 "$pid" 2>/dev/null; then
       tail -n 30 "$LOG_FILE" >&2 || true
       die "the manager exited; its log is $LOG_FILE"
     fi
