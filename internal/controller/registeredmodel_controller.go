@@ -149,9 +149,11 @@ func (p plan) objects() []client.Object {
 	return objs
 }
 
-// changes says whether recording the plan writes anything.
+// changes says whether recording the plan writes anything, or whether a rendering waits for the
+// checks that only a plan from the API server's view makes.
 func (p plan) changes() bool {
-	return len(p.writes) > 0 || (p.model != nil && !equality.Semantic.DeepEqual(p.model.Status, p.status))
+	return len(p.writes) > 0 || p.serving.unchecked ||
+		(p.model != nil && !equality.Semantic.DeepEqual(p.model.Status, p.status))
 }
 
 // plan reads a model and its versions through reader (the cache or the API server), decides, and
@@ -165,8 +167,9 @@ func (r *RegisteredModelReconciler) plan(ctx context.Context, reader client.Read
 	if modelErr != nil && !apierrors.IsNotFound(modelErr) {
 		return p, modelErr
 	}
+	fresh := reader == r.APIReader
 	var opts []client.ListOption
-	if reader == r.APIReader && modelErr == nil {
+	if fresh && modelErr == nil {
 		// Any state at least as new as the model read will do (docs/concepts.md): the API
 		// server serves it from its watch cache without first asking etcd for its revision.
 		opts = append(opts, &client.ListOptions{Raw: &metav1.ListOptions{
@@ -196,7 +199,7 @@ func (r *RegisteredModelReconciler) plan(ctx context.Context, reader client.Read
 	in := observe(model, p.versions)
 	in.FailedRollout = failedRollout(model, live)
 	p.decision = promotion.Decide(in)
-	if p.serving, err = r.planServing(ctx, model, p.versions, live, p.decision); err != nil {
+	if p.serving, err = r.planServing(ctx, model, p.versions, live, p.decision, fresh); err != nil {
 		return p, err
 	}
 	p.status = modelStatus(model, len(p.versions), p.decision, p.serving, r.now())

@@ -44,6 +44,10 @@ type servingState struct {
 	stagingLive           *appsv1.Deployment
 	stagingApplied        bool
 	stagingServiceApplied bool
+	// unchecked says a rendering is not applied yet and was not checked: the plan was made from
+	// the cache, and the checks, which ask the API server, are left to the plan made from the
+	// API server's view, the one a reconcile applies.
+	unchecked bool
 	// remove lists the objects of the model to delete: the whole prediction service when
 	// spec.serving is removed, the staging pair when it has no candidate left.
 	remove []client.Object
@@ -92,9 +96,9 @@ func failedRollout(model *mlv1.RegisteredModel, d *appsv1.Deployment) *int64 {
 // d, and checks what applying the rendering needs: the storage Secret and a pvc:// claim, that no
 // object Podium did not create holds the names, and that the API server accepts the rendering (a
 // dry run). Those checks run only when the rendering is not applied yet, so a model that serves
-// costs no reads of the API server. It reads only the metadata of a Secret, never its data.
+// costs no reads of the API server, and only with check, so that one reconcile makes them once.
 func (r *RegisteredModelReconciler) planServing(ctx context.Context, model *mlv1.RegisteredModel,
-	versions []mlv1.ModelVersion, live *appsv1.Deployment, d promotion.Decision) (servingState, error) {
+	versions []mlv1.ModelVersion, live *appsv1.Deployment, d promotion.Decision, check bool) (servingState, error) {
 	s := servingState{enabled: model.Spec.Serving != nil}
 	if !s.enabled {
 		return s, r.planRemoval(ctx, model, &s)
@@ -103,7 +107,7 @@ func (r *RegisteredModelReconciler) planServing(ctx context.Context, model *mlv1
 		o := serving.Observe(live)
 		s.observed = &o
 	}
-	if err := r.planStaging(ctx, model, versions, d, &s); err != nil {
+	if err := r.planStaging(ctx, model, versions, d, check, &s); err != nil {
 		return s, err
 	}
 	if d.Production == nil {
@@ -138,7 +142,9 @@ func (r *RegisteredModelReconciler) planServing(ctx context.Context, model *mlv1
 		return s, err
 	}
 	s.serviceApplied = liveSvc != nil && serving.Contains(liveSvc, svc)
-	if !s.deploymentApplied || !s.serviceApplied {
+	if (!s.deploymentApplied || !s.serviceApplied) && !check {
+		s.unchecked = true
+	} else if !s.deploymentApplied || !s.serviceApplied {
 		var liveDep client.Object // a nil *Deployment in an interface is not a nil interface
 		if live != nil {
 			liveDep = live
@@ -300,7 +306,7 @@ func (r *RegisteredModelReconciler) missingDependency(ctx context.Context, model
 // spec.serving.staging asks for it, reads the staging Deployment as it is, and lists the staging
 // pair for removal when there is no candidate left.
 func (r *RegisteredModelReconciler) planStaging(ctx context.Context, model *mlv1.RegisteredModel,
-	versions []mlv1.ModelVersion, d promotion.Decision, s *servingState) error {
+	versions []mlv1.ModelVersion, d promotion.Decision, check bool, s *servingState) error {
 	live := &appsv1.Deployment{}
 	err := r.Get(ctx, types.NamespacedName{Namespace: model.Namespace, Name: serving.StagingName(model.Name)}, live)
 	switch {
@@ -337,7 +343,9 @@ func (r *RegisteredModelReconciler) planStaging(ctx context.Context, model *mlv1
 		return err
 	}
 	s.stagingServiceApplied = liveSvc != nil && serving.Contains(liveSvc, svc)
-	if !s.stagingApplied || !s.stagingServiceApplied {
+	if (!s.stagingApplied || !s.stagingServiceApplied) && !check {
+		s.unchecked = true
+	} else if !s.stagingApplied || !s.stagingServiceApplied {
 		var stagingLive client.Object
 		if s.stagingLive != nil {
 			stagingLive = s.stagingLive
