@@ -27,8 +27,7 @@ type promoteOptions struct {
 }
 
 func newPromoteCommand(r *root) *cobra.Command {
-	o := &promoteOptions{root: r}
-	cmd := &cobra.Command{
+	return newVersionRequestCommand(&promoteOptions{root: r}, &cobra.Command{
 		Use:   "promote MODEL VERSION",
 		Short: "Make a version of a model Production, and wait until it is",
 		Long: `Make a version of a model Production: write spec.stage: Production on its ModelVersion, then wait
@@ -41,19 +40,11 @@ VERSION is a version number (4 or v4) or the name of a ModelVersion.`,
 
   # Ask, and do not wait for the operator
   kubectl podium promote battle-winner-predictor 4 --no-wait`,
-		Args:              cobra.ExactArgs(2),
-		ValidArgsFunction: r.completeModelThenVersion,
-		RunE: func(cmd *cobra.Command, args []string) error {
-			return o.run(cmd.Context(), args[0], func(*mlv1.RegisteredModel) (string, error) { return args[1], nil })
-		},
-	}
-	o.addWaitFlags(cmd)
-	return cmd
+	})
 }
 
 func newApproveCommand(r *root) *cobra.Command {
-	o := &promoteOptions{root: r, approve: true}
-	cmd := &cobra.Command{
+	return newVersionRequestCommand(&promoteOptions{root: r, approve: true}, &cobra.Command{
 		Use:   "approve MODEL VERSION",
 		Short: "Approve a version of a model for Production, and wait until it is Production",
 		Long: `Approve a version for Production: what promote does (write spec.stage: Production on its
@@ -70,11 +61,16 @@ VERSION is a version number (4 or v4) or the name of a ModelVersion.`,
 
   # Approve, and do not wait for the operator
   kubectl podium approve battle-winner-predictor 4 --no-wait`,
-		Args:              cobra.ExactArgs(2),
-		ValidArgsFunction: r.completeModelThenVersion,
-		RunE: func(cmd *cobra.Command, args []string) error {
-			return o.run(cmd.Context(), args[0], func(*mlv1.RegisteredModel) (string, error) { return args[1], nil })
-		},
+	})
+}
+
+// newVersionRequestCommand completes cmd, which names one version of a model (MODEL VERSION), as a
+// Production request made with o: promote and approve differ only in their words.
+func newVersionRequestCommand(o *promoteOptions, cmd *cobra.Command) *cobra.Command {
+	cmd.Args = cobra.ExactArgs(2)
+	cmd.ValidArgsFunction = o.completeModelThenVersion
+	cmd.RunE = func(cmd *cobra.Command, args []string) error {
+		return o.run(cmd.Context(), args[0], func(*mlv1.RegisteredModel) (string, error) { return args[1], nil })
 	}
 	o.addWaitFlags(cmd)
 	return cmd
