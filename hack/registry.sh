@@ -18,8 +18,9 @@ REGISTRY_MODULE="github.com/distribution/distribution/v3"
 GOOS="$(go env GOOS)"
 GOARCH="$(go env GOARCH)"
 
-CACHE_ROOT="${PODIUM_CACHE_DIR:-${XDG_CACHE_HOME:-$HOME/.cache}/podium}"
-DIR="$CACHE_ROOT/registry/${REGISTRY_VERSION}-${GOOS}-${GOARCH}"
+# shellcheck source=lib/provision.sh
+source "$(dirname "${BASH_SOURCE[0]}")/lib/provision.sh"
+DIR="$PODIUM_CACHE_ROOT/registry/${REGISTRY_VERSION}-${GOOS}-${GOARCH}"
 BIN="$DIR/registry"
 
 if [[ "${1:-}" == "--path" ]]; then
@@ -34,39 +35,15 @@ build() {
   trap 'rm -rf "$WORK"' EXIT
   local work="$WORK"
   log "building ${REGISTRY_MODULE}/cmd/registry ${REGISTRY_VERSION} from the Go module proxy (about 2 minutes on 2 cores, once)"
-  local tmp="$DIR/.tmp.registry.$$"
+  local tmp=$1
   # GOFLAGS=-mod=mod lets `go build` record the dependencies' sums in the wrapper's go.sum.
   if ! (cd "$work" &&
     go mod init podium.invalid/registry-build >/dev/null 2>&1 &&
     go get "${REGISTRY_MODULE}@${REGISTRY_VERSION}" &&
     GOFLAGS=-mod=mod CGO_ENABLED=0 go build -trimpath -ldflags "-s -w" -o "$tmp" "${REGISTRY_MODULE}/cmd/registry"); then
-    rm -f "$tmp"
     log "building the registry ${REGISTRY_VERSION} failed (see the output above)"
     return 1
   fi
-  # Move the finished binary into place atomically, so the cache never holds a half-written file.
-  chmod +x "$tmp"
-  mv -f "$tmp" "$BIN"
 }
 
-main() {
-  mkdir -p "$DIR"
-  if [[ -x "$BIN" ]]; then
-    echo "$BIN"
-    return 0
-  fi
-  # One provisioner at a time: a second run waits here, then finds the binary in place.
-  exec 9>"$DIR/.lock"
-  if ! flock -n 9; then
-    log "another run is provisioning $DIR; waiting for it"
-    flock 9
-  fi
-  if [[ ! -x "$BIN" ]]; then
-    rm -f "$DIR"/.tmp.*
-    build
-    log "registry ready at $BIN"
-  fi
-  echo "$BIN"
-}
-
-main
+provision "$BIN" build

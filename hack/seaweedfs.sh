@@ -17,8 +17,9 @@ SEAWEEDFS_VERSION="${SEAWEEDFS_VERSION:-v0.0.0-20261109003541-7506e5f91cd6}"
 GOOS="$(go env GOOS)"
 GOARCH="$(go env GOARCH)"
 
-CACHE_ROOT="${PODIUM_CACHE_DIR:-${XDG_CACHE_HOME:-$HOME/.cache}/podium}"
-DIR="$CACHE_ROOT/seaweedfs/${SEAWEEDFS_VERSION}-${GOOS}-${GOARCH}"
+# shellcheck source=lib/provision.sh
+source "$(dirname "${BASH_SOURCE[0]}")/lib/provision.sh"
+DIR="$PODIUM_CACHE_ROOT/seaweedfs/${SEAWEEDFS_VERSION}-${GOOS}-${GOARCH}"
 BIN="$DIR/weed"
 
 if [[ "${1:-}" == "--path" ]]; then
@@ -39,35 +40,11 @@ build() {
   [[ -d "$src" ]] || { log "cannot download github.com/seaweedfs/seaweedfs@${SEAWEEDFS_VERSION} from the Go module proxy"; return 1; }
   cp -R "$src" "$work/src"
   chmod -R u+w "$work/src"
-  local tmp="$DIR/.tmp.weed.$$"
+  local tmp=$1
   if ! (cd "$work/src" && CGO_ENABLED=0 go build -trimpath -ldflags "-s -w" -o "$tmp" ./weed); then
-    rm -f "$tmp"
     log "building SeaweedFS ${SEAWEEDFS_VERSION} failed (see the compiler output above)"
     return 1
   fi
-  # Move the finished binary into place atomically, so the cache never holds a half-written file.
-  chmod +x "$tmp"
-  mv -f "$tmp" "$BIN"
 }
 
-main() {
-  mkdir -p "$DIR"
-  if [[ -x "$BIN" ]]; then
-    echo "$BIN"
-    return 0
-  fi
-  # One provisioner at a time: a second run waits here, then finds the binary in place.
-  exec 9>"$DIR/.lock"
-  if ! flock -n 9; then
-    log "another run is provisioning $DIR; waiting for it"
-    flock 9
-  fi
-  if [[ ! -x "$BIN" ]]; then
-    rm -f "$DIR"/.tmp.*
-    build
-    log "weed ready at $BIN"
-  fi
-  echo "$BIN"
-}
-
-main
+provision "$BIN" build
