@@ -66,6 +66,12 @@ var _ = Describe("The Helm chart", Serial, func() {
 			return out
 		}).Should(Equal("2"))
 
+		By("waiting until the chart's admission policies admit a ModelVersion")
+		// The API server loads a new MutatingAdmissionPolicy asynchronously; until it has, requests
+		// it applies to are refused as ServiceUnavailable ("Resource kind ... not found").
+		eventuallyKubectl("apply", "--dry-run=server", "-n", ns, "-f",
+			filepath.Join(repoRoot, "config", "samples", "ml_v1alpha1_modelversion_2.yaml")).Should(ContainSubstring("created"))
+
 		By("writing a kubeconfig with a token of the chart's ServiceAccount")
 		chartKubeconfig := tokenKubeconfig(mustKubectl("create", "token", name, "-n", ns, "--duration=10m"))
 		canI, _ := run(context.Background(), nil, "", filepath.Join(kubeBinDir, "kubectl"),
