@@ -117,6 +117,7 @@ type RegisteredModelSpec struct {
 // +kubebuilder:validation:XValidation:rule="!has(self.template.spec) || !has(self.template.spec.restartPolicy) || self.template.spec.restartPolicy == 'Always'",message="spec.serving.template.spec.restartPolicy must be Always (or left out): a Deployment's pods always restart"
 // +kubebuilder:validation:XValidation:rule="!has(self.template.spec) || !has(self.template.spec.volumes) || self.template.spec.volumes.all(v, v.name != 'podium-model')",message="spec.serving.template has a volume named podium-model, the name of the volume Podium adds for the bundle; rename it"
 // +kubebuilder:validation:XValidation:rule="!has(self.template.spec) || ((!has(self.template.spec.initContainers) || self.template.spec.initContainers.all(c, c.name != 'podium-fetch')) && self.template.spec.containers.all(c, c.name != 'podium-fetch'))",message="spec.serving.template has a container named podium-fetch, the name of the init container Podium adds to fetch the bundle; rename it"
+// +kubebuilder:validation:XValidation:rule="!has(self.rollout) || !has(self.rollout.strategy) || self.rollout.strategy != 'Canary' || has(self.replicas)",message="a Canary rollout shares the pods between the versions by replica counts: set spec.serving.replicas"
 type Serving struct {
 	// replicas is the number of prediction pods. Leave it out to let a HorizontalPodAutoscaler
 	// (or kubectl scale) own the number: Podium then never sets it, and a new Deployment starts
@@ -156,6 +157,12 @@ type Serving struct {
 	// +kubebuilder:default=600
 	// +kubebuilder:validation:Minimum=1
 	ProgressDeadlineSeconds *int32 `json:"progressDeadlineSeconds,omitempty"`
+
+	// rollout says how a new version reaches the prediction pods: at once (Replace, the default)
+	// or as a canary, step by step, and which online gates (Prometheus queries) it must pass
+	// before it becomes Production and, with bake, after.
+	// +optional
+	Rollout *Rollout `json:"rollout,omitempty"`
 }
 
 // HistoryReason says why a version changed stage.
@@ -187,6 +194,12 @@ const (
 	// ReasonDeleted: the Production ModelVersion was deleted; the previous Production version was
 	// restored, as for a retirement.
 	ReasonDeleted HistoryReason = "Deleted"
+	// ReasonAnalysisPassed: the candidate passed every canary step and became Production.
+	ReasonAnalysisPassed HistoryReason = "AnalysisPassed"
+	// ReasonAnalysisFailed: an online gate failed, or stayed inconclusive past its limit, during
+	// the version's canary (it is Archived) or its bake (it is Archived and the previous
+	// Production version restored).
+	ReasonAnalysisFailed HistoryReason = "AnalysisFailed"
 )
 
 // HistoryEntry is one stage transition of one version.
@@ -204,7 +217,8 @@ type HistoryEntry struct {
 	To Stage `json:"to"`
 
 	// reason is a CamelCase word: GatesPassed, GatesFailed, ManualRequest, Rollback, Superseded,
-	// RolledBack, ArchiveRequest, Restored, Unarchived, RolloutFailed, Deleted.
+	// RolledBack, ArchiveRequest, Restored, Unarchived, RolloutFailed, Deleted, AnalysisPassed,
+	// AnalysisFailed.
 	// +required
 	// +kubebuilder:validation:MaxLength=64
 	Reason HistoryReason `json:"reason"`
@@ -285,6 +299,11 @@ type RegisteredModelStatus struct {
 	// +optional
 	Serving *ServingStatus `json:"serving,omitempty"`
 
+	// rollout is the current or last rollout with spec.serving.rollout: the candidate, the step,
+	// the weight and the online gates' measurements.
+	// +optional
+	Rollout *RolloutStatus `json:"rollout,omitempty"`
+
 	// history lists stage transitions, newest last, at most 100.
 	// +optional
 	// +listType=atomic
@@ -328,6 +347,9 @@ type ServingStatus struct {
 // +kubebuilder:printcolumn:name="Production",type=integer,JSONPath=`.status.productionVersion`
 // +kubebuilder:printcolumn:name="Latest",type=integer,JSONPath=`.status.latestVersion`
 // +kubebuilder:printcolumn:name="Serving",type=integer,JSONPath=`.status.serving.version`
+// +kubebuilder:printcolumn:name="Rollout",type=string,JSONPath=`.status.rollout.phase`
+// +kubebuilder:printcolumn:name="Candidate",type=integer,JSONPath=`.status.rollout.version`
+// +kubebuilder:printcolumn:name="Weight",type=integer,JSONPath=`.status.rollout.weight`
 // +kubebuilder:printcolumn:name="Ready",type=string,JSONPath=`.status.conditions[?(@.type=="Ready")].status`
 // +kubebuilder:printcolumn:name="Mode",type=string,JSONPath=`.spec.promotion.mode`,priority=1
 // +kubebuilder:printcolumn:name="Status",type=string,JSONPath=`.status.conditions[?(@.type=="Ready")].message`,priority=1

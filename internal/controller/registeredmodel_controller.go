@@ -197,7 +197,7 @@ func (r *RegisteredModelReconciler) plan(ctx context.Context, reader client.Read
 		return p, err
 	}
 	in := observe(model, p.versions)
-	in.FailedRollout = failedRollout(model, live)
+	in.Failed = failedRollout(model, live)
 	p.decision = promotion.Decide(in)
 	if p.serving, err = r.planServing(ctx, model, p.versions, live, p.decision, fresh); err != nil {
 		return p, err

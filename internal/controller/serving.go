@@ -81,13 +81,14 @@ func (r *RegisteredModelReconciler) observeDeployment(ctx context.Context, model
 }
 
 // failedRollout is the Production version whose rollout the Deployment reports as failed.
-func failedRollout(model *mlv1.RegisteredModel, d *appsv1.Deployment) *int64 {
+func failedRollout(model *mlv1.RegisteredModel, d *appsv1.Deployment) *promotion.Failure {
 	if d == nil || model.Status.ProductionVersion == nil {
 		return nil
 	}
 	o := serving.Observe(d)
 	if o.Failed && o.TemplateVersion != nil && *o.TemplateVersion == *model.Status.ProductionVersion {
-		return o.TemplateVersion
+		return &promotion.Failure{Version: *o.TemplateVersion, Reason: mlv1.ReasonRolloutFailed,
+			Message: "Its rollout missed the progress deadline; the previous Production version was restored"}
 	}
 	return nil
 }

@@ -21,6 +21,13 @@
 //     Production version restored, as for a retirement; it is never promoted automatically again.
 //   - A Production version whose ModelVersion is deleted is retired the same way (reason Deleted).
 //     The model records the object's UID, so another object that claims the number is a new version.
+//   - With a canary rollout (Input.Canary), a promotion of a version that was never Production,
+//     automatic or requested, makes it the candidate instead: Production stays where it is until
+//     the candidate passes its analysis (then it is promoted, reason AnalysisPassed) or fails it
+//     (then it is Archived, reason AnalysisFailed). A newer event replaces the candidate, and any
+//     promotion that takes effect at once (a rollback, a request with the skip-rollout
+//     annotation) ends it.
+//   - A version whose bake fails is retired like a failed rollout (reason AnalysisFailed).
 //   - Versions that claim a version number another version also claims are never promoted.
 //   - Stages decided by another model of the same name (deleted and created again) are not
 //     inherited: such versions are decided as new ones.
@@ -55,6 +62,32 @@ type Version struct {
 	// RequestedBy is who last changed spec.stage (the ml.podium.dev/stage-requested-by
 	// annotation); empty when unknown.
 	RequestedBy string
+	// SkipRollout is the ml.podium.dev/skip-rollout annotation: a Production request on the
+	// version takes effect at once, without a canary.
+	SkipRollout bool
+}
+
+// Candidate is the version a canary rollout runs, and the promotion that waits for it.
+type Candidate struct {
+	Name   string
+	UID    string
+	Number int64
+	// Reason is what made it the candidate (GatesPassed, ManualRequest or Rollback), By who
+	// asked, and Floor the automatic promotion floor once it is promoted.
+	Reason mlv1.HistoryReason
+	By     string
+	Floor  int64
+	// Passed or Failed is the verdict of its analysis, when there is one; Message explains it.
+	Passed  bool
+	Failed  bool
+	Message string
+}
+
+// Failure is a Production version whose rollout or bake failed.
+type Failure struct {
+	Version int64
+	Reason  mlv1.HistoryReason
+	Message string
 }
 
 // Input is a model's policy, its recorded decision and its versions.
@@ -69,9 +102,15 @@ type Input struct {
 	Latest        int64
 	History       []mlv1.HistoryEntry
 	Versions      []Version
-	// FailedRollout is the Production version whose rollout the prediction Deployment reports as
-	// failed (its progress deadline passed), if any.
-	FailedRollout *int64
+	// Failed is the Production version whose rollout the prediction Deployment reports as
+	// failed (its progress deadline passed), or whose bake failed its analysis, if any.
+	Failed *Failure
+	// Canary says that a version that was never Production becomes the candidate of a canary
+	// rollout rather than Production (spec.serving.rollout.strategy: Canary).
+	Canary bool
+	// Candidate is the candidate the model records (status.rollout while its canary runs), with
+	// the verdict of its analysis, if any.
+	Candidate *Candidate
 }
 
 // VersionDecision is the stage decided for one version and what explains it.
@@ -108,6 +147,8 @@ type Decision struct {
 	Latest        *int64
 	Versions      map[string]VersionDecision
 	Transitions   []Transition
+	// Candidate is the version the canary rollout runs; nil when there is none.
+	Candidate *Candidate
 }
 
 // event is a promotion or a request, placed on the version-number clock: registration of n at 2n,
@@ -129,12 +170,16 @@ type decider struct {
 	// unknown (a status written before UIDs were recorded).
 	productionUID string
 	// deleted is the Production version whose ModelVersion no longer exists, if any.
-	deleted  *int64
-	byNumber map[int64][]*Version
-	gates    map[string]GateOutcome
-	archived map[string]bool // versions that are Archived after the events
-	reasons  map[string]reason
-	notes    map[string]string
+	deleted *int64
+	// candidate is the version a canary rollout runs, candidatePosition the clock position of
+	// the promotion that waits for it.
+	candidate         *Candidate
+	candidatePosition int64
+	byNumber          map[int64][]*Version
+	gates             map[string]GateOutcome
+	archived          map[string]bool // versions that are Archived after the events
+	reasons           map[string]reason
+	notes             map[string]string
 }
 
 type reason struct {
@@ -180,14 +225,25 @@ func Decide(in Input) Decision {
 		}
 	}
 
-	if in.FailedRollout != nil {
-		d.rolloutFailed(*in.FailedRollout)
+	if in.Failed != nil {
+		d.rolloutFailed(*in.Failed)
+	}
+	if in.Candidate != nil {
+		d.resumeCandidate(*in.Candidate)
 	}
 	for _, e := range d.events() {
 		if e.request == "" {
 			d.promoteAutomatically(e.version)
 		} else {
 			d.handleRequest(e)
+		}
+	}
+	if c := d.candidate; c != nil && d.production == nil {
+		// Production was retired under the rollout: the candidate has nothing to share traffic
+		// with, as the first version never has.
+		if v := d.unique(c.Number); v != nil {
+			d.promote(v, d.candidatePosition, c.Floor, reason{c.Reason,
+				"Promoted at once: its canary lost the Production version it shared traffic with", c.By})
 		}
 	}
 	return d.result()
@@ -248,7 +304,7 @@ func (d *decider) isDuplicate(v *Version) bool { return len(d.byNumber[v.Number]
 // promoteAutomatically makes v Production when it is newer than the current decision and beats
 // the current Production version where requireImprovement asks for it.
 func (d *decider) promoteAutomatically(v *Version) {
-	if 2*v.Number <= d.position || d.isProduction(v) {
+	if 2*v.Number <= d.lastPosition() || d.isProduction(v) {
 		return
 	}
 	if rule := d.in.Policy.RequireImprovement; rule != nil && d.production != nil {
@@ -270,7 +326,7 @@ func (d *decider) handleRequest(e event) {
 		if d.isProduction(v) {
 			return
 		}
-		if e.position < d.position {
+		if e.position < d.lastPosition() {
 			d.notes[v.Name] = "The Production request in the version's manifest was not acted on: the model's current " +
 				"decision came after it; clear spec.stage and request Production again to promote this version"
 			return
@@ -285,6 +341,9 @@ func (d *decider) handleRequest(e event) {
 		}
 		d.promote(v, e.position, floor, reason{r, msg, v.RequestedBy})
 	case mlv1.StageArchived:
+		if d.isCandidate(v) {
+			d.candidate = nil
+		}
 		wasProduction := d.isProduction(v)
 		d.archive(v, reason{mlv1.ReasonArchiveRequest, "Retired by a spec.stage: Archived request", v.RequestedBy})
 		if wasProduction {
@@ -300,10 +359,11 @@ func (d *decider) handleRequest(e event) {
 	}
 }
 
-// rolloutFailed archives the Production version whose rollout failed and restores the previous
-// Production version, as the newest event. The failed version is Archived, so the automatic rule
-// never promotes it again; a Production request may still try it.
-func (d *decider) rolloutFailed(n int64) {
+// rolloutFailed archives the Production version whose rollout or bake failed and restores the
+// previous Production version, as the newest event. The failed version is Archived, so the
+// automatic rule never promotes it again; a Production request may still try it.
+func (d *decider) rolloutFailed(f Failure) {
+	n := f.Version
 	if d.production == nil || *d.production != n {
 		return
 	}
@@ -311,10 +371,79 @@ func (d *decider) rolloutFailed(n int64) {
 	if v == nil {
 		return
 	}
-	d.archive(v, reason{mlv1.ReasonRolloutFailed, "Its rollout missed the progress deadline; the previous Production version was restored", mlv1.ByOperator})
+	d.archive(v, reason{f.Reason, f.Message, mlv1.ByOperator})
 	d.production, d.productionUID = nil, ""
 	d.position, d.floor = 2*d.latest+1, d.latest
 	d.restorePrevious(v.Number, mlv1.ByOperator)
+}
+
+// resumeCandidate takes up the candidate the model records: promoted when its analysis passed,
+// Archived when it failed, and otherwise still the candidate, unless a newer event replaces it.
+// A candidate whose ModelVersion is gone, or now shares its number, is dropped.
+func (d *decider) resumeCandidate(c Candidate) {
+	var v *Version
+	for _, w := range d.byNumber[c.Number] {
+		if (c.UID == "" || w.UID == c.UID) && !d.isDuplicate(w) {
+			v = w
+		}
+	}
+	if v == nil || d.isProduction(v) {
+		return
+	}
+	position := 2 * c.Floor
+	if c.Reason != mlv1.ReasonGatesPassed {
+		position++ // a request stands after the newest version of its time
+	}
+	switch {
+	case c.Failed:
+		d.archive(v, reason{mlv1.ReasonAnalysisFailed, c.Message, mlv1.ByOperator})
+	case c.Passed:
+		d.promote(v, max(position, d.position), max(c.Floor, d.floor), reason{mlv1.ReasonAnalysisPassed, c.Message, c.By})
+	default:
+		d.candidate, d.candidatePosition = &Candidate{Name: v.Name, UID: v.UID, Number: v.Number,
+			Reason: c.Reason, By: c.By, Floor: c.Floor}, position
+	}
+}
+
+// holdForCanary makes v the candidate of a canary rollout instead of Production, when the model
+// rolls out by canary, another version is Production and v never was: promotions by the gates and
+// requests wait for the analysis; the first Production version, a rollback to a version that
+// served before, a request that skips the rollout and a candidate that passed take effect at once.
+func (d *decider) holdForCanary(v *Version, position, floor int64, r reason) bool {
+	switch {
+	case !d.in.Canary, r.reason == mlv1.ReasonAnalysisPassed, d.wasProduction(v.Number):
+		return false
+	case d.production == nil:
+		return false // no version serves: there is no traffic to share and nothing to compare with
+	case r.reason != mlv1.ReasonGatesPassed && v.SkipRollout:
+		return false
+	}
+	d.candidate, d.candidatePosition = &Candidate{Name: v.Name, UID: v.UID, Number: v.Number,
+		Reason: r.reason, By: r.by, Floor: floor}, position
+	if d.archived[v.Name] {
+		delete(d.archived, v.Name)
+		d.reasons[v.Name] = reason{r.reason, "The candidate of a canary rollout, by a spec.stage: Production request", r.by}
+	}
+	return true
+}
+
+// wasProduction says whether the history shows version n in Production.
+func (d *decider) wasProduction(n int64) bool {
+	return slices.ContainsFunc(d.in.History, func(h mlv1.HistoryEntry) bool {
+		return h.Version == n && h.To == mlv1.StageProduction
+	})
+}
+
+func (d *decider) isCandidate(v *Version) bool {
+	return d.candidate != nil && d.candidate.Name == v.Name && d.candidate.UID == v.UID
+}
+
+// lastPosition is the clock position of the newest decision: Production's, or the candidate's.
+func (d *decider) lastPosition() int64 {
+	if d.candidate != nil {
+		return max(d.position, d.candidatePosition)
+	}
+	return d.position
 }
 
 // productionDeleted retires the Production version whose ModelVersion is gone, as the newest
@@ -327,7 +456,13 @@ func (d *decider) productionDeleted(n int64) {
 }
 
 // promote makes v Production and archives the version it replaces; whoever caused r caused both.
+// With a canary rollout, v may become the candidate instead (see holdForCanary). A promotion
+// that takes effect ends any candidate's rollout.
 func (d *decider) promote(v *Version, position, floor int64, r reason) {
+	if d.holdForCanary(v, position, floor, r) {
+		return
+	}
+	d.candidate = nil
 	if d.production != nil {
 		if old := d.holder(*d.production); old != nil {
 			replaced := reason{mlv1.ReasonSuperseded, fmt.Sprintf("Replaced by version %d", v.Number), r.by}
@@ -356,7 +491,7 @@ func (d *decider) restorePrevious(retired int64, by string) {
 	retiredOnRequest := map[int64]bool{retired: true}
 	for _, h := range slices.Backward(d.in.History) {
 		if h.To == mlv1.StageArchived && (h.Reason == mlv1.ReasonArchiveRequest ||
-			h.Reason == mlv1.ReasonRolloutFailed || h.Reason == mlv1.ReasonDeleted) {
+			h.Reason == mlv1.ReasonRolloutFailed || h.Reason == mlv1.ReasonDeleted || h.Reason == mlv1.ReasonAnalysisFailed) {
 			retiredOnRequest[h.Version] = true
 		}
 		if h.To != mlv1.StageProduction || retiredOnRequest[h.Version] {
@@ -409,7 +544,7 @@ func (d *decider) holdsProduction(v *Version) bool {
 
 // result derives every version's stage from the events' outcome.
 func (d *decider) result() Decision {
-	out := Decision{Production: d.production, Floor: d.floor, Versions: map[string]VersionDecision{}}
+	out := Decision{Production: d.production, Floor: d.floor, Versions: map[string]VersionDecision{}, Candidate: d.candidate}
 	if d.latest > 0 {
 		l := d.latest
 		out.Latest = &l
@@ -442,6 +577,9 @@ func (d *decider) result() Decision {
 			PrimaryMetric:   PrimaryMetric(d.in.Policy.Gates, v.Metrics),
 			Duplicate:       d.isDuplicate(v),
 			Note:            d.notes[v.Name],
+		}
+		if d.isCandidate(v) && vd.Note == "" {
+			vd.Note = "The candidate of the model's canary rollout: the model's status.rollout shows how it goes"
 		}
 		if vd.Duplicate && isNewRequest(v) {
 			vd.ObservedRequest = v.ObservedRequest // the request waits for the duplicate to go
@@ -482,6 +620,8 @@ func (d *decider) stageOf(v *Version, g GateOutcome) mlv1.Stage {
 		return mlv1.StageProduction
 	case d.archived[v.Name], v.Stage == mlv1.StageProduction:
 		return mlv1.StageArchived
+	case d.isCandidate(v):
+		return mlv1.StageStaging
 	case d.isDuplicate(v):
 		return mlv1.StageNone
 	case !g.Passed:

@@ -1,6 +1,7 @@
 package promotion
 
 import (
+	"cmp"
 	"fmt"
 	"math/rand/v2"
 	"slices"
@@ -56,6 +57,11 @@ type world struct {
 	versions      []Version
 	// failedRollout, when set, is reported to the next reconcile, as the Deployment would.
 	failedRollout *int64
+	// canary rolls new versions out as candidates; candidate is the one recorded, and verdict,
+	// when set, is its analysis' verdict for the next reconcile.
+	canary    bool
+	candidate *Candidate
+	verdict   string // "passed" or "failed"
 }
 
 func (w *world) add(vs ...Version) { w.versions = append(w.versions, vs...) }
@@ -78,9 +84,18 @@ func (w *world) request(name string, stage mlv1.Stage) {
 
 func (w *world) reconcile(t *testing.T) Decision {
 	t.Helper()
-	d := Decide(Input{Policy: w.policy, ModelUID: w.modelUID, Production: w.production, ProductionUID: w.productionUID,
-		Floor: w.floor, Latest: w.latest, History: w.history, Versions: slices.Clone(w.versions), FailedRollout: w.failedRollout})
-	w.failedRollout = nil
+	in := Input{Policy: w.policy, ModelUID: w.modelUID, Production: w.production, ProductionUID: w.productionUID,
+		Floor: w.floor, Latest: w.latest, History: w.history, Versions: slices.Clone(w.versions), Canary: w.canary}
+	if w.failedRollout != nil {
+		in.Failed = &Failure{Version: *w.failedRollout, Reason: mlv1.ReasonRolloutFailed, Message: "Its rollout missed the progress deadline"}
+	}
+	if c := w.candidate; c != nil {
+		rec := *c
+		rec.Passed, rec.Failed, rec.Message = w.verdict == "passed", w.verdict == "failed", "the analysis says "+w.verdict
+		in.Candidate = &rec
+	}
+	d := Decide(in)
+	w.failedRollout, w.candidate, w.verdict = nil, d.Candidate, ""
 	w.production, w.productionUID, w.floor = d.Production, d.ProductionUID, d.Floor
 	if d.Latest != nil {
 		w.latest = *d.Latest
@@ -689,4 +704,219 @@ func TestTransitionsSayWhoCausedThem(t *testing.T) {
 			}
 		})
 	}
+}
+
+// canaryWorld is the seed's model with a canary rollout: v1 is Production.
+func canaryWorld(t *testing.T, mode mlv1.PromotionMode) *world {
+	t.Helper()
+	w := &world{policy: seedPolicy(), modelUID: "model", canary: true}
+	w.policy.Mode = mode
+	v1 := version(1, "0.90")
+	if mode == mlv1.PromotionManual {
+		v1 = requestingProduction(v1)
+	}
+	w.add(v1)
+	w.reconcile(t)
+	if w.production == nil || *w.production != 1 {
+		t.Fatalf("the first version goes straight to Production, there is nothing to share traffic with: %s", w.stages())
+	}
+	return w
+}
+
+func lastHistory(w *world) mlv1.HistoryEntry { return w.history[len(w.history)-1] }
+
+func TestCanary(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		mode mlv1.PromotionMode
+		act  func(t *testing.T, w *world)
+		// production and candidate are the decision after act; 0 for none.
+		production, candidate int64
+		stages                string
+		check                 func(t *testing.T, w *world)
+	}{{
+		name:       "v2 passing its gates becomes the candidate and v1 stays Production",
+		act:        func(t *testing.T, w *world) { w.add(version(2, "0.91")) },
+		production: 1, candidate: 2, stages: "m-1=Production m-2=Staging",
+	}, {
+		name: "the candidate that passes its analysis is promoted with the reason AnalysisPassed",
+		act: func(t *testing.T, w *world) {
+			w.add(version(2, "0.91"))
+			w.reconcile(t)
+			w.verdict = "passed"
+		},
+		production: 2, stages: "m-1=Archived m-2=Production",
+		check: func(t *testing.T, w *world) {
+			if h := lastHistory(w); h.Version != 2 || h.Reason != mlv1.ReasonAnalysisPassed || h.Message != "the analysis says passed" {
+				t.Errorf("history ends with %+v", h)
+			}
+			if w.floor != 2 {
+				t.Errorf("floor %d, want 2: an automatic promotion", w.floor)
+			}
+		},
+	}, {
+		name: "the candidate that fails is Archived with the reason AnalysisFailed and never tried again automatically",
+		act: func(t *testing.T, w *world) {
+			w.add(version(2, "0.91"))
+			w.reconcile(t)
+			w.verdict = "failed"
+			w.reconcile(t)
+		},
+		production: 1, stages: "m-1=Production m-2=Archived",
+		check: func(t *testing.T, w *world) {
+			if h := lastHistory(w); h.Version != 2 || h.To != mlv1.StageArchived || h.Reason != mlv1.ReasonAnalysisFailed {
+				t.Errorf("history ends with %+v", h)
+			}
+		},
+	}, {
+		name: "a Production request on a failed candidate starts a new rollout",
+		act: func(t *testing.T, w *world) {
+			w.add(version(2, "0.91"))
+			w.reconcile(t)
+			w.verdict = "failed"
+			w.reconcile(t)
+			w.request("m-2", mlv1.StageProduction)
+		},
+		production: 1, candidate: 2, stages: "m-1=Production m-2=Staging",
+		check: func(t *testing.T, w *world) {
+			if w.candidate.Reason != mlv1.ReasonManualRequest {
+				t.Errorf("candidate's reason %s, want ManualRequest", w.candidate.Reason)
+			}
+		},
+	}, {
+		name: "a newer version that passes replaces the candidate",
+		act: func(t *testing.T, w *world) {
+			w.add(version(2, "0.91"))
+			w.reconcile(t)
+			w.add(version(3, "0.92"))
+		},
+		production: 1, candidate: 3, stages: "m-1=Production m-2=Staging m-3=Staging",
+	}, {
+		name: "a newer version that fails its gates leaves the candidate alone",
+		act: func(t *testing.T, w *world) {
+			w.add(version(2, "0.91"))
+			w.reconcile(t)
+			w.add(version(3, "0.70"))
+		},
+		production: 1, candidate: 2, stages: "m-1=Production m-2=Staging m-3=None",
+	}, {
+		name: "a rollback to a version that was Production takes effect at once and ends the rollout",
+		act: func(t *testing.T, w *world) {
+			w.add(version(2, "0.91"))
+			w.reconcile(t)
+			w.verdict = "passed"
+			w.reconcile(t)
+			w.add(version(3, "0.92"))
+			w.reconcile(t)
+			w.request("m-1", mlv1.StageProduction)
+		},
+		production: 1, stages: "m-1=Production m-2=Archived m-3=Staging",
+	}, {
+		name: "a request with the skip-rollout annotation takes effect at once",
+		act: func(t *testing.T, w *world) {
+			w.add(version(2, "0.91"))
+			w.reconcile(t)
+			w.request("m-2", mlv1.StageProduction)
+			w.find("m-2").SkipRollout = true
+		},
+		production: 2, stages: "m-1=Archived m-2=Production",
+	}, {
+		name: "the skip-rollout annotation does nothing for an automatic promotion",
+		act: func(t *testing.T, w *world) {
+			v2 := version(2, "0.91")
+			v2.SkipRollout = true
+			w.add(v2)
+		},
+		production: 1, candidate: 2, stages: "m-1=Production m-2=Staging",
+	}, {
+		name: "in Manual mode the Production request is the approval that starts the rollout",
+		mode: mlv1.PromotionManual,
+		act: func(t *testing.T, w *world) {
+			w.add(version(2, "0.91"))
+			w.reconcile(t)
+			w.request("m-2", mlv1.StageProduction)
+		},
+		production: 1, candidate: 2, stages: "m-1=Production m-2=Staging",
+	}, {
+		name: "a requested candidate that fails its gates still rolls out, and passes as requested",
+		mode: mlv1.PromotionManual,
+		act: func(t *testing.T, w *world) {
+			w.add(requestingProduction(version(2, "0.70")))
+			w.reconcile(t)
+			w.verdict = "passed"
+		},
+		production: 2, stages: "m-1=Archived m-2=Production",
+		check: func(t *testing.T, w *world) {
+			if w.floor != 2 || lastHistory(w).By != "" {
+				t.Errorf("floor %d, by %q", w.floor, lastHistory(w).By)
+			}
+		},
+	}, {
+		name: "an Archived request on the candidate ends its rollout",
+		act: func(t *testing.T, w *world) {
+			w.add(version(2, "0.91"))
+			w.reconcile(t)
+			w.request("m-2", mlv1.StageArchived)
+		},
+		production: 1, stages: "m-1=Production m-2=Archived",
+	}, {
+		name: "a candidate whose ModelVersion is deleted is dropped",
+		act: func(t *testing.T, w *world) {
+			w.add(version(2, "0.91"))
+			w.reconcile(t)
+			w.versions = w.versions[:1]
+		},
+		production: 1, stages: "m-1=Production",
+	}, {
+		name: "a failed bake retires the Production version and restores the previous one",
+		act: func(t *testing.T, w *world) {
+			w.add(version(2, "0.91"))
+			w.reconcile(t)
+			w.verdict = "passed"
+			w.reconcile(t)
+			w.failedRollout = new(int64(2))
+		},
+		production: 1, stages: "m-1=Production m-2=Archived",
+	}, {
+		name: "the candidate is promoted at once when the Production version is retired under it",
+		act: func(t *testing.T, w *world) {
+			w.add(version(2, "0.91"))
+			w.reconcile(t)
+			w.request("m-1", mlv1.StageArchived)
+		},
+		production: 2, stages: "m-1=Archived m-2=Production",
+	}} {
+		t.Run(tc.name, func(t *testing.T) {
+			w := canaryWorld(t, cmp.Or(tc.mode, mlv1.PromotionAutomatic))
+			tc.act(t, w)
+			w.reconcile(t)
+			d := w.reconcile(t) // a second reconcile changes nothing
+			if len(d.Transitions) != 0 {
+				t.Errorf("a second reconcile made transitions: %+v", d.Transitions)
+			}
+			if got := w.stages(); got != tc.stages {
+				t.Errorf("stages %s, want %s", got, tc.stages)
+			}
+			if got := deref(w.production); got != tc.production {
+				t.Errorf("Production %d, want %d", got, tc.production)
+			}
+			var candidate int64
+			if w.candidate != nil {
+				candidate = w.candidate.Number
+			}
+			if candidate != tc.candidate {
+				t.Errorf("candidate %d, want %d", candidate, tc.candidate)
+			}
+			if tc.check != nil {
+				tc.check(t, w)
+			}
+		})
+	}
+}
+
+func deref(n *int64) int64 {
+	if n == nil {
+		return 0
+	}
+	return *n
 }
