@@ -1,0 +1,355 @@
+// Package rollout holds the rules of a model's progressive rollout as pure functions: how a
+// canary advances through its steps, when its online gates pass, fail or are inconclusive, how
+// long a bake lasts, and how many pods each track runs. It reads no cluster and keeps no state:
+// the state is the model's status.rollout, and the controller measures, decides with these
+// functions, and records the result.
+package rollout
+
+import (
+	"fmt"
+	"math"
+	"strings"
+	"time"
+
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+
+	mlv1 "github.com/podium-dev/podium/api/v1alpha1"
+)
+
+// Measurement is one metric's value at one interval, or why there is none.
+type Measurement struct {
+	Name  string
+	Value float64
+	// Err makes the measurement inconclusive: no data, a query error, Prometheus unreachable.
+	Err error
+}
+
+// Observation is what one reconcile saw of a rollout.
+type Observation struct {
+	Now time.Time
+	// Measured are the measurements taken now, one per metric; nil when none was due.
+	Measured []Measurement
+	// CanaryAvailable says the canary Deployment runs the candidate on all the pods of the
+	// current step; CanaryFailed that it missed its progress deadline.
+	CanaryAvailable, CanaryFailed bool
+	// Serving is the version every stable prediction pod runs, if any.
+	Serving *int64
+}
+
+// Verdict is what a rollout's analysis concluded.
+type Verdict int
+
+const (
+	// Undecided: the rollout goes on.
+	Undecided Verdict = iota
+	// Passed: every step (or the bake) ended with every measurement passing.
+	Passed
+	// Failed: a metric failed more often than its failureLimit, stayed inconclusive past the
+	// limit, or the canary pods never became available.
+	Failed
+)
+
+// DefaultInterval and DefaultInconclusiveLimit apply when the API server did not default them
+// (an object created before the fields existed, or a test's literal).
+const (
+	DefaultInterval          = 30 * time.Second
+	DefaultInconclusiveLimit = 10
+)
+
+// Advance moves an active rollout on by what was observed, and says whether it concluded. It
+// never mutates st.
+func Advance(spec *mlv1.Rollout, st mlv1.RolloutStatus, obs Observation) (mlv1.RolloutStatus, Verdict) {
+	st = *st.DeepCopy()
+	if st.Phase == mlv1.RolloutBaking {
+		return bake(spec, st, obs)
+	}
+	if obs.CanaryFailed {
+		st.Message = fmt.Sprintf("The canary pods of version %d did not become available within the progress deadline", st.Version)
+		return st, Failed
+	}
+	if !obs.CanaryAvailable {
+		st.StepStartTime = nil // the step starts when its pods serve
+		st.Message = fmt.Sprintf("%s: waiting for the canary pods of version %d", stepName(spec, st), st.Version)
+		return st, Undecided
+	}
+	if st.StepStartTime == nil {
+		st.StepStartTime = timeRef(obs.Now)
+	}
+	if verdict := measure(spec, &st, obs); verdict != Undecided {
+		return st, verdict
+	}
+	if st.Phase == mlv1.RolloutPaused {
+		return st, Undecided
+	}
+	step := stepIndex(st)
+	if int(step) >= len(spec.Steps) || !stepDone(spec, st, spec.Steps[step].Duration.Duration, obs.Now) {
+		st.Message = fmt.Sprintf("%s: %d%% of the pods run version %d", stepName(spec, st), st.Weight, st.Version)
+		return st, Undecided
+	}
+	if int(step)+1 < len(spec.Steps) {
+		st.Step = new(step + 1)
+		st.StepStartTime = nil
+		st.Message = fmt.Sprintf("%s: moving %d%% of the pods to version %d", stepName(spec, st), spec.Steps[step+1].Weight, st.Version)
+		return st, Undecided
+	}
+	st.Message = fmt.Sprintf("Passed %d canary steps%s", len(spec.Steps), summary(st))
+	return st, Passed
+}
+
+// bake advances a rollout that watches a new Production version: it starts when the version
+// serves on every pod, measures, and passes when the bake's time is up.
+func bake(spec *mlv1.Rollout, st mlv1.RolloutStatus, obs Observation) (mlv1.RolloutStatus, Verdict) {
+	if obs.Serving == nil || *obs.Serving != st.Version {
+		st.StepStartTime = nil
+		st.Message = fmt.Sprintf("Baking: waiting for version %d to serve on every pod", st.Version)
+		return st, Undecided
+	}
+	if st.StepStartTime == nil {
+		st.StepStartTime = timeRef(obs.Now)
+	}
+	if verdict := measure(spec, &st, obs); verdict != Undecided {
+		return st, verdict
+	}
+	if st.Phase == mlv1.RolloutPaused {
+		st.Phase = mlv1.RolloutBaking // a bake has no traffic to hold back: it waits for data to pass
+		return st, Undecided
+	}
+	if spec.Bake == nil || stepDone(spec, st, spec.Bake.Duration, obs.Now) {
+		st.Message = "Baked" + summary(st)
+		return st, Passed
+	}
+	st.Message = fmt.Sprintf("Baking version %d until %s", st.Version,
+		st.StepStartTime.Add(spec.Bake.Duration).UTC().Format(time.RFC3339))
+	return st, Undecided
+}
+
+// measure records the measurements taken now, if any, and says whether they end the rollout. An
+// inconclusive measurement pauses a canary, which resumes, from the start of its step, with the
+// next conclusive one.
+func measure(spec *mlv1.Rollout, st *mlv1.RolloutStatus, obs Observation) Verdict {
+	if len(obs.Measured) == 0 || spec.Analysis == nil {
+		return Undecided
+	}
+	st.LastMeasurementTime = timeRef(obs.Now)
+	var failed, inconclusive []string
+	for _, m := range spec.Analysis.Metrics {
+		ms := metricStatus(st, m)
+		got, ok := find(obs.Measured, m.Name)
+		switch {
+		case !ok:
+			continue
+		case got.Err != nil:
+			ms.Inconclusive++
+			ms.Message = "Inconclusive: " + got.Err.Error()
+			inconclusive = append(inconclusive, fmt.Sprintf("%s: %s", m.Name, got.Err))
+			if ms.Inconclusive >= inconclusiveLimit(spec) {
+				failed = append(failed, fmt.Sprintf("%s was inconclusive %d times in a row (the limit is %d): %s",
+					m.Name, ms.Inconclusive, inconclusiveLimit(spec), got.Err))
+			}
+		default:
+			value := mlv1.NewNumber(got.Value)
+			ms.Value, ms.Inconclusive = &value, 0
+			if within(got.Value, m) {
+				ms.Passed++
+				ms.Message = fmt.Sprintf("%s %s %s", m.Name, value, ms.Bound)
+				continue
+			}
+			ms.Failed++
+			ms.Message = fmt.Sprintf("%s %s is outside %s", m.Name, value, ms.Bound)
+			if ms.Failed > m.FailureLimit {
+				failed = append(failed, fmt.Sprintf("%s %s is outside %s (failed %d times, the limit is %d)",
+					m.Name, value, ms.Bound, ms.Failed, m.FailureLimit))
+			}
+		}
+	}
+	switch {
+	case len(failed) > 0:
+		st.Message = "Analysis failed: " + strings.Join(failed, "; ")
+		return Failed
+	case len(inconclusive) > 0:
+		st.Phase = mlv1.RolloutPaused
+		st.Message = "Paused: the analysis is inconclusive; it resumes when measurements come back: " + strings.Join(inconclusive, "; ")
+	case st.Phase == mlv1.RolloutPaused:
+		st.Phase = mlv1.RolloutProgressing
+		st.StepStartTime = timeRef(obs.Now) // the step is measured again in full
+	}
+	return Undecided
+}
+
+// Due says whether the analysis should measure now: a rollout with online gates whose step (or
+// bake) has begun, and whose last measurement is an interval old.
+func Due(spec *mlv1.Rollout, st *mlv1.RolloutStatus, now time.Time) bool {
+	if spec == nil || spec.Analysis == nil || !st.Active() || st.StepStartTime == nil {
+		return false
+	}
+	return st.LastMeasurementTime == nil || !now.Before(st.LastMeasurementTime.Add(interval(spec)))
+}
+
+// Wake is how long until the rollout may next change without an event: the next measurement, or
+// the end of the step or the bake. Zero when nothing is timed.
+func Wake(spec *mlv1.Rollout, st *mlv1.RolloutStatus, now time.Time) time.Duration {
+	if spec == nil || !st.Active() || st.StepStartTime == nil {
+		return 0
+	}
+	var at []time.Time
+	if spec.Analysis != nil {
+		last := st.StepStartTime.Time
+		if st.LastMeasurementTime != nil {
+			last = st.LastMeasurementTime.Time
+		}
+		at = append(at, last.Add(interval(spec)))
+	}
+	switch step := stepIndex(*st); {
+	case st.Phase == mlv1.RolloutBaking && spec.Bake != nil:
+		at = append(at, st.StepStartTime.Add(spec.Bake.Duration))
+	case st.Phase == mlv1.RolloutProgressing && int(step) < len(spec.Steps):
+		at = append(at, st.StepStartTime.Add(spec.Steps[step].Duration.Duration))
+	}
+	var wake time.Duration
+	for _, t := range at {
+		if d := max(t.Sub(now), time.Second); wake == 0 || d < wake {
+			wake = d
+		}
+	}
+	return wake
+}
+
+// Begin is the status of a new canary for candidate, which the promotion rules made the
+// candidate while previous is Production.
+func Begin(spec *mlv1.Rollout, version int64, uid string, previous *int64, now time.Time) mlv1.RolloutStatus {
+	st := mlv1.RolloutStatus{Version: version, VersionUID: uid, Phase: mlv1.RolloutProgressing, Step: new(int32(0)),
+		StartTime: timeRef(now), PreviousVersion: previous, Metrics: metricStatuses(spec)}
+	st.Message = fmt.Sprintf("%s: starting the canary pods of version %d", stepName(spec, st), version)
+	return st
+}
+
+// BeginBake is the status of a bake of version, which has just become Production in place of previous.
+func BeginBake(spec *mlv1.Rollout, version int64, uid string, previous *int64, now time.Time) mlv1.RolloutStatus {
+	return mlv1.RolloutStatus{Version: version, VersionUID: uid, Phase: mlv1.RolloutBaking, StartTime: timeRef(now),
+		PreviousVersion: previous, Metrics: metricStatuses(spec),
+		Message: fmt.Sprintf("Baking: waiting for version %d to serve on every pod", version)}
+}
+
+// CanaryReplicas is how many of replicas pods run the candidate at weight percent: rounded up,
+// at least one, at most all.
+func CanaryReplicas(replicas, weight int32) int32 {
+	n := int32(math.Ceil(float64(replicas) * float64(weight) / 100))
+	return min(max(n, 1), max(replicas, 1))
+}
+
+// Weight is the share of the pods, in percent, that canary of replicas pods give the candidate.
+func Weight(replicas, canary int32) int32 {
+	if replicas <= 0 {
+		return 100
+	}
+	return int32(math.Round(float64(canary) * 100 / float64(replicas)))
+}
+
+// StepWeight is the weight the current step of st asks for.
+func StepWeight(spec *mlv1.Rollout, st *mlv1.RolloutStatus) int32 {
+	if step := stepIndex(*st); int(step) < len(spec.Steps) {
+		return spec.Steps[step].Weight
+	}
+	return 100
+}
+
+// Bound renders a metric's bound for messages, such as "<= 0.01" or "in [0.8, 1]".
+func Bound(m mlv1.AnalysisMetric) string {
+	switch {
+	case m.Min != nil && m.Max != nil:
+		return fmt.Sprintf("in [%s, %s]", *m.Min, *m.Max)
+	case m.Min != nil:
+		return ">= " + m.Min.String()
+	case m.Max != nil:
+		return "<= " + m.Max.String()
+	}
+	return ""
+}
+
+func within(v float64, m mlv1.AnalysisMetric) bool {
+	return (m.Min == nil || v >= m.Min.Float64()) && (m.Max == nil || v <= m.Max.Float64())
+}
+
+func metricStatuses(spec *mlv1.Rollout) []mlv1.MetricStatus {
+	if spec == nil || spec.Analysis == nil {
+		return nil
+	}
+	out := make([]mlv1.MetricStatus, 0, len(spec.Analysis.Metrics))
+	for _, m := range spec.Analysis.Metrics {
+		out = append(out, mlv1.MetricStatus{Name: m.Name, Bound: Bound(m)})
+	}
+	return out
+}
+
+// metricStatus returns st's entry for m, added when the spec gained the metric mid-rollout.
+func metricStatus(st *mlv1.RolloutStatus, m mlv1.AnalysisMetric) *mlv1.MetricStatus {
+	for i := range st.Metrics {
+		if st.Metrics[i].Name == m.Name {
+			st.Metrics[i].Bound = Bound(m)
+			return &st.Metrics[i]
+		}
+	}
+	st.Metrics = append(st.Metrics, mlv1.MetricStatus{Name: m.Name, Bound: Bound(m)})
+	return &st.Metrics[len(st.Metrics)-1]
+}
+
+func find(ms []Measurement, name string) (Measurement, bool) {
+	for _, m := range ms {
+		if m.Name == name {
+			return m, true
+		}
+	}
+	return Measurement{}, false
+}
+
+// stepDone says whether a step (or bake) of the given length is over: its time is up and, with
+// online gates, the analysis measured since it began.
+func stepDone(spec *mlv1.Rollout, st mlv1.RolloutStatus, length time.Duration, now time.Time) bool {
+	if now.Before(st.StepStartTime.Add(length)) {
+		return false
+	}
+	return spec.Analysis == nil || (st.LastMeasurementTime != nil && !st.LastMeasurementTime.Before(st.StepStartTime))
+}
+
+func summary(st mlv1.RolloutStatus) string {
+	parts := make([]string, 0, len(st.Metrics))
+	for _, m := range st.Metrics {
+		if m.Value != nil {
+			parts = append(parts, fmt.Sprintf("%s %s %s", m.Name, *m.Value, m.Bound))
+		}
+	}
+	if len(parts) == 0 {
+		return ""
+	}
+	return ": " + strings.Join(parts, ", ")
+}
+
+func stepName(spec *mlv1.Rollout, st mlv1.RolloutStatus) string {
+	return fmt.Sprintf("Step %d of %d", stepIndex(st)+1, len(spec.Steps))
+}
+
+func stepIndex(st mlv1.RolloutStatus) int32 {
+	if st.Step == nil {
+		return 0
+	}
+	return *st.Step
+}
+
+func interval(spec *mlv1.Rollout) time.Duration {
+	if spec.Analysis.Interval.Duration > 0 {
+		return spec.Analysis.Interval.Duration
+	}
+	return DefaultInterval
+}
+
+func inconclusiveLimit(spec *mlv1.Rollout) int32 {
+	if spec.Analysis.InconclusiveLimit > 0 {
+		return spec.Analysis.InconclusiveLimit
+	}
+	return DefaultInconclusiveLimit
+}
+
+func timeRef(t time.Time) *metav1.Time {
+	mt := metav1.NewTime(t)
+	return &mt
+}

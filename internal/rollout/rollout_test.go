@@ -1,0 +1,274 @@
+package rollout
+
+import (
+	"errors"
+	"strings"
+	"testing"
+	"time"
+
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+
+	mlv1 "github.com/podium-dev/podium/api/v1alpha1"
+)
+
+var t0 = time.Date(2026, 11, 27, 14, 0, 0, 0, time.UTC)
+
+func num(s string) *mlv1.Number { n := mlv1.Number(s); return &n }
+
+// canary is the example: 10% for 2m, then 50% for 5m, error rate at most 0.01 with two
+// failures tolerated, measured every 30s.
+func canary() *mlv1.Rollout {
+	return &mlv1.Rollout{
+		Strategy: mlv1.RolloutCanary,
+		Steps: []mlv1.RolloutStep{
+			{Weight: 10, Duration: metav1.Duration{Duration: 2 * time.Minute}},
+			{Weight: 50, Duration: metav1.Duration{Duration: 5 * time.Minute}},
+		},
+		Analysis: &mlv1.Analysis{
+			Prometheus:        mlv1.Prometheus{Address: "http://prometheus:9090"},
+			Interval:          metav1.Duration{Duration: 30 * time.Second},
+			InconclusiveLimit: 3,
+			Metrics:           []mlv1.AnalysisMetric{{Name: "error-rate", Query: "q", Max: num("0.01"), FailureLimit: 2}},
+		},
+	}
+}
+
+// run drives a rollout: at each tick the canary is available, and the analysis measures when due,
+// the value that values gives for that time.
+type run struct {
+	spec    *mlv1.Rollout
+	st      mlv1.RolloutStatus
+	now     time.Time
+	serving *int64
+	values  func(time.Time) (float64, error)
+	ticked  bool
+}
+
+func newRun(spec *mlv1.Rollout) *run {
+	prev := int64(1)
+	return &run{spec: spec, st: Begin(spec, 2, "uid-2", &prev, t0), now: t0,
+		values: func(time.Time) (float64, error) { return 0.001, nil }}
+}
+
+// until advances time a second at a time, up to limit after the last tick, until the rollout
+// concludes. Each step of a canary begins a tick after the previous one ends, when the controller
+// sees the canary pods of the new step serve; the first measurement of a step comes a tick after
+// it begins.
+func (r *run) until(t *testing.T, limit time.Duration) Verdict {
+	t.Helper()
+	end := r.now.Add(limit)
+	for {
+		if r.ticked {
+			r.now = r.now.Add(time.Second)
+		}
+		r.ticked = true
+		obs := Observation{Now: r.now, CanaryAvailable: true, Serving: r.serving}
+		if Due(r.spec, &r.st, r.now) {
+			v, err := r.values(r.now)
+			obs.Measured = []Measurement{{Name: "error-rate", Value: v, Err: err}}
+		}
+		var verdict Verdict
+		r.st, verdict = Advance(r.spec, r.st, obs)
+		if verdict != Undecided || !r.now.Before(end) {
+			return verdict
+		}
+	}
+}
+
+func TestACanaryWithHealthyMetricsPassesAfterEveryStep(t *testing.T) {
+	r := newRun(canary())
+	if v := r.until(t, 6*time.Minute+59*time.Second); v != Undecided {
+		t.Fatalf("concluded %v before the steps' 7 minutes were up: %s", v, r.st.Message)
+	}
+	if got := *r.st.Step; got != 1 {
+		t.Fatalf("step %d after 2 minutes, want the second (1)", got)
+	}
+	if v := r.until(t, 2*time.Second); v != Passed {
+		t.Fatalf("verdict %v after 7 minutes, want Passed: %s", v, r.st.Message)
+	}
+	m := r.st.Metrics[0]
+	if m.Failed != 0 || m.Passed < 14 || m.Bound != "<= 0.01" || *m.Value != "0.001" {
+		t.Errorf("metric status %+v", m)
+	}
+	if !strings.Contains(r.st.Message, "Passed 2 canary steps: error-rate 0.001 <= 0.01") {
+		t.Errorf("message %q", r.st.Message)
+	}
+}
+
+func TestACanaryFailsOnTheMeasurementPastItsFailureLimit(t *testing.T) {
+	r := newRun(canary())
+	r.values = func(time.Time) (float64, error) { return 0.034, nil }
+	if v := r.until(t, 10*time.Minute); v != Failed {
+		t.Fatalf("verdict %v, want Failed", v)
+	}
+	if m := r.st.Metrics[0]; m.Failed != 3 {
+		t.Errorf("failed %d times, want 3 (failureLimit 2 tolerates two)", m.Failed)
+	}
+	if want := "Analysis failed: error-rate 0.034 is outside <= 0.01 (failed 3 times, the limit is 2)"; r.st.Message != want {
+		t.Errorf("message %q, want %q", r.st.Message, want)
+	}
+	if got := r.now.Sub(t0); got != 61*time.Second {
+		t.Errorf("failed after %s, want the third measurement, at 61s", got)
+	}
+}
+
+func TestFailuresWithinTheLimitDoNotStopTheCanary(t *testing.T) {
+	r := newRun(canary())
+	r.values = func(now time.Time) (float64, error) {
+		if now.Sub(t0) <= 31*time.Second {
+			return 0.5, nil // two failures, at 1s and 31s
+		}
+		return 0.001, nil
+	}
+	if v := r.until(t, 8*time.Minute); v != Passed {
+		t.Fatalf("verdict %v, want Passed: %s", v, r.st.Message)
+	}
+	if m := r.st.Metrics[0]; m.Failed != 2 {
+		t.Errorf("failed %d times, want 2", m.Failed)
+	}
+}
+
+func TestInconclusiveMeasurementsPauseAndTheStepStartsAgain(t *testing.T) {
+	r := newRun(canary())
+	noData := errors.New("no data")
+	r.values = func(now time.Time) (float64, error) {
+		if d := now.Sub(t0); d > 60*time.Second && d < 120*time.Second {
+			return 0, noData // 61s and 91s: two inconclusive, under the limit of three
+		}
+		return 0.001, nil
+	}
+	r.until(t, 61*time.Second)
+	if r.st.Phase != mlv1.RolloutPaused || !strings.Contains(r.st.Message, "error-rate: no data") {
+		t.Fatalf("phase %s, message %q; want Paused with the reason", r.st.Phase, r.st.Message)
+	}
+	r.until(t, 60*time.Second) // to 121s: data again
+	if r.st.Phase != mlv1.RolloutProgressing || !r.st.StepStartTime.Time.Equal(t0.Add(121*time.Second)) || *r.st.Step != 0 {
+		t.Fatalf("phase %s, step %d started %s; want Progressing, the first step again from 121s",
+			r.st.Phase, *r.st.Step, r.st.StepStartTime)
+	}
+	if m := r.st.Metrics[0]; m.Inconclusive != 0 {
+		t.Errorf("inconclusive %d after a conclusive measurement, want 0", m.Inconclusive)
+	}
+}
+
+func TestInconclusiveMeasurementsPastTheLimitAbort(t *testing.T) {
+	r := newRun(canary())
+	r.values = func(time.Time) (float64, error) { return 0, errors.New("Prometheus is unreachable") }
+	if v := r.until(t, 10*time.Minute); v != Failed {
+		t.Fatalf("verdict %v, want Failed", v)
+	}
+	if !strings.Contains(r.st.Message, "error-rate was inconclusive 3 times in a row (the limit is 3): Prometheus is unreachable") {
+		t.Errorf("message %q", r.st.Message)
+	}
+}
+
+func TestTheStepWaitsForTheCanaryPods(t *testing.T) {
+	spec := canary()
+	st := Begin(spec, 2, "uid-2", nil, t0)
+	st, v := Advance(spec, st, Observation{Now: t0.Add(time.Hour)})
+	if v != Undecided || st.StepStartTime != nil || Due(spec, &st, t0.Add(time.Hour)) {
+		t.Fatalf("verdict %v, step start %v: nothing may be measured or timed before the canary pods serve", v, st.StepStartTime)
+	}
+	if _, v = Advance(spec, st, Observation{Now: t0.Add(time.Hour), CanaryFailed: true}); v != Failed {
+		t.Fatalf("verdict %v when the canary pods miss their deadline, want Failed", v)
+	}
+}
+
+func TestACanaryWithoutAnalysisFollowsTheClock(t *testing.T) {
+	spec := canary()
+	spec.Analysis = nil
+	r := newRun(spec)
+	if v := r.until(t, 8*time.Minute); v != Passed {
+		t.Fatalf("verdict %v, want Passed after the steps' durations", v)
+	}
+	if got := r.now.Sub(t0); got != 7*time.Minute+time.Second {
+		t.Errorf("passed after %s", got)
+	}
+}
+
+func TestABakeStartsWhenTheVersionServesAndPassesWhenItsTimeIsUp(t *testing.T) {
+	spec := canary()
+	spec.Bake = &metav1.Duration{Duration: 10 * time.Minute}
+	prev := int64(1)
+	r := &run{spec: spec, st: BeginBake(spec, 2, "uid-2", &prev, t0), now: t0,
+		values: func(time.Time) (float64, error) { return 0.001, nil }}
+	if v := r.until(t, 20*time.Minute); v != Undecided || r.st.StepStartTime != nil {
+		t.Fatalf("verdict %v before version 2 serves, want Undecided with the clock stopped", v)
+	}
+	r.serving = new(int64(2))
+	if v := r.until(t, 11*time.Minute); v != Passed {
+		t.Fatalf("verdict %v, want Passed", v)
+	}
+	if got := r.now.Sub(r.st.StepStartTime.Time); got != 10*time.Minute {
+		t.Errorf("baked %s, want 10m", got)
+	}
+}
+
+func TestABakeFailsLikeACanary(t *testing.T) {
+	spec := canary()
+	spec.Bake = &metav1.Duration{Duration: 10 * time.Minute}
+	r := &run{spec: spec, st: BeginBake(spec, 2, "uid-2", nil, t0), now: t0, serving: new(int64(2)),
+		values: func(time.Time) (float64, error) { return 0.2, nil }}
+	if v := r.until(t, 10*time.Minute); v != Failed {
+		t.Fatalf("verdict %v, want Failed", v)
+	}
+}
+
+func TestWakeIsTheNextMeasurementOrTheEndOfTheStep(t *testing.T) {
+	spec := canary()
+	st := Begin(spec, 2, "", nil, t0)
+	if w := Wake(spec, &st, t0); w != 0 {
+		t.Errorf("wake %s before the step begins, want 0 (the canary's pods wake the model)", w)
+	}
+	st.StepStartTime = &metav1.Time{Time: t0}
+	st.LastMeasurementTime = &metav1.Time{Time: t0.Add(100 * time.Second)}
+	if w := Wake(spec, &st, t0.Add(110*time.Second)); w != 10*time.Second {
+		t.Errorf("wake %s, want 10s: the step ends at 120s, before the measurement at 130s", w)
+	}
+	spec.Analysis = nil
+	if w := Wake(spec, &st, t0.Add(130*time.Second)); w != time.Second {
+		t.Errorf("wake %s past the step's end, want the floor of 1s", w)
+	}
+}
+
+func TestReplicas(t *testing.T) {
+	for _, tc := range []struct {
+		name                               string
+		replicas, weight, canary, realized int32
+	}{
+		{"10% of 4 pods is one pod, a quarter of them", 4, 10, 1, 25},
+		{"50% of 4 pods is two", 4, 50, 2, 50},
+		{"1% of 100 pods is one", 100, 1, 1, 1},
+		{"a weight rounds up", 3, 50, 2, 67},
+		{"100% is every pod", 4, 100, 4, 100},
+		{"a canary has at least one pod", 0, 10, 1, 100},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			got := CanaryReplicas(tc.replicas, tc.weight)
+			if got != tc.canary {
+				t.Errorf("CanaryReplicas(%d, %d) = %d, want %d", tc.replicas, tc.weight, got, tc.canary)
+			}
+			if w := Weight(tc.replicas, got); w != tc.realized {
+				t.Errorf("Weight = %d, want %d", w, tc.realized)
+			}
+		})
+	}
+}
+
+func TestBound(t *testing.T) {
+	for _, tc := range []struct {
+		name     string
+		min, max *mlv1.Number
+		want     string
+	}{
+		{"max only", nil, num("0.01"), "<= 0.01"},
+		{"min only", num("0.8"), nil, ">= 0.8"},
+		{"both", num("0.8"), num("1"), "in [0.8, 1]"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			if got := Bound(mlv1.AnalysisMetric{Min: tc.min, Max: tc.max}); got != tc.want {
+				t.Errorf("Bound = %q, want %q", got, tc.want)
+			}
+		})
+	}
+}
