@@ -51,4 +51,11 @@ const (
 	// ReasonServingNameTaken: an object Podium did not create already has the name of the
 	// prediction Deployment or Service; Podium never takes it over.
 	ReasonServingNameTaken = "ServingNameTaken"
+	// ReasonCanaryProgressing: a candidate runs on the canary pods and its steps advance.
+	ReasonCanaryProgressing = "CanaryProgressing"
+	// ReasonAnalysisInconclusive: the canary's online gates give no number (no data, a query
+	// error, Prometheus unreachable); the rollout waits, and resumes when measurements come back.
+	ReasonAnalysisInconclusive = "AnalysisInconclusive"
+	// ReasonBaking: the new Production version serves and the online gates keep watching it.
+	ReasonBaking = "Baking"
 )

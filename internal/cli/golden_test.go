@@ -41,6 +41,15 @@ func TestOutputsMatchGoldenFiles(t *testing.T) {
 		Message: "Version 3 serves with 2 ready replicas", LastTransitionTime: metav1.NewTime(goldenNow.Add(-5 * time.Minute)),
 	})
 	served := serving{Requested: true, DeploymentName: seed + "-predictor", ServiceName: seed, Version: new(int64(3)), ReadyReplicas: 2}
+	canary := improving.DeepCopy()
+	value := mlv1.Number("0.002")
+	canary.Status.Rollout = &mlv1.RolloutStatus{Version: 4, Phase: mlv1.RolloutProgressing, Step: new(int32(1)), Weight: 50,
+		StartTime: &metav1.Time{Time: goldenNow.Add(-3 * time.Minute)},
+		Message:   "Step 2 of 2: 50% of the pods run version 4",
+		Metrics: []mlv1.MetricStatus{
+			{Name: "error-rate", Value: &value, Bound: "<= 0.01", Passed: 6},
+			{Name: "p99-latency-seconds", Bound: "<= 0.25", Inconclusive: 1},
+		}}
 
 	for _, tc := range []struct {
 		file  string
@@ -57,6 +66,9 @@ func TestOutputsMatchGoldenFiles(t *testing.T) {
 			return writeStatus(w, &modelStatus{model: improving, production: production, serving: served}, goldenNow)
 		}},
 		{"status-new-model.golden", func(w io.Writer) error { return writeStatus(w, &modelStatus{model: fresh}, goldenNow) }},
+		{"status-canary.golden", func(w io.Writer) error {
+			return writeStatus(w, &modelStatus{model: canary, production: production, serving: served}, goldenNow)
+		}},
 	} {
 		t.Run(tc.file, func(t *testing.T) {
 			var out bytes.Buffer

@@ -94,6 +94,12 @@ func writeStatus(w io.Writer, s *modelStatus, now time.Time) error {
 	if s.serving.Requested {
 		field("Serving", servingText(s.serving))
 	}
+	if ro := m.Status.Rollout; ro != nil {
+		field("Rollout", rolloutText(ro, now))
+		for _, ms := range ro.Metrics {
+			field("", "  "+metricText(ms))
+		}
+	}
 	if err := t.Flush(); err != nil {
 		return err
 	}
@@ -155,4 +161,29 @@ func servingText(s serving) string {
 	}
 	return fmt.Sprintf("version %d, %d ready replicas (Deployment %s, Service %s)",
 		*s.Version, s.ReadyReplicas, orDash(s.DeploymentName), orDash(s.ServiceName))
+}
+
+// rolloutText is the model's current or last rollout on one line.
+func rolloutText(ro *mlv1.RolloutStatus, now time.Time) string {
+	text := fmt.Sprintf("%s, version %d", ro.Phase, ro.Version)
+	if ro.Canary() {
+		text += fmt.Sprintf(" on %d%% of the pods", ro.Weight)
+	}
+	if ro.StartTime != nil {
+		text += fmt.Sprintf(", started %s ago", age(*ro.StartTime, now))
+	}
+	if ro.Message != "" {
+		text += ": " + ro.Message
+	}
+	return text
+}
+
+// metricText is one online gate's last measurement and its counts.
+func metricText(ms mlv1.MetricStatus) string {
+	value := "no value yet"
+	if ms.Value != nil {
+		value = ms.Value.String()
+	}
+	return fmt.Sprintf("%s %s (%s): %d passed, %d failed, %d inconclusive in a row", ms.Name, value, ms.Bound,
+		ms.Passed, ms.Failed, ms.Inconclusive)
 }

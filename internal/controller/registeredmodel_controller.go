@@ -7,6 +7,7 @@ import (
 	"cmp"
 	"context"
 	"fmt"
+	"net/http"
 	"slices"
 	"time"
 	"unicode/utf8"
@@ -29,6 +30,7 @@ import (
 	mlv1 "github.com/podium-dev/podium/api/v1alpha1"
 	"github.com/podium-dev/podium/internal/metrics"
 	"github.com/podium-dev/podium/internal/promotion"
+	"github.com/podium-dev/podium/internal/rollout"
 	"github.com/podium-dev/podium/internal/serving"
 )
 
@@ -54,6 +56,9 @@ type RegisteredModelReconciler struct {
 	MissingRetry time.Duration
 	// Now returns the current time; tests may fix it.
 	Now func() time.Time
+	// PrometheusClient queries the online gates' Prometheus; the analysis package's default,
+	// with its short timeout, when nil.
+	PrometheusClient *http.Client
 
 	pending pendingWrites
 }
@@ -74,7 +79,11 @@ type RegisteredModelReconciler struct {
 // Production versions of one model (see record), whatever the cache, the errors, a crash between
 // two writes, or a second manager do.
 func (r *RegisteredModelReconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Result, error) {
-	p, err := r.plan(ctx, r.Client, req)
+	measured, err := r.measureRollout(ctx, req)
+	if err != nil {
+		return ctrl.Result{}, err
+	}
+	p, err := r.plan(ctx, r.Client, req, measured)
 	if err != nil {
 		return ctrl.Result{}, err
 	}
@@ -84,7 +93,7 @@ func (r *RegisteredModelReconciler) Reconcile(ctx context.Context, req ctrl.Requ
 		}
 		// The cache is a past view, and the caches of models and versions lag independently:
 		// decide again on the API server's view, and write only what that view needs.
-		if p, err = r.plan(ctx, r.APIReader, req); err != nil {
+		if p, err = r.plan(ctx, r.APIReader, req, measured); err != nil {
 			return ctrl.Result{}, err
 		}
 		if err := r.record(ctx, p); err != nil {
@@ -102,7 +111,26 @@ func (r *RegisteredModelReconciler) Reconcile(ctx context.Context, req ctrl.Requ
 		return ctrl.Result{}, err
 	}
 	metrics.SetProductionVersion(p.model.Namespace, p.model.Name, p.decision.Production)
-	return ctrl.Result{RequeueAfter: p.serving.retry}, nil
+	return ctrl.Result{RequeueAfter: soonest(p.serving.retry, rollout.Wake(rolloutSpec(p.model), p.status.Rollout, r.now()))}, nil
+}
+
+// measureRollout takes the measurements of the model's online gates that are due, reading the
+// model from the cache: at worst a measurement is taken for a rollout that moved on, and the
+// plan ignores it.
+func (r *RegisteredModelReconciler) measureRollout(ctx context.Context, req ctrl.Request) ([]rollout.Measurement, error) {
+	model := &mlv1.RegisteredModel{}
+	if err := r.Get(ctx, req.NamespacedName, model); err != nil {
+		return nil, client.IgnoreNotFound(err)
+	}
+	return r.measure(ctx, model), nil
+}
+
+// soonest is the shorter of two requeue delays, zero meaning none.
+func soonest(a, b time.Duration) time.Duration {
+	if a == 0 || (b != 0 && b < a) {
+		return b
+	}
+	return a
 }
 
 // writeKind orders a reconcile's writes of version statuses.
@@ -133,6 +161,7 @@ type plan struct {
 	versions []mlv1.ModelVersion
 	decision promotion.Decision
 	serving  servingState
+	rollout  *mlv1.RolloutStatus        // the model's status.rollout after the decision
 	status   mlv1.RegisteredModelStatus // the model's status after the decision
 	writes   []versionWrite             // ordered: leaving, others, entering
 }
@@ -160,7 +189,8 @@ func (p plan) changes() bool {
 // works out the status writes. The model is read first: from the API server, the versions read
 // after it include every version the model's status names, so a version missing from them was
 // deleted.
-func (r *RegisteredModelReconciler) plan(ctx context.Context, reader client.Reader, req ctrl.Request) (plan, error) {
+func (r *RegisteredModelReconciler) plan(ctx context.Context, reader client.Reader, req ctrl.Request,
+	measured []rollout.Measurement) (plan, error) {
 	var p plan
 	model := &mlv1.RegisteredModel{}
 	modelErr := reader.Get(ctx, req.NamespacedName, model)
@@ -196,13 +226,19 @@ func (r *RegisteredModelReconciler) plan(ctx context.Context, reader client.Read
 	if err != nil {
 		return p, err
 	}
-	in := observe(model, p.versions)
-	in.Failed = failedRollout(model, live)
-	p.decision = promotion.Decide(in)
-	if p.serving, err = r.planServing(ctx, model, p.versions, live, p.decision, fresh); err != nil {
+	canary, err := r.observeCanary(ctx, model)
+	if err != nil {
 		return p, err
 	}
-	p.status = modelStatus(model, len(p.versions), p.decision, p.serving, r.now())
+	in := observe(model, p.versions)
+	in.Failed = failedRollout(model, live)
+	advanced, verdict := r.advanceRollout(model, live, canary, measured, &in)
+	p.decision = promotion.Decide(in)
+	p.rollout = r.settleRollout(model, advanced, verdict, p.decision)
+	if p.serving, err = r.planServing(ctx, model, p.versions, live, canary, p.decision, p.rollout, fresh); err != nil {
+		return p, err
+	}
+	p.status = modelStatus(model, len(p.versions), p.decision, p.serving, p.rollout, r.now())
 	p.writes = versionWrites(model, p.versions, p.decision, p.serving, r.now())
 	if productionMoves(model, p.decision) || slices.ContainsFunc(p.writes, func(w versionWrite) bool { return w.kind == entering }) {
 		p.status.DecisionSequence++
@@ -321,6 +357,7 @@ func observe(model *mlv1.RegisteredModel, versions []mlv1.ModelVersion) promotio
 			ModelUID:        v.Status.RegisteredModelUID,
 			Generation:      v.Generation,
 			RequestedBy:     v.Annotations[mlv1.AnnotationStageRequestedBy],
+			SkipRollout:     v.Annotations[mlv1.AnnotationSkipRollout] == "true",
 		})
 	}
 	return in
@@ -337,6 +374,7 @@ func (r *RegisteredModelReconciler) recordModel(ctx context.Context, p plan) err
 	}
 	patch := client.MergeFromWithOptions(model.DeepCopy(), client.MergeFromWithOptimisticLock{})
 	rolledOut := rolloutEnded(model.Status.Serving, p.status.Serving)
+	oldRollout := model.Status.Rollout
 	model.Status = p.status
 	before := model.ResourceVersion
 	if err := r.Status().Patch(ctx, model, patch, client.FieldOwner(FieldOwner)); err != nil {
@@ -351,13 +389,35 @@ func (r *RegisteredModelReconciler) recordModel(ctx context.Context, p plan) err
 		log.Info("Stage changed", "registeredModel", klog.KObj(model), "version", t.Version,
 			"from", t.From, "to", t.To, "reason", t.Reason, "by", t.By)
 		metrics.RecordTransition(model.Namespace, model.Name, string(t.From), string(t.To), string(t.Reason))
-		if t.Reason == mlv1.ReasonRolloutFailed {
+		if t.Reason == mlv1.ReasonRolloutFailed || (t.Reason == mlv1.ReasonAnalysisFailed && t.From == mlv1.StageProduction) {
 			metrics.RecordAutomaticRollback(model.Namespace, model.Name)
 		}
 		r.Recorder.Eventf(model, nil, eventType(t), string(t.Reason), "Promote", "%s",
 			eventNote(fmt.Sprintf("Version %d (%s): %s -> %s: %s%s", t.Version, t.Name, stageName(t.From), t.To, t.Message, byNote(t))))
 	}
+	if reason, note := rolloutEvent(oldRollout, p.status.Rollout); reason != "" {
+		eventType := corev1.EventTypeNormal
+		if p.status.Rollout.Phase == mlv1.RolloutAborted || p.status.Rollout.Phase == mlv1.RolloutPaused {
+			eventType = corev1.EventTypeWarning
+		}
+		r.Recorder.Eventf(model, nil, eventType, reason, "Rollout", "%s", eventNote(note))
+	}
 	return nil
+}
+
+// rolloutEvent is the Event for a change of the model's rollout: a new rollout, a new phase, or
+// a new step; no reason when nothing of that changed.
+func rolloutEvent(old, updated *mlv1.RolloutStatus) (reason, note string) {
+	switch {
+	case updated == nil:
+		return "", ""
+	case old == nil || old.VersionUID != updated.VersionUID || old.StartTime == nil || updated.StartTime == nil ||
+		!old.StartTime.Equal(updated.StartTime) || old.Phase != updated.Phase:
+		return "Rollout" + string(updated.Phase), fmt.Sprintf("Version %d: %s", updated.Version, updated.Message)
+	case !equality.Semantic.DeepEqual(old.Step, updated.Step):
+		return "RolloutStep", fmt.Sprintf("Version %d: %s", updated.Version, updated.Message)
+	}
+	return "", ""
 }
 
 // recordVersion writes one version's status, conditional on the resourceVersion it was read at.

@@ -44,6 +44,11 @@ type servingState struct {
 	stagingLive           *appsv1.Deployment
 	stagingApplied        bool
 	stagingServiceApplied bool
+	// canary is the canary Deployment to apply while a canary rollout runs; canaryLive is the
+	// canary Deployment as it is, nil when there is none.
+	canary        *appsv1.Deployment
+	canaryLive    *appsv1.Deployment
+	canaryApplied bool
 	// unchecked says a rendering is not applied yet and was not checked: the plan was made from
 	// the cache, and the checks, which ask the API server, are left to the plan made from the
 	// API server's view, the one a reconcile applies.
@@ -99,7 +104,8 @@ func failedRollout(model *mlv1.RegisteredModel, d *appsv1.Deployment) *promotion
 // dry run). Those checks run only when the rendering is not applied yet, so a model that serves
 // costs no reads of the API server, and only with check, so that one reconcile makes them once.
 func (r *RegisteredModelReconciler) planServing(ctx context.Context, model *mlv1.RegisteredModel,
-	versions []mlv1.ModelVersion, live *appsv1.Deployment, d promotion.Decision, check bool) (servingState, error) {
+	versions []mlv1.ModelVersion, live, canary *appsv1.Deployment, d promotion.Decision, st *mlv1.RolloutStatus,
+	check bool) (servingState, error) {
 	s := servingState{enabled: model.Spec.Serving != nil}
 	if !s.enabled {
 		return s, r.planRemoval(ctx, model, &s)
@@ -109,6 +115,9 @@ func (r *RegisteredModelReconciler) planServing(ctx context.Context, model *mlv1
 		s.observed = &o
 	}
 	if err := r.planStaging(ctx, model, versions, d, check, &s); err != nil {
+		return s, err
+	}
+	if err := r.planCanary(ctx, model, versions, st, canary, check, &s); err != nil || s.problem != "" {
 		return s, err
 	}
 	if d.Production == nil {
@@ -123,8 +132,8 @@ func (r *RegisteredModelReconciler) planServing(ctx context.Context, model *mlv1
 	if target == nil {
 		return s, nil
 	}
-	dep, svc, err := render(serving.Target{Model: model, Version: target, FetcherImage: r.FetcherImage},
-		serving.Service(model))
+	dep, svc, err := render(serving.Target{Model: model, Version: target, FetcherImage: r.FetcherImage,
+		Replicas: stableReplicas(model, st)}, serving.Service(model))
 	if errors.Is(err, serving.ErrInvalid) {
 		s.problem, s.message = mlv1.ReasonInvalidServing, err.Error()
 		return s, nil
@@ -273,7 +282,7 @@ func (r *RegisteredModelReconciler) cached(ctx context.Context, desired client.O
 // planRemoval lists the prediction objects of a model without spec.serving for deletion: the
 // Deployments and Services it controls that the cache still holds.
 func (r *RegisteredModelReconciler) planRemoval(ctx context.Context, model *mlv1.RegisteredModel, s *servingState) error {
-	for _, name := range []string{serving.DeploymentName(model.Name), serving.StagingName(model.Name)} {
+	for _, name := range []string{serving.DeploymentName(model.Name), serving.StagingName(model.Name), serving.CanaryName(model.Name)} {
 		for _, obj := range []client.Object{&appsv1.Deployment{}, &corev1.Service{}} {
 			err := r.Get(ctx, types.NamespacedName{Namespace: model.Namespace, Name: name}, obj)
 			switch {
@@ -381,7 +390,7 @@ func (r *RegisteredModelReconciler) applyServing(ctx context.Context, s servingS
 		obj     client.Object
 		applied bool
 	}{{s.deployment, s.deploymentApplied}, {s.service, s.serviceApplied}, {s.staging, s.stagingApplied},
-		{s.stagingService, s.stagingServiceApplied}} {
+		{s.stagingService, s.stagingServiceApplied}, {s.canary, s.canaryApplied}} {
 		if isNil(a.obj) || a.applied {
 			continue
 		}

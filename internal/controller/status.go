@@ -15,7 +15,7 @@ import (
 // modelStatus is the model's status after decision d and the serving plan. Conditions keep their
 // transition times when their status does not change.
 func modelStatus(model *mlv1.RegisteredModel, versionCount int, d promotion.Decision, plan servingState,
-	now time.Time) mlv1.RegisteredModelStatus {
+	ro *mlv1.RolloutStatus, now time.Time) mlv1.RegisteredModelStatus {
 	s := *model.Status.DeepCopy()
 	s.ObservedGeneration = model.Generation
 	s.ProductionVersion = d.Production
@@ -25,6 +25,7 @@ func modelStatus(model *mlv1.RegisteredModel, versionCount int, d promotion.Deci
 	s.VersionCount = int32(versionCount)
 	s.History = promotion.AppendHistory(s.History, d.Transitions, now)
 	s.Serving = servingStatus(model, d, plan, now)
+	s.Rollout = ro
 
 	summarize := func(p conditions.Progress, ready metav1.ConditionStatus, reason, msg string) {
 		conditions.Summarize(&s.Conditions, model.Generation, now, p, ready, reason, msg)
@@ -32,6 +33,11 @@ func modelStatus(model *mlv1.RegisteredModel, versionCount int, d promotion.Deci
 	switch {
 	case plan.problem != "":
 		summarize(conditions.Blocked, metav1.ConditionFalse, plan.problem, plan.message)
+	case ro.Canary() && ro.Phase == mlv1.RolloutPaused:
+		summarize(conditions.Blocked, metav1.ConditionFalse, mlv1.ReasonAnalysisInconclusive, ro.Message)
+	case ro.Canary():
+		summarize(conditions.InProgress, metav1.ConditionFalse, mlv1.ReasonCanaryProgressing,
+			fmt.Sprintf("Canary of version %d: %s", ro.Version, ro.Message))
 	case d.Production == nil:
 		summarize(conditions.Done, metav1.ConditionTrue, mlv1.ReasonNoProduction, "No version is Production")
 	case plan.enabled && !sameVersion(plan.servedVersion(), d.Production):
@@ -43,6 +49,8 @@ func modelStatus(model *mlv1.RegisteredModel, versionCount int, d promotion.Deci
 			msg = promotion.Shorten(msg+"; "+plan.podProblem, conditions.MaxMessage)
 		}
 		summarize(conditions.InProgress, metav1.ConditionFalse, mlv1.ReasonRollingOut, msg)
+	case ro.Active() && ro.Phase == mlv1.RolloutBaking:
+		summarize(conditions.InProgress, metav1.ConditionFalse, mlv1.ReasonBaking, ro.Message)
 	case plan.enabled:
 		summarize(conditions.Done, metav1.ConditionTrue, mlv1.ReasonRolledOut,
 			fmt.Sprintf("Version %d is Production and serves on %d ready pods", *d.Production, plan.observed.ReadyReplicas))

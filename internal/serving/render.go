@@ -27,6 +27,12 @@ const (
 	LabelManagedBy = "app.kubernetes.io/managed-by"
 	// AnnotationVersion on the pod template names the version the pods serve.
 	AnnotationVersion = "ml.podium.dev/version"
+	// LabelVersion and LabelTrack are on the prediction pods of a model with spec.serving.rollout,
+	// for the analysis' queries: the version the pod serves, and stable or canary.
+	LabelVersion = "ml.podium.dev/version"
+	LabelTrack   = "ml.podium.dev/track"
+	TrackStable  = "stable"
+	TrackCanary  = "canary"
 	componentValue    = "predictor"
 	stagingComponent  = "predictor-staging"
 	managedByValue    = "podium"
@@ -55,6 +61,10 @@ func ServiceName(model string) string { return model + "-predictor" }
 // version when spec.serving.staging is set.
 func StagingName(model string) string { return model + "-predictor-staging" }
 
+// CanaryName is the name of the canary Deployment, which runs the candidate of a canary rollout
+// behind the prediction Service.
+func CanaryName(model string) string { return model + "-predictor-canary" }
+
 // Target is what the Deployment must serve: the Production version of a model.
 type Target struct {
 	Model   *mlv1.RegisteredModel
@@ -62,6 +72,11 @@ type Target struct {
 	// Staging renders the staging Deployment, for the newest Staging version, instead of the
 	// Production one: its own name and selector, MODEL_STAGE=Staging and one replica.
 	Staging bool
+	// Canary renders the canary Deployment, for the candidate of a canary rollout: its own name
+	// and selector, pods the prediction Service selects too, and MODEL_STAGE=Staging.
+	Canary bool
+	// Replicas, when set, replaces spec.serving.replicas: the shares of a canary rollout.
+	Replicas *int32
 	// FetcherImage runs `manager fetch` in the init container.
 	FetcherImage string
 }
@@ -80,12 +95,35 @@ func StagingSelector(model string) map[string]string {
 	return map[string]string{LabelModel: model, LabelComponent: stagingComponent}
 }
 
+// CanarySelector is the canary Deployment's selector for a model. Its pods also match the
+// prediction Service's selector.
+func CanarySelector(model string) map[string]string {
+	return merged(Selector(model), map[string]string{LabelTrack: TrackCanary})
+}
+
 // names returns the Deployment name, the selector and the stage of what t renders.
 func (t Target) names() (string, map[string]string, mlv1.Stage) {
-	if t.Staging {
+	switch {
+	case t.Staging:
 		return StagingName(t.Model.Name), StagingSelector(t.Model.Name), mlv1.StageStaging
+	case t.Canary:
+		return CanaryName(t.Model.Name), CanarySelector(t.Model.Name), mlv1.StageStaging
 	}
 	return DeploymentName(t.Model.Name), Selector(t.Model.Name), mlv1.StageProduction
+}
+
+// podLabels are the labels of t's pods beyond the selector: with spec.serving.rollout, the
+// version and the track, for the analysis' queries. They are left out without it, so that
+// prediction pods do not restart when Podium is upgraded.
+func (t Target) podLabels() map[string]string {
+	if t.Staging || t.Model.Spec.Serving.Rollout == nil {
+		return nil
+	}
+	track := TrackStable
+	if t.Canary {
+		track = TrackCanary
+	}
+	return map[string]string{LabelVersion: strconv.FormatInt(t.Version.Spec.Version, 10), LabelTrack: track}
 }
 
 // Deployment renders the prediction Deployment for t: the user's template, with the model's
@@ -117,7 +155,7 @@ func Deployment(t Target) (*appsv1.Deployment, error) {
 	name, selector, stage := t.names()
 
 	tmpl := *s.Template.DeepCopy()
-	tmpl.Labels = merged(tmpl.Labels, selector)
+	tmpl.Labels = merged(merged(tmpl.Labels, selector), t.podLabels())
 	tmpl.Annotations = merged(tmpl.Annotations, map[string]string{
 		AnnotationVersion: strconv.FormatInt(t.Version.Spec.Version, 10),
 	})
@@ -162,8 +200,11 @@ func Deployment(t Target) (*appsv1.Deployment, error) {
 	}
 
 	replicas := s.Replicas
-	if t.Staging {
+	switch {
+	case t.Staging:
 		replicas = new(int32(1)) // a candidate to try, not to carry the load
+	case t.Replicas != nil:
+		replicas = t.Replicas
 	}
 	d := &appsv1.Deployment{
 		TypeMeta:   metav1.TypeMeta{APIVersion: "apps/v1", Kind: "Deployment"},

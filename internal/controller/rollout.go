@@ -1,0 +1,265 @@
+package controller
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	appsv1 "k8s.io/api/apps/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	mlv1 "github.com/podium-dev/podium/api/v1alpha1"
+	"github.com/podium-dev/podium/internal/analysis"
+	"github.com/podium-dev/podium/internal/promotion"
+	"github.com/podium-dev/podium/internal/rollout"
+	"github.com/podium-dev/podium/internal/serving"
+)
+
+// measureTimeout bounds one analysis query: a Prometheus that does not answer makes the
+// measurement inconclusive, and never holds the reconcile for long.
+const measureTimeout = 10 * time.Second
+
+// rolloutSpec is the model's spec.serving.rollout, nil when it has none.
+func rolloutSpec(model *mlv1.RegisteredModel) *mlv1.Rollout {
+	if model.Spec.Serving == nil {
+		return nil
+	}
+	return model.Spec.Serving.Rollout
+}
+
+// canaryStrategy says whether new versions of the model go through a canary.
+func canaryStrategy(model *mlv1.RegisteredModel) bool {
+	spec := rolloutSpec(model)
+	return spec != nil && spec.Strategy == mlv1.RolloutCanary && model.Spec.Serving.Replicas != nil
+}
+
+// measure takes the online gates' measurements of the model's rollout, when they are due: one
+// PromQL query per metric, for the version under analysis. A query that fails is an
+// inconclusive measurement, not an error of the reconcile.
+func (r *RegisteredModelReconciler) measure(ctx context.Context, model *mlv1.RegisteredModel) []rollout.Measurement {
+	spec, st := rolloutSpec(model), model.Status.Rollout
+	if !rollout.Due(spec, st, r.now()) {
+		return nil
+	}
+	track := serving.TrackCanary
+	if st.Phase == mlv1.RolloutBaking {
+		track = serving.TrackStable
+	}
+	vars := analysis.Vars{Namespace: model.Namespace, Model: model.Name, Version: st.Version, Track: track}
+	prom := analysis.Prometheus{Address: spec.Analysis.Prometheus.Address, Client: r.PrometheusClient}
+	out := make([]rollout.Measurement, 0, len(spec.Analysis.Metrics))
+	for _, m := range spec.Analysis.Metrics {
+		got := rollout.Measurement{Name: m.Name}
+		query, err := analysis.Render(m.Query, vars)
+		if err == nil {
+			qctx, cancel := context.WithTimeout(ctx, measureTimeout)
+			got.Value, err = prom.Measure(qctx, query)
+			cancel()
+		}
+		got.Err = err
+		out = append(out, got)
+	}
+	return out
+}
+
+// advanceRollout moves the model's active rollout on by what this reconcile observed, and hands
+// its verdict to the promotion rules: the candidate's, or, for a bake, the Production version's.
+// It returns the advanced rollout status, nil when there is no active rollout.
+func (r *RegisteredModelReconciler) advanceRollout(model *mlv1.RegisteredModel, live, canary *appsv1.Deployment,
+	measured []rollout.Measurement, in *promotion.Input) (*mlv1.RolloutStatus, rollout.Verdict) {
+	in.Canary = canaryStrategy(model)
+	spec, st := rolloutSpec(model), model.Status.Rollout
+	if spec == nil || !st.Active() {
+		return nil, rollout.Undecided
+	}
+	obs := rollout.Observation{Now: r.now()}
+	if rollout.Due(spec, st, obs.Now) {
+		obs.Measured = measured // measurements taken for an older view of the rollout count only once
+	}
+	if live != nil {
+		if o := serving.Observe(live); o.Serving {
+			obs.Serving = o.TemplateVersion
+		}
+	}
+	if canary != nil {
+		o := serving.Observe(canary)
+		current := sameVersion(o.TemplateVersion, &st.Version)
+		want := rollout.CanaryReplicas(*model.Spec.Serving.Replicas, rollout.StepWeight(spec, st))
+		obs.CanaryAvailable = current && o.Serving && o.Replicas == want
+		obs.CanaryFailed = current && o.Failed
+	}
+	next, verdict := rollout.Advance(spec, *st, obs)
+	switch {
+	case st.Canary():
+		in.Candidate = &promotion.Candidate{Number: st.Version, UID: st.VersionUID, Reason: st.Reason, By: st.RequestedBy,
+			Floor: st.Floor, Passed: verdict == rollout.Passed, Failed: verdict == rollout.Failed, Message: next.Message}
+	case verdict == rollout.Failed && in.Failed == nil:
+		in.Failed = &promotion.Failure{Version: st.Version, Reason: mlv1.ReasonAnalysisFailed,
+			Message: "Its bake failed; the previous Production version was restored. " + next.Message}
+	}
+	return &next, verdict
+}
+
+// settleRollout is the model's status.rollout after decision d: the advanced rollout, a new
+// canary for a new candidate, a bake for a version just promoted, or the end of the rollout that
+// the decision ended.
+func (r *RegisteredModelReconciler) settleRollout(model *mlv1.RegisteredModel, advanced *mlv1.RolloutStatus,
+	verdict rollout.Verdict, d promotion.Decision) *mlv1.RolloutStatus {
+	spec, prev, now := rolloutSpec(model), model.Status.Rollout, r.now()
+	recorded := model.Status.ProductionVersion
+	if c := d.Candidate; c != nil {
+		st := advanced
+		if !prev.Canary() || prev.VersionUID != c.UID || st == nil {
+			begun := rollout.Begin(spec, c.Number, c.UID, d.Production, now)
+			st = &begun
+		}
+		st.Reason, st.RequestedBy, st.Floor = c.Reason, c.By, c.Floor
+		st.Weight = r.canaryWeight(model, st)
+		return st
+	}
+	st := prev
+	if advanced != nil {
+		st = advanced
+		switch {
+		case verdict == rollout.Failed:
+			st.Phase, st.Weight = mlv1.RolloutAborted, 0
+		case prev.Canary() && verdict == rollout.Passed && sameVersion(d.Production, &st.Version):
+			if spec.Bake != nil {
+				baked := rollout.BeginBake(spec, st.Version, st.VersionUID, st.PreviousVersion, now)
+				baked.StartTime, baked.Reason, baked.RequestedBy, baked.Floor = st.StartTime, st.Reason, st.RequestedBy, st.Floor
+				st = &baked
+			} else {
+				st.Phase = mlv1.RolloutSucceeded
+			}
+			st.Weight, st.Step = 100, nil
+		case prev.Phase == mlv1.RolloutBaking && verdict == rollout.Passed:
+			st.Phase = mlv1.RolloutSucceeded
+		case !sameVersion(d.Production, recorded) && prev.Phase == mlv1.RolloutBaking:
+			st.Phase, st.Message = mlv1.RolloutAborted, endedBy(d, st.Version)
+		case prev.Canary():
+			st.Phase, st.Weight, st.Message = mlv1.RolloutAborted, 0, endedBy(d, st.Version)
+		}
+	}
+	// A bake watches a version the gates or a request put in place of another; the first
+	// Production version has nothing to fall back to.
+	if !st.Active() && spec != nil && spec.Bake != nil && recorded != nil && d.Production != nil &&
+		!sameVersion(d.Production, recorded) && promotedAnew(d) {
+		baked := rollout.BeginBake(spec, *d.Production, d.ProductionUID, recorded, now)
+		return &baked
+	}
+	return st
+}
+
+// promotedAnew says whether the decision's new Production version came from the gates or a
+// request, the promotions a bake watches, rather than from a rollback or a restoration.
+func promotedAnew(d promotion.Decision) bool {
+	for _, t := range d.Transitions {
+		if t.To == mlv1.StageProduction {
+			return t.Reason == mlv1.ReasonGatesPassed || t.Reason == mlv1.ReasonManualRequest
+		}
+	}
+	return false
+}
+
+// endedBy says what ended a rollout of version before its analysis concluded.
+func endedBy(d promotion.Decision, version int64) string {
+	for _, t := range d.Transitions {
+		switch {
+		case t.Version == version && t.To == mlv1.StageArchived:
+			return fmt.Sprintf("Ended: version %d was Archived (%s)", version, t.Reason)
+		case t.To == mlv1.StageProduction:
+			return fmt.Sprintf("Ended: version %d became Production at once (%s)", t.Version, t.Reason)
+		}
+	}
+	if d.Candidate != nil {
+		return fmt.Sprintf("Ended: version %d is the candidate now", d.Candidate.Number)
+	}
+	return fmt.Sprintf("Ended: version %d is no longer a candidate (its ModelVersion was deleted, or the "+
+		"rollout strategy changed)", version)
+}
+
+// canaryWeight is the share of the prediction pods that the candidate's step gives it.
+func (r *RegisteredModelReconciler) canaryWeight(model *mlv1.RegisteredModel, st *mlv1.RolloutStatus) int32 {
+	if !canaryStrategy(model) {
+		return 0
+	}
+	replicas := *model.Spec.Serving.Replicas
+	return rollout.Weight(replicas, rollout.CanaryReplicas(replicas, rollout.StepWeight(rolloutSpec(model), st)))
+}
+
+// observeCanary reads the model's canary Deployment from the cache; nil when there is none.
+func (r *RegisteredModelReconciler) observeCanary(ctx context.Context, model *mlv1.RegisteredModel) (*appsv1.Deployment, error) {
+	if model.Spec.Serving == nil {
+		return nil, nil
+	}
+	d := &appsv1.Deployment{}
+	err := r.Get(ctx, types.NamespacedName{Namespace: model.Namespace, Name: serving.CanaryName(model.Name)}, d)
+	if apierrors.IsNotFound(err) {
+		return nil, nil
+	}
+	return d, err
+}
+
+// planCanary renders the canary Deployment while a canary runs, and lists it for removal once
+// the rollout ended: at once when it was aborted, once the stable pods serve the candidate when
+// it passed, so that the candidate never loses its pods in between.
+func (r *RegisteredModelReconciler) planCanary(ctx context.Context, model *mlv1.RegisteredModel,
+	versions []mlv1.ModelVersion, st *mlv1.RolloutStatus, live *appsv1.Deployment, check bool, s *servingState) error {
+	s.canaryLive = live
+	if !st.Canary() || !canaryStrategy(model) {
+		if live != nil && live.DeletionTimestamp.IsZero() && metav1.IsControlledBy(live, model) {
+			promoted := st != nil && sameVersion(serving.Observe(live).TemplateVersion, &st.Version) &&
+				st.Phase != mlv1.RolloutAborted
+			if !promoted || sameVersion(s.servedVersion(), &st.Version) {
+				s.remove = append(s.remove, live)
+			}
+		}
+		return nil
+	}
+	var candidate *mlv1.ModelVersion
+	for i := range versions {
+		if string(versions[i].UID) == st.VersionUID {
+			candidate = &versions[i]
+		}
+	}
+	if candidate == nil {
+		return nil
+	}
+	replicas := rollout.CanaryReplicas(*model.Spec.Serving.Replicas, rollout.StepWeight(model.Spec.Serving.Rollout, st))
+	dep, err := serving.Deployment(serving.Target{Model: model, Version: candidate, FetcherImage: r.FetcherImage,
+		Canary: true, Replicas: &replicas})
+	if err == nil {
+		err = serving.Stamp(dep)
+	}
+	if err != nil {
+		return err
+	}
+	s.canaryApplied = live != nil && serving.Contains(live, dep)
+	switch {
+	case !s.canaryApplied && !check:
+		s.unchecked = true
+	case !s.canaryApplied:
+		var liveObj client.Object
+		if live != nil {
+			liveObj = live
+		}
+		if err := r.checkApply(ctx, model, candidate, s, pair{dep, liveObj}); err != nil || s.problem != "" {
+			return err
+		}
+	}
+	s.canary = dep
+	return nil
+}
+
+// stableReplicas is the stable Deployment's share of the pods while a canary runs; nil otherwise.
+func stableReplicas(model *mlv1.RegisteredModel, st *mlv1.RolloutStatus) *int32 {
+	if !st.Canary() || !canaryStrategy(model) {
+		return nil
+	}
+	replicas := *model.Spec.Serving.Replicas
+	n := replicas - rollout.CanaryReplicas(replicas, rollout.StepWeight(model.Spec.Serving.Rollout, st))
+	return &n
+}
