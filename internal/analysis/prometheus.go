@@ -98,8 +98,8 @@ func transportError(at string, err error) error {
 }
 
 func isTimeout(err error) bool {
-	t, ok := errors.AsType[interface{ Timeout() bool }](err)
-	return ok && t.Timeout()
+	var t interface{ Timeout() bool }
+	return errors.As(err, &t) && t.Timeout()
 }
 
 // redact leaves the user information, a query and a fragment (where tokens travel) out of an
