@@ -15,7 +15,9 @@
 # not embedded (the UI answers 404; the API is unaffected).
 # Measured on 2 cores with Go 1.26.8 for v0.316.0, from an empty build cache (and the module
 # downloads not shared with Podium's own): 2 min 57 s wall (142 s user CPU), a 50 MB binary
-# (52,146,338 bytes, stripped). FULL_BUILD_PLACEHOLDER
+# (52,146,338 bytes, stripped). Without the tag the same build takes 372 s of user CPU (2.6 times as
+# much) and makes a 105 MB binary. What stays big is remote write's cloud authentication (AWS,
+# Azure, Google SDKs) and OpenTelemetry, which no build tag removes.
 #
 # Usage: hack/prometheus.sh          provisions the binary and prints its path
 #        hack/prometheus.sh --path   prints the path only, provisioning nothing
