@@ -16,16 +16,14 @@ import (
 	"time"
 )
 
-// DefaultTimeout bounds a query when Prometheus.Client is nil: a gate is measured inside a
-// reconcile, and a Prometheus that accepts connections but never answers must not hold a worker.
-// A context deadline ends a query sooner.
+// DefaultTimeout bounds a query that nothing else bounds, neither the context's deadline nor the
+// client's Timeout: a gate is measured inside a reconcile, and a Prometheus that accepts
+// connections but never answers must not hold a worker.
 const DefaultTimeout = 5 * time.Second
 
 // maxAnswer bounds what Measure reads of an answer: one sample is a few hundred bytes, and an
 // answer larger than this holds many series, which Measure rejects anyway.
 const maxAnswer = 1 << 20
-
-var defaultClient = &http.Client{Timeout: DefaultTimeout}
 
 // Prometheus queries one Prometheus server's HTTP API.
 type Prometheus struct {
@@ -33,7 +31,8 @@ type Prometheus struct {
 	// prefix when Prometheus serves under one. User information in it is sent as basic
 	// authentication and left out of every error.
 	Address string
-	// Client makes the requests; nil is a client with DefaultTimeout.
+	// Client makes the requests; nil is http.DefaultClient. Whichever it is, a query ends after
+	// DefaultTimeout unless the client's Timeout or the context's deadline say otherwise.
 	Client *http.Client
 }
 
@@ -42,6 +41,15 @@ type Prometheus struct {
 // why and what to do; it matches ErrNoData when the query found nothing to judge (no series, NaN
 // or ±Inf), and wraps the context's error when ctx ended the query.
 func (p Prometheus) Measure(ctx context.Context, query string) (float64, error) {
+	client := p.Client
+	if client == nil {
+		client = http.DefaultClient
+	}
+	if _, ok := ctx.Deadline(); !ok && client.Timeout == 0 {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, DefaultTimeout)
+		defer cancel()
+	}
 	base, err := url.Parse(p.Address)
 	if err != nil || (base.Scheme != "http" && base.Scheme != "https") || base.Host == "" {
 		// url.Parse's error quotes the address, with any password in it.
@@ -57,10 +65,6 @@ func (p Prometheus) Measure(ctx context.Context, query string) (float64, error) 
 	}
 	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
 	req.Header.Set("Accept", "application/json")
-	client := p.Client
-	if client == nil {
-		client = defaultClient
-	}
 	resp, err := client.Do(req)
 	if err != nil {
 		return 0, transportError(at, err)

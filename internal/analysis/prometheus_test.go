@@ -226,6 +226,12 @@ func TestMeasureFailsFast(t *testing.T) {
 			want:    []string{"no answer from Prometheus at http://127.0.0.1:", "in time", "context deadline exceeded"},
 			wantErr: context.DeadlineExceeded,
 		},
+		"a Prometheus that hangs ends after the default timeout when nothing else bounds the query": {
+			prom:    analysis.Prometheus{Address: "http://" + hanging(t), Client: &http.Client{}},
+			within:  analysis.DefaultTimeout + 2*time.Second,
+			want:    []string{"no answer from Prometheus at http://127.0.0.1:", "in time", "context deadline exceeded"},
+			wantErr: context.DeadlineExceeded,
+		},
 		"a Prometheus that hangs ends with the client's timeout": {
 			prom:   analysis.Prometheus{Address: "http://" + hanging(t), Client: &http.Client{Timeout: 300 * time.Millisecond}},
 			within: 2 * time.Second,
@@ -247,6 +253,7 @@ func TestMeasureFailsFast(t *testing.T) {
 		},
 	} {
 		t.Run(name, func(t *testing.T) {
+			t.Parallel() // the default timeout is waited for once, while the others run
 			ctx := t.Context()
 			if tc.timeout > 0 {
 				var cancel context.CancelFunc
