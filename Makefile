@@ -68,7 +68,7 @@ vet: ## Run go vet against code.
 test: manifests generate fmt vet test-unit test-e2e ## Run every test tier: unit, envtest integration and e2e on a kwok cluster.
 
 .PHONY: test-unit
-test-unit: kube-binaries seaweedfs registry helm kustomize ## Run the unit and envtest integration tests, and the chart's (helm lint, helm template).
+test-unit: kube-binaries seaweedfs registry prometheus helm kustomize ## Run the unit and envtest integration tests, and the chart's (helm lint, helm template).
 	KUBEBUILDER_ASSETS="$(KUBE_BIN_DIR)" PODIUM_BIN_DIR="$(LOCALBIN)" go test -race $$(go list ./... | grep -v /test/e2e) -coverprofile cover.out
 
 .PHONY: test-e2e
@@ -220,6 +220,16 @@ export PODIUM_REGISTRY = $(shell hack/registry.sh --path)
 .PHONY: registry
 registry: ## Provision the pinned OCI registry binary for the oci:// tests (cached).
 	@hack/registry.sh >/dev/null
+
+# Prometheus, the server that the online analysis gates' tests query, comes from
+# hack/prometheus.sh: built from the Go module proxy once (without service discovery or UI assets)
+# and cached outside the repository. The tests find it through PODIUM_PROMETHEUS, exported to every
+# recipe.
+export PODIUM_PROMETHEUS = $(shell hack/prometheus.sh --path)
+
+.PHONY: prometheus
+prometheus: ## Provision the pinned Prometheus binary for the analysis gates' tests (cached).
+	@hack/prometheus.sh >/dev/null
 
 .PHONY: helm
 helm: $(HELM) ## Download helm locally if necessary.
