@@ -118,7 +118,10 @@ var _ = Describe("Validation at apply time", func() {
 		create(ctx, seedModel(ns))
 		Expect(getModel(ctx, ns, "battle-winner-predictor").Spec.HistoryLimit).To(HaveValue(BeEquivalentTo(mlv1.DefaultHistoryLimit)))
 		for _, limit := range []int32{1, mlv1.MaxHistoryLimit} {
-			m := seedModel(ns, func(m *mlv1.RegisteredModel) { m.Name = fmt.Sprintf("limit-%d", limit); m.Spec.HistoryLimit = new(limit) })
+			m := seedModel(ns, func(m *mlv1.RegisteredModel) {
+				m.Name = fmt.Sprintf("limit-%d", limit)
+				m.Spec.HistoryLimit = new(limit)
+			})
 			create(ctx, m)
 			Expect(getModel(ctx, ns, m.Name).Spec.HistoryLimit).To(HaveValue(Equal(limit)))
 		}
