@@ -110,8 +110,9 @@ var _ = Describe("Deletion, recreation and limits", func() {
 		const model = "battle-winner-predictor"
 		create(ctx, seedModel(ns, func(m *mlv1.RegisteredModel) { m.Spec.HistoryLimit = new(int32(3)) }))
 		history := func(ctx context.Context) []string {
-			var out []string
-			for _, h := range getModel(ctx, ns, model).Status.History {
+			entries := getModel(ctx, ns, model).Status.History
+			out := make([]string, 0, len(entries))
+			for _, h := range entries {
 				out = append(out, fmt.Sprintf("%d:%s", h.Version, h.To))
 			}
 			return out

@@ -572,11 +572,11 @@ func TestVersionNumbersUpToTheLargestAllowed(t *testing.T) {
 	expectStages(t, w, fmt.Sprintf("m-3=Production m-%d=Archived", int64(largest)))
 }
 
-// entries returns n history entries of versions first, first+1, ...
-func entries(first, n int) []mlv1.HistoryEntry {
+// entries returns a history of n entries, of versions 1 to n.
+func entries(n int) []mlv1.HistoryEntry {
 	h := make([]mlv1.HistoryEntry, 0, n)
 	for i := range n {
-		h = append(h, mlv1.HistoryEntry{Version: int64(first + i), To: mlv1.StageStaging})
+		h = append(h, mlv1.HistoryEntry{Version: int64(i + 1), To: mlv1.StageStaging})
 	}
 	return h
 }
@@ -598,13 +598,13 @@ func TestHistoryIsBoundedByTheModelsLimit(t *testing.T) {
 		limit         int
 		first, length int64 // the oldest version kept, and how many entries
 	}{
-		{"below the limit nothing is dropped", entries(1, 3), staged(4, 2), 10, 1, 5},
-		{"exactly at the limit nothing is dropped", entries(1, 8), staged(9, 2), 10, 1, 10},
-		{"past the default limit the oldest are dropped", entries(1, 100), staged(101, 50), mlv1.DefaultHistoryLimit, 51, 100},
-		{"a custom limit keeps that many, newest last", entries(1, 4), staged(5, 3), 5, 3, 5},
-		{"a limit of one keeps only the newest transition", entries(1, 4), staged(5, 2), 1, 6, 1},
-		{"a raised limit keeps up to 500", entries(1, 499), staged(500, 10), mlv1.MaxHistoryLimit, 10, 500},
-		{"a lowered limit trims the history without a new transition", entries(1, 100), nil, 20, 81, 20},
+		{"below the limit nothing is dropped", entries(3), staged(4, 2), 10, 1, 5},
+		{"exactly at the limit nothing is dropped", entries(8), staged(9, 2), 10, 1, 10},
+		{"past the default limit the oldest are dropped", entries(100), staged(101, 50), mlv1.DefaultHistoryLimit, 51, 100},
+		{"a custom limit keeps that many, newest last", entries(4), staged(5, 3), 5, 3, 5},
+		{"a limit of one keeps only the newest transition", entries(4), staged(5, 2), 1, 6, 1},
+		{"a raised limit keeps up to 500", entries(499), staged(500, 10), mlv1.MaxHistoryLimit, 10, 500},
+		{"a lowered limit trims the history without a new transition", entries(100), nil, 20, 81, 20},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -197,10 +197,12 @@ spec:
 		By("alice may not promote it, with kubectl podium or kubectl patch, and nothing changes")
 		_, err = podium(alice, "promote", model, "1", "--timeout", "10s")
 		Expect(err).To(MatchError(ContainSubstring(refusal)))
-		_, err = kubectlAs(alice, "patch", "modelversion", model+"-1", "--type=merge", "-p", `{"spec":{"stage":"Production"}}`)
+		_, err = kubectlAs(alice, "patch", "modelversion", model+"-1", "--type=merge",
+			"-p", `{"spec":{"stage":"Production"}}`)
 		Expect(err).To(MatchError(ContainSubstring(refusal)))
 		Expect(stageOf(1)).To(Equal("/Staging/"), "spec.stage/status.stage/stage-requested-by")
-		Expect(mustKubectl("get", "registeredmodel", model, "-n", ns, "-o", "jsonpath={.status.productionVersion}")).To(BeEmpty())
+		Expect(mustKubectl("get", "registeredmodel", model, "-n", ns, "-o", "jsonpath={.status.productionVersion}")).
+			To(BeEmpty())
 
 		By("bob, a reviewer, approves it with kubectl podium, and the operator promotes it")
 		Expect(mustPodium(bob, "approve", model, "1")).
@@ -211,7 +213,8 @@ spec:
 		By("kubectl podium history shows bob as who promoted it, and when")
 		table := strings.Split(mustPodium(alice, "history", model), "\n")
 		Expect(table).To(HaveLen(2), "a header and the promotion")
-		Expect(table[1]).To(MatchRegexp(`^%s\s+1\s+Staging\s+Production\s+ManualRequest\s+bob\s+Promoted by a spec.stage: Production request$`,
+		Expect(table[1]).To(MatchRegexp(
+			`^%s\s+1\s+Staging\s+Production\s+ManualRequest\s+bob\s+Promoted by a spec.stage: Production request$`,
 			regexp.QuoteMeta(t1.UTC().Format(time.RFC3339))))
 
 		By("alice registers version 2 at least two seconds later, and bob approves it too")
