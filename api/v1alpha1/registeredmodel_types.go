@@ -107,6 +107,17 @@ type RegisteredModelSpec struct {
 	// version's bundle and a Service in front of it. Without it, Podium only manages stages.
 	// +optional
 	Serving *Serving `json:"serving,omitempty"`
+
+	// historyLimit is how many stage transitions status.history keeps; the oldest are dropped
+	// first. It is at most 500 so that a full history, even of entries with 1024-character
+	// messages, stays well under etcd's 1.5 MB limit on an object. Lowering it trims the history
+	// when the operator next writes the model's status, which the change itself causes; what was
+	// dropped is gone, and raising the limit again does not bring it back.
+	// +optional
+	// +kubebuilder:default=100
+	// +kubebuilder:validation:Minimum=1
+	// +kubebuilder:validation:Maximum=500
+	HistoryLimit *int32 `json:"historyLimit,omitempty"`
 }
 
 // Serving describes the prediction Deployment that serves the Production version. What the API
@@ -242,8 +253,22 @@ type HistoryEntry struct {
 	By string `json:"by,omitempty"`
 }
 
-// MaxHistory is how many transitions a RegisteredModel keeps; the oldest are dropped first.
-const MaxHistory = 100
+// DefaultHistoryLimit is how many transitions a RegisteredModel keeps when its spec.historyLimit
+// is not set; the oldest are dropped first.
+const DefaultHistoryLimit = 100
+
+// MaxHistoryLimit is the largest spec.historyLimit, and status.history's bound.
+const MaxHistoryLimit = 500
+
+// HistoryLimit is how many transitions the model keeps: spec.historyLimit, else
+// DefaultHistoryLimit (the API server defaults it, but an object read from a cluster whose CRD
+// predates the field has none).
+func (m *RegisteredModel) HistoryLimit() int {
+	if m.Spec.HistoryLimit == nil || *m.Spec.HistoryLimit < 1 {
+		return DefaultHistoryLimit
+	}
+	return int(*m.Spec.HistoryLimit)
+}
 
 // MaxHistoryMessage is the longest history message, in characters; longer ones are shortened.
 const MaxHistoryMessage = 1024
@@ -304,10 +329,10 @@ type RegisteredModelStatus struct {
 	// +optional
 	Rollout *RolloutStatus `json:"rollout,omitempty"`
 
-	// history lists stage transitions, newest last, at most 100.
+	// history lists stage transitions, newest last, at most spec.historyLimit.
 	// +optional
 	// +listType=atomic
-	// +kubebuilder:validation:MaxItems=100
+	// +kubebuilder:validation:MaxItems=500
 	History []HistoryEntry `json:"history,omitempty"`
 }
 

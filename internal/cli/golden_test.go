@@ -40,6 +40,8 @@ func TestOutputsMatchGoldenFiles(t *testing.T) {
 		Type: "Serving", Status: metav1.ConditionTrue, Reason: "Available",
 		Message: "Version 3 serves with 2 ready replicas", LastTransitionTime: metav1.NewTime(goldenNow.Add(-5 * time.Minute)),
 	})
+	limited := model.DeepCopy() // its history holds as many transitions as it keeps
+	limited.Spec.HistoryLimit = new(int32(len(limited.Status.History)))
 	served := serving{Requested: true, DeploymentName: seed + "-predictor", ServiceName: seed, Version: new(int64(3)), ReadyReplicas: 2}
 	canary := improving.DeepCopy()
 	value := mlv1.Number("0.002")
@@ -58,7 +60,8 @@ func TestOutputsMatchGoldenFiles(t *testing.T) {
 		{"compare.golden", func(w io.Writer) error { return writeComparison(w, formatTable, rows, goldenNow) }},
 		{"compare-csv.golden", func(w io.Writer) error { return writeComparison(w, formatCSV, rows, goldenNow) }},
 		{"compare-json.golden", func(w io.Writer) error { return writeComparison(w, formatJSON, rows, goldenNow) }},
-		{"history.golden", func(w io.Writer) error { return writeHistory(w, model.Status.History) }},
+		{"history.golden", func(w io.Writer) error { return writeHistory(w, model, model.Status.History) }},
+		{"history-full.golden", func(w io.Writer) error { return writeHistory(w, limited, limited.Status.History) }},
 		{"status.golden", func(w io.Writer) error {
 			return writeStatus(w, &modelStatus{model: model, production: production}, goldenNow)
 		}},

@@ -19,12 +19,13 @@ func newHistoryCommand(r *root) *cobra.Command {
 		Short: "Show the stage transitions of a model's versions, newest last",
 		Long: fmt.Sprintf(`Show the stage transitions of a model's versions, newest last, as the operator recorded them:
 when, which version, from and to which stage, why, and who caused it (BY: the user who asked for
-the stage, or podium for the operator's own decisions; - when unknown). The model keeps the last
-%[1]d; when it holds %[1]d, older ones were dropped, and the table says so.
+the stage, or podium for the operator's own decisions; - when unknown). The model keeps as many as
+its spec.historyLimit says (%d unless set, at most %d); when it holds that many, older ones were
+dropped, and the table says so.
 
 With --at TIME, say which version was Production at that time, from the history. TIME is
 RFC 3339 (2025-01-25T13:00:00Z), a date and time in UTC (2025-01-25T13:00) or a date (2025-01-25,
-its start in UTC).`, mlv1.MaxHistory),
+its start in UTC).`, mlv1.DefaultHistoryLimit, mlv1.MaxHistoryLimit),
 		Example: `  kubectl podium history battle-winner-predictor
 
   # Which version was Production at 1 p.m. UTC on 25 January 2025
@@ -54,13 +55,13 @@ its start in UTC).`, mlv1.MaxHistory),
 				return err
 			}
 			if at != "" {
-				_, err := fmt.Fprintln(r.streams.Out, productionAt(model.Name, model.Status.History, when))
+				_, err := fmt.Fprintln(r.streams.Out, productionAt(model.Name, model.Status.History, when, model.HistoryLimit()))
 				return err
 			}
 			if output != formatTable {
 				return printData(r.streams.Out, output, model.Status.History)
 			}
-			return writeHistory(r.streams.Out, model.Status.History)
+			return writeHistory(r.streams.Out, model, model.Status.History)
 		},
 	}
 	addOutputFlag(cmd, &output, formatJSON, formatYAML)
@@ -68,29 +69,30 @@ its start in UTC).`, mlv1.MaxHistory),
 	return cmd
 }
 
-// writeHistory writes history entries as a table, oldest first, and says when older entries were
-// dropped.
-func writeHistory(w io.Writer, history []mlv1.HistoryEntry) error {
+// writeHistory writes shown, the model's history or its newest entries, as a table, oldest first,
+// and says when older entries were dropped: when the model's history holds as many as its
+// spec.historyLimit.
+func writeHistory(w io.Writer, model *mlv1.RegisteredModel, shown []mlv1.HistoryEntry) error {
 	t := printers.GetNewTabWriter(w)
 	_, _ = fmt.Fprintln(t, "TIME\tVERSION\tFROM\tTO\tREASON\tBY\tMESSAGE")
-	for _, h := range history {
+	for _, h := range shown {
 		_, _ = fmt.Fprintf(t, "%s\t%d\t%s\t%s\t%s\t%s\t%s\n",
 			timestamp(h.Time), h.Version, orDash(h.From), h.To, h.Reason, orDash(h.By), h.Message)
 	}
 	if err := t.Flush(); err != nil {
 		return err
 	}
-	if historyFull(history) {
-		_, err := fmt.Fprintf(w, "The history is full: a model keeps its last %d transitions, so older ones were dropped.\n",
-			mlv1.MaxHistory)
+	if limit := model.HistoryLimit(); historyFull(model.Status.History, limit) {
+		_, err := fmt.Fprintf(w, "The history is full: the model keeps its last %d transitions (spec.historyLimit), "+
+			"so older ones were dropped.\n", limit)
 		return err
 	}
 	return nil
 }
 
-// historyFull says whether the history holds as many entries as a model keeps: older ones may
-// have been dropped.
-func historyFull(history []mlv1.HistoryEntry) bool { return len(history) >= mlv1.MaxHistory }
+// historyFull says whether the history holds as many entries as the model keeps, limit: older ones
+// may have been dropped.
+func historyFull(history []mlv1.HistoryEntry, limit int) bool { return len(history) >= limit }
 
 // timeLayouts are the forms --at accepts; those without a zone are UTC.
 var timeLayouts = []string{time.RFC3339Nano, "2006-01-02T15:04:05", "2006-01-02T15:04", "2006-01-02"}
@@ -106,17 +108,18 @@ func parseTime(s string) (time.Time, error) {
 
 // productionAt says, from the history, which version was Production at the time: the last
 // transition into Production at or before it, unless a later one at or before it took that
-// version out again.
-func productionAt(model string, history []mlv1.HistoryEntry, at time.Time) string {
+// version out again. limit is the model's spec.historyLimit: a history that long may have dropped
+// the answer.
+func productionAt(model string, history []mlv1.HistoryEntry, at time.Time, limit int) string {
 	when := at.UTC().Format(time.RFC3339)
 	if len(history) == 0 {
 		return fmt.Sprintf("RegisteredModel %s has no history yet: no version has been Production", model)
 	}
 	if oldest := history[0].Time; at.Before(oldest.Time) {
-		if historyFull(history) {
-			return fmt.Sprintf("%s is before the oldest transition RegisteredModel %s keeps (%s): a model keeps "+
-				"its last %d transitions, so which version was Production then is no longer recorded",
-				when, model, timestamp(oldest), mlv1.MaxHistory)
+		if historyFull(history, limit) {
+			return fmt.Sprintf("%s is before the oldest transition RegisteredModel %s keeps (%s): the model keeps "+
+				"its last %d transitions (spec.historyLimit), so which version was Production then is no longer recorded",
+				when, model, timestamp(oldest), limit)
 		}
 		return fmt.Sprintf("No version of %s was Production at %s: its first transition is at %s", model, when, timestamp(oldest))
 	}

@@ -34,7 +34,7 @@ func TestProductionAtAnswersFromTheHistory(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			if got := productionAt(model.Name, model.Status.History, tt.at); got != tt.want {
+			if got := productionAt(model.Name, model.Status.History, tt.at, model.HistoryLimit()); got != tt.want {
 				t.Errorf("got  %s\nwant %s", got, tt.want)
 			}
 		})
@@ -49,45 +49,83 @@ func TestProductionAtAfterARetirement(t *testing.T) {
 	}
 	want := "No version of m was Production at 1970-01-01T00:05:00Z: version 1 left Production at " +
 		"1970-01-01T00:03:20Z (ArchiveRequest, by bob)"
-	if got := productionAt("m", history, time.Unix(300, 0)); got != want {
+	if got := productionAt("m", history, time.Unix(300, 0), mlv1.DefaultHistoryLimit); got != want {
 		t.Errorf("got  %s\nwant %s", got, want)
 	}
 }
 
-// fullHistory is a history as long as a model keeps, one transition a minute from t0.
-func fullHistory(t0 time.Time) []mlv1.HistoryEntry {
-	history := make([]mlv1.HistoryEntry, 0, mlv1.MaxHistory)
-	for i := range mlv1.MaxHistory {
-		history = append(history, mlv1.HistoryEntry{Version: int64(i + 1), To: mlv1.StageProduction,
+// modelWithHistory is a model named m with spec.historyLimit limit (nil: not set) and n
+// transitions, one a minute from t0.
+func modelWithHistory(limit *int32, n int, t0 time.Time) *mlv1.RegisteredModel {
+	m := &mlv1.RegisteredModel{ObjectMeta: metav1.ObjectMeta{Name: "m"}, Spec: mlv1.RegisteredModelSpec{HistoryLimit: limit}}
+	for i := range n {
+		m.Status.History = append(m.Status.History, mlv1.HistoryEntry{Version: int64(i + 1), To: mlv1.StageProduction,
 			Reason: mlv1.ReasonGatesPassed, Time: metav1.NewTime(t0.Add(time.Duration(i) * time.Minute)), By: mlv1.ByOperator})
 	}
-	return history
+	return m
 }
 
 func TestAFullHistorySaysThatOlderTransitionsWereDropped(t *testing.T) {
 	t0 := time.Date(2025, 1, 25, 0, 0, 0, 0, time.UTC)
-	history := fullHistory(t0)
+	before := time.Date(2024, 12, 31, 0, 0, 0, 0, time.UTC)
+	tests := []struct {
+		name    string
+		model   *mlv1.RegisteredModel
+		dropped string // the table's last line and the start of --at's answer before the oldest entry; empty: none
+	}{
+		{"without spec.historyLimit, 100 entries are full", modelWithHistory(nil, 100, t0), "100"},
+		{"without spec.historyLimit, 99 entries have room", modelWithHistory(nil, 99, t0), ""},
+		{"with spec.historyLimit 10, 10 entries are full", modelWithHistory(new(int32(10)), 10, t0), "10"},
+		{"with spec.historyLimit 10, 9 entries have room", modelWithHistory(new(int32(10)), 9, t0), ""},
+		{"with spec.historyLimit 500, 100 entries have room", modelWithHistory(new(int32(500)), 100, t0), ""},
+		{"a history longer than a lowered limit, not trimmed yet, is full", modelWithHistory(new(int32(5)), 8, t0), "5"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			var out bytes.Buffer
+			if err := writeHistory(&out, tt.model, tt.model.Status.History); err != nil {
+				t.Fatal(err)
+			}
+			answer := productionAt("m", tt.model.Status.History, before, tt.model.HistoryLimit())
+			if tt.dropped == "" {
+				if strings.Contains(out.String(), "full") {
+					t.Errorf("a history with room left says it is full:\n%s", out.String())
+				}
+				if want := "No version of m was Production at 2024-12-31T00:00:00Z: its first transition is at 2025-01-25T00:00:00Z"; answer != want {
+					t.Errorf("--at before the oldest entry:\ngot  %s\nwant %s", answer, want)
+				}
+				return
+			}
+			last := "The history is full: the model keeps its last " + tt.dropped +
+				" transitions (spec.historyLimit), so older ones were dropped.\n"
+			if !strings.HasSuffix(out.String(), last) {
+				t.Errorf("a full history does not end with %q:\n%s", last, out.String())
+			}
+			want := "2024-12-31T00:00:00Z is before the oldest transition RegisteredModel m keeps (2025-01-25T00:00:00Z): " +
+				"the model keeps its last " + tt.dropped + " transitions (spec.historyLimit), so which version was " +
+				"Production then is no longer recorded"
+			if answer != want {
+				t.Errorf("--at before the oldest entry:\ngot  %s\nwant %s", answer, want)
+			}
+		})
+	}
+}
 
-	want := "2024-12-31T00:00:00Z is before the oldest transition RegisteredModel m keeps (2025-01-25T00:00:00Z): " +
-		"a model keeps its last 100 transitions, so which version was Production then is no longer recorded"
-	if got := productionAt("m", history, time.Date(2024, 12, 31, 0, 0, 0, 0, time.UTC)); got != want {
-		t.Errorf("got  %s\nwant %s", got, want)
-	}
-
-	var out bytes.Buffer
-	if err := writeHistory(&out, history); err != nil {
-		t.Fatal(err)
-	}
-	last := "The history is full: a model keeps its last 100 transitions, so older ones were dropped.\n"
-	if !strings.HasSuffix(out.String(), last) {
-		t.Errorf("a full history does not end with %q:\n%s", last, out.String())
-	}
-	out.Reset()
-	if err := writeHistory(&out, history[1:]); err != nil {
-		t.Fatal(err)
-	}
-	if strings.Contains(out.String(), "full") {
-		t.Errorf("a history with room left says it is full:\n%s", out.String())
+func TestStatusSaysTheHistoryIsFullWhenTheModelsIs(t *testing.T) {
+	t0 := time.Date(2025, 1, 25, 0, 0, 0, 0, time.UTC)
+	for _, tt := range []struct {
+		limit int32
+		full  bool
+	}{{8, true}, {9, false}} {
+		var out bytes.Buffer
+		m := modelWithHistory(new(tt.limit), 8, t0)
+		if err := writeStatus(&out, &modelStatus{model: m}, t0.Add(time.Hour)); err != nil {
+			t.Fatal(err)
+		}
+		if got := strings.Contains(out.String(), "The history is full"); got != tt.full {
+			t.Errorf("with spec.historyLimit %d and 8 transitions, of which status shows the last 5, full = %v:\n%s",
+				tt.limit, got, out.String())
+		}
 	}
 }
 

@@ -106,6 +106,32 @@ var _ = Describe("Deletion, recreation and limits", func() {
 		}
 	})
 
+	It("keeps as many transitions as spec.historyLimit says, and trims when it is lowered", func(ctx context.Context) {
+		const model = "battle-winner-predictor"
+		create(ctx, seedModel(ns, func(m *mlv1.RegisteredModel) { m.Spec.HistoryLimit = new(int32(3)) }))
+		history := func(ctx context.Context) []string {
+			entries := getModel(ctx, ns, model).Status.History
+			out := make([]string, 0, len(entries))
+			for _, h := range entries {
+				out = append(out, fmt.Sprintf("%d:%s", h.Version, h.To))
+			}
+			return out
+		}
+		// Each version passes the gate and replaces the one before: seven transitions in all.
+		for n := int64(1); n <= 4; n++ {
+			create(ctx, seedVersion(ns, n, fmt.Sprintf("0.9%d", n)))
+			Eventually(productionOf).WithArguments(ctx, ns).Should(Equal(n))
+			Expect(history(ctx)).To(HaveLen(min(3, int(2*n-1))), "the history never holds more than the limit")
+		}
+		Expect(history(ctx)).To(Equal([]string{"3:Production", "3:Archived", "4:Production"}))
+
+		m := getModel(ctx, ns, model)
+		patch := client.MergeFrom(m.DeepCopy())
+		m.Spec.HistoryLimit = new(int32(1))
+		Expect(k8sClient.Patch(ctx, m, patch)).To(Succeed())
+		Eventually(history).WithArguments(ctx).Should(Equal([]string{"4:Production"}))
+	})
+
 	It("promotes a version numbered 2^53-1, the largest allowed, and orders requests after it", func(ctx context.Context) {
 		const largest = 1<<53 - 1
 		create(ctx, seedModel(ns), seedVersion(ns, 3, "0.8512"), seedVersion(ns, largest, "0.8723"))

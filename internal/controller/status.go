@@ -23,7 +23,7 @@ func modelStatus(model *mlv1.RegisteredModel, versionCount int, d promotion.Deci
 	s.AutomaticPromotionFloor = d.Floor
 	s.LatestVersion = d.Latest
 	s.VersionCount = int32(versionCount)
-	s.History = promotion.AppendHistory(s.History, d.Transitions, now)
+	s.History = promotion.AppendHistory(s.History, d.Transitions, now, model.HistoryLimit())
 	s.Serving = servingStatus(model, d, plan, now)
 	s.Rollout = ro
 

@@ -107,7 +107,25 @@ var _ = Describe("Validation at apply time", func() {
 		}, "at most 45 characters"),
 		Entry("when the name starts with a digit", func(m *mlv1.RegisteredModel) { m.Name = "1model" },
 			"must start with a lowercase letter"),
+		Entry("when the history limit is 0", func(m *mlv1.RegisteredModel) { m.Spec.HistoryLimit = new(int32(0)) },
+			"spec.historyLimit: Invalid value: 0: spec.historyLimit in body should be greater than or equal to 1"),
+		Entry("when the history limit is above 500, which could outgrow etcd's limit on an object", func(m *mlv1.RegisteredModel) {
+			m.Spec.HistoryLimit = new(int32(501))
+		}, "spec.historyLimit: Invalid value: 501: spec.historyLimit in body should be less than or equal to 500"),
 	)
+
+	It("defaults the history limit to 100, and keeps a limit of 1 or 500", func(ctx context.Context) {
+		create(ctx, seedModel(ns))
+		Expect(getModel(ctx, ns, "battle-winner-predictor").Spec.HistoryLimit).To(HaveValue(BeEquivalentTo(mlv1.DefaultHistoryLimit)))
+		for _, limit := range []int32{1, mlv1.MaxHistoryLimit} {
+			m := seedModel(ns, func(m *mlv1.RegisteredModel) {
+				m.Name = fmt.Sprintf("limit-%d", limit)
+				m.Spec.HistoryLimit = new(limit)
+			})
+			create(ctx, m)
+			Expect(getModel(ctx, ns, m.Name).Spec.HistoryLimit).To(HaveValue(Equal(limit)))
+		}
+	})
 
 	It("defaults the promotion mode to Automatic", func(ctx context.Context) {
 		m := seedModel(ns)

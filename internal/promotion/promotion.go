@@ -671,8 +671,10 @@ func Shorten(msg string, limit int) string {
 	return string(runes[:limit-3]) + "..."
 }
 
-// AppendHistory adds the transitions to the history, stamped with now, and keeps the newest MaxHistory.
-func AppendHistory(history []mlv1.HistoryEntry, ts []Transition, now time.Time) []mlv1.HistoryEntry {
+// AppendHistory adds the transitions to the history, stamped with now, and keeps the newest limit
+// entries (the model's spec.historyLimit): a history longer than a lowered limit is trimmed even
+// when there is no transition to add.
+func AppendHistory(history []mlv1.HistoryEntry, ts []Transition, now time.Time, limit int) []mlv1.HistoryEntry {
 	out := slices.Clone(history)
 	for _, t := range ts {
 		out = append(out, mlv1.HistoryEntry{
@@ -680,8 +682,8 @@ func AppendHistory(history []mlv1.HistoryEntry, ts []Transition, now time.Time) 
 			Time: metav1.NewTime(now), By: t.By,
 		})
 	}
-	if len(out) > mlv1.MaxHistory {
-		out = out[len(out)-mlv1.MaxHistory:]
+	if len(out) > limit {
+		out = out[len(out)-limit:]
 	}
 	return out
 }

@@ -100,7 +100,7 @@ func (w *world) reconcile(t *testing.T) Decision {
 	if d.Latest != nil {
 		w.latest = *d.Latest
 	}
-	w.history = AppendHistory(w.history, d.Transitions, time.Unix(0, 0))
+	w.history = AppendHistory(w.history, d.Transitions, time.Unix(0, 0), mlv1.DefaultHistoryLimit)
 	for i := range w.versions {
 		vd := d.Versions[w.versions[i].Name]
 		w.versions[i].Stage, w.versions[i].ObservedRequest = vd.Stage, vd.ObservedRequest
@@ -587,13 +587,56 @@ func TestVersionNumbersUpToTheLargestAllowed(t *testing.T) {
 	expectStages(t, w, fmt.Sprintf("m-3=Production m-%d=Archived", int64(largest)))
 }
 
-func TestHistoryIsBounded(t *testing.T) {
-	var h []mlv1.HistoryEntry
-	for i := range 150 {
-		h = AppendHistory(h, []Transition{{Version: int64(i + 1), To: mlv1.StageStaging}}, time.Now())
+// entries returns a history of n entries, of versions 1 to n.
+func entries(n int) []mlv1.HistoryEntry {
+	h := make([]mlv1.HistoryEntry, 0, n)
+	for i := range n {
+		h = append(h, mlv1.HistoryEntry{Version: int64(i + 1), To: mlv1.StageStaging})
 	}
-	if len(h) != mlv1.MaxHistory || h[0].Version != 51 || h[len(h)-1].Version != 150 {
-		t.Fatalf("history has %d entries from %d to %d", len(h), h[0].Version, h[len(h)-1].Version)
+	return h
+}
+
+// staged returns n transitions of versions first, first+1, ... to Staging.
+func staged(first, n int) []Transition {
+	ts := make([]Transition, 0, n)
+	for i := range n {
+		ts = append(ts, Transition{Version: int64(first + i), To: mlv1.StageStaging})
+	}
+	return ts
+}
+
+func TestHistoryIsBoundedByTheModelsLimit(t *testing.T) {
+	tests := []struct {
+		name          string
+		history       []mlv1.HistoryEntry
+		transitions   []Transition
+		limit         int
+		first, length int64 // the oldest version kept, and how many entries
+	}{
+		{"below the limit nothing is dropped", entries(3), staged(4, 2), 10, 1, 5},
+		{"exactly at the limit nothing is dropped", entries(8), staged(9, 2), 10, 1, 10},
+		{"past the default limit the oldest are dropped", entries(100), staged(101, 50), mlv1.DefaultHistoryLimit, 51, 100},
+		{"a custom limit keeps that many, newest last", entries(4), staged(5, 3), 5, 3, 5},
+		{"a limit of one keeps only the newest transition", entries(4), staged(5, 2), 1, 6, 1},
+		{"a raised limit keeps up to 500", entries(499), staged(500, 10), mlv1.MaxHistoryLimit, 10, 500},
+		{"a lowered limit trims the history without a new transition", entries(100), nil, 20, 81, 20},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			before := slices.Clone(tt.history)
+			h := AppendHistory(tt.history, tt.transitions, time.Unix(0, 0), tt.limit)
+			if int64(len(h)) != tt.length || h[0].Version != tt.first {
+				t.Fatalf("history has %d entries from version %d, want %d from version %d", len(h), h[0].Version, tt.length, tt.first)
+			}
+			for i := 1; i < len(h); i++ {
+				if h[i].Version != h[i-1].Version+1 {
+					t.Fatalf("entry %d is version %d after version %d: not the newest, in order", i, h[i].Version, h[i-1].Version)
+				}
+			}
+			if !slices.EqualFunc(before, tt.history, func(a, b mlv1.HistoryEntry) bool { return a.Version == b.Version }) {
+				t.Fatal("AppendHistory changed the history it was given")
+			}
+		})
 	}
 }
 
