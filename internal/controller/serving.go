@@ -122,7 +122,8 @@ func (r *RegisteredModelReconciler) planServing(ctx context.Context, model *mlv1
 	if target == nil {
 		return s, nil
 	}
-	dep, svc, err := render(serving.Target{Model: model, Version: target, FetcherImage: r.FetcherImage},
+	dep, svc, err := render(serving.Target{Model: model, Version: target, FetcherImage: r.FetcherImage,
+		InsecureRegistries: r.InsecureRegistries},
 		serving.Service(model))
 	if errors.Is(err, serving.ErrInvalid) {
 		s.problem, s.message = mlv1.ReasonInvalidServing, err.Error()
@@ -328,7 +329,8 @@ func (r *RegisteredModelReconciler) planStaging(ctx context.Context, model *mlv1
 		}
 		return nil
 	}
-	dep, svc, err := render(serving.Target{Model: model, Version: candidate, FetcherImage: r.FetcherImage, Staging: true},
+	dep, svc, err := render(serving.Target{Model: model, Version: candidate, FetcherImage: r.FetcherImage,
+		InsecureRegistries: r.InsecureRegistries, Staging: true},
 		serving.StagingService(model))
 	if errors.Is(err, serving.ErrInvalid) {
 		s.problem, s.message = mlv1.ReasonInvalidServing, "Staging: "+err.Error()
