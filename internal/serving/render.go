@@ -43,6 +43,8 @@ const (
 	ModelPath = MountPath + "/model"
 	// ClaimMountPath is where a pvc:// claim is mounted, read-only.
 	ClaimMountPath = "/var/podium-claim"
+	// envModelPath names the variable that tells the predictor where the bundle is.
+	envModelPath = "MODEL_PATH"
 )
 
 // DeploymentName is the prediction Deployment's name for a model.
@@ -147,7 +149,7 @@ func Deployment(t Target) (*appsv1.Deployment, error) {
 			Image: &corev1.ImageVolumeSource{Reference: loc.OCI.String(), PullPolicy: corev1.PullIfNotPresent},
 		}})
 		mounts = []corev1.VolumeMount{{Name: VolumeName, MountPath: ModelPath, ReadOnly: true}}
-		env = append(env, corev1.EnvVar{Name: "MODEL_PATH", Value: ModelPath})
+		env = append(env, corev1.EnvVar{Name: envModelPath, Value: ModelPath})
 	case loc.Scheme == bundle.SchemePVC:
 		// A claim is mounted, not downloaded; with a digest the fetcher verifies it first, with
 		// fetch on or off: what it checks is what the predictor reads.
@@ -156,7 +158,7 @@ func Deployment(t Target) (*appsv1.Deployment, error) {
 		}})
 		mounts = []corev1.VolumeMount{{Name: VolumeName, MountPath: ClaimMountPath, ReadOnly: true}}
 		path := strings.TrimSuffix(ClaimMountPath+"/"+loc.Prefix, "/")
-		env = append(env, corev1.EnvVar{Name: "MODEL_PATH", Value: path})
+		env = append(env, corev1.EnvVar{Name: envModelPath, Value: path})
 		if digest != "" {
 			tmpl.Spec.InitContainers = append(tmpl.Spec.InitContainers,
 				fetcher(t, []string{"fetch", "--verify", path, "--digest", digest}, mounts))
@@ -165,7 +167,7 @@ func Deployment(t Target) (*appsv1.Deployment, error) {
 		tmpl.Spec.Volumes = append(tmpl.Spec.Volumes, corev1.Volume{Name: VolumeName,
 			VolumeSource: corev1.VolumeSource{EmptyDir: &corev1.EmptyDirVolumeSource{}}})
 		mounts = []corev1.VolumeMount{{Name: VolumeName, MountPath: MountPath, ReadOnly: true}}
-		env = append(env, corev1.EnvVar{Name: "MODEL_PATH", Value: ModelPath})
+		env = append(env, corev1.EnvVar{Name: envModelPath, Value: ModelPath})
 		args := []string{"fetch", "--uri", t.Version.Spec.Artifact.URI, "--dest", ModelPath}
 		if digest != "" {
 			args = append(args, "--digest", digest)

@@ -3,6 +3,7 @@ package serving
 import (
 	"errors"
 	"reflect"
+	"slices"
 	"strings"
 	"testing"
 
@@ -62,7 +63,7 @@ func TestDeploymentOCIBundleMounts(t *testing.T) {
 			model:       servedModel(),
 			insecure:    []string{"zot.local", "registry.ml:5000"},
 			volumes:     []corev1.Volume{userVolume, emptyDir},
-			fetcherArgs: append(fetchArgs[:len(fetchArgs):len(fetchArgs)], "--insecure-registry", "registry.ml:5000"),
+			fetcherArgs: append(slices.Clip(fetchArgs), "--insecure-registry", "registry.ml:5000"),
 			mount:       corev1.VolumeMount{Name: VolumeName, MountPath: MountPath, ReadOnly: true},
 		},
 		{
