@@ -7,6 +7,7 @@ import (
 	"flag"
 	"fmt"
 	"os"
+	"slices"
 	"strings"
 	"time"
 
@@ -32,6 +33,9 @@ const defaultLeaderElectionID = "podium.ml.podium.dev"
 type managerOptions struct {
 	operator        controller.Options
 	watchNamespaces string // comma-separated; becomes operator.Namespaces
+	// insecureRegistries are the --insecure-registry values, each a comma-separated list; they
+	// become operator.InsecureRegistries.
+	insecureRegistries stringList
 
 	metricsAddr             string
 	secureMetrics           bool
@@ -79,6 +83,28 @@ func (o *managerOptions) bindFlags(fs *flag.FlagSet) {
 	fs.StringVar(&o.operator.FetcherImage, "fetcher-image", o.operator.FetcherImage,
 		"Image of the prediction pods' init container that fetches bundles (runs 'manager fetch'): the operator's "+
 			"own image, which the Helm chart sets.")
+	fs.Var(&o.insecureRegistries, "insecure-registry",
+		"A registry (HOST[:PORT], as in oci:// URIs) that serves plain HTTP: the fetcher of a bundle there gets "+
+			"--insecure-registry. Repeat the flag or separate hosts with commas; none by default. It does not reach "+
+			"image volumes, which the node's container runtime pulls.")
+}
+
+// stringList is a flag that may be repeated, each value a comma-separated list.
+type stringList []string
+
+func (l *stringList) String() string { return strings.Join(*l, ",") }
+
+func (l *stringList) Set(v string) error {
+	for item := range strings.SplitSeq(v, ",") {
+		item = strings.TrimSpace(item)
+		if strings.Contains(item, "/") {
+			return fmt.Errorf("%q is not HOST[:PORT], the registry as an oci:// URI names it (no scheme or path)", item)
+		}
+		if item != "" {
+			*l = append(*l, item)
+		}
+	}
+	return nil
 }
 
 // operatorOptions are the operator's settings from the flags, limited to --watch-namespaces when
@@ -86,6 +112,7 @@ func (o *managerOptions) bindFlags(fs *flag.FlagSet) {
 func (o *managerOptions) operatorOptions() controller.Options {
 	opts := o.operator
 	opts.Namespaces = nil
+	opts.InsecureRegistries = slices.Clone(o.insecureRegistries)
 	for ns := range strings.SplitSeq(o.watchNamespaces, ",") {
 		if ns = strings.TrimSpace(ns); ns != "" {
 			opts.Namespaces = append(opts.Namespaces, ns)

@@ -2,6 +2,7 @@ package main
 
 import (
 	"flag"
+	"io"
 	"maps"
 	"os"
 	"path/filepath"
@@ -77,6 +78,21 @@ func TestOperatorFlagsReachTheOperator(t *testing.T) {
 	}
 	if n := got.ManagerOptions(ctrl.Options{}).Controller.MaxConcurrentReconciles; n != 3 {
 		t.Errorf("MaxConcurrentReconciles = %d, want 3", n)
+	}
+}
+
+func TestInsecureRegistriesAreRepeatableLists(t *testing.T) {
+	o := parseFlags(t, "--insecure-registry=registry.ml:5000, 10.0.0.7", "--insecure-registry", "zot.local")
+	want := []string{"registry.ml:5000", "10.0.0.7", "zot.local"}
+	if got := o.operatorOptions().InsecureRegistries; !slices.Equal(got, want) {
+		t.Errorf("InsecureRegistries = %q, want %q", got, want)
+	}
+	fs := flag.NewFlagSet("manager", flag.ContinueOnError)
+	fs.SetOutput(io.Discard)
+	(&managerOptions{}).bindFlags(fs)
+	err := fs.Parse([]string{"--insecure-registry=http://registry.ml:5000"})
+	if err == nil || !strings.Contains(err.Error(), "is not HOST[:PORT]") {
+		t.Errorf("a URL as --insecure-registry: error %v, want one saying it is not HOST[:PORT]", err)
 	}
 }
 

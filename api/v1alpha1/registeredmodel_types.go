@@ -120,6 +120,19 @@ type RegisteredModelSpec struct {
 	HistoryLimit *int32 `json:"historyLimit,omitempty"`
 }
 
+// BundleMount says how the bundle reaches the prediction pods.
+// +kubebuilder:validation:Enum=InitContainer;ImageVolume
+type BundleMount string
+
+const (
+	// BundleMountInitContainer fetches the bundle in an init container into a volume, verifying
+	// it on the way (and mounts a pvc:// claim).
+	BundleMountInitContainer BundleMount = "InitContainer"
+	// BundleMountImageVolume mounts an oci:// bundle read-only as a Kubernetes image volume: the
+	// node's container runtime pulls it by its digest, and no init container runs.
+	BundleMountImageVolume BundleMount = "ImageVolume"
+)
+
 // Serving describes the prediction Deployment that serves the Production version. What the API
 // server would refuse in the rendered Deployment and Service is refused here already, where it can
 // be said in one rule.
@@ -129,6 +142,7 @@ type RegisteredModelSpec struct {
 // +kubebuilder:validation:XValidation:rule="!has(self.template.spec) || !has(self.template.spec.volumes) || self.template.spec.volumes.all(v, v.name != 'podium-model')",message="spec.serving.template has a volume named podium-model, the name of the volume Podium adds for the bundle; rename it"
 // +kubebuilder:validation:XValidation:rule="!has(self.template.spec) || ((!has(self.template.spec.initContainers) || self.template.spec.initContainers.all(c, c.name != 'podium-fetch')) && self.template.spec.containers.all(c, c.name != 'podium-fetch'))",message="spec.serving.template has a container named podium-fetch, the name of the init container Podium adds to fetch the bundle; rename it"
 // +kubebuilder:validation:XValidation:rule="!has(self.rollout) || !has(self.rollout.strategy) || self.rollout.strategy != 'Canary' || has(self.replicas)",message="a Canary rollout shares the pods between the versions by replica counts: set spec.serving.replicas"
+// +kubebuilder:validation:XValidation:rule="!has(self.bundleMount) || self.bundleMount != 'ImageVolume' || !has(self.fetch) || self.fetch",message="spec.serving.bundleMount ImageVolume mounts the bundle, so spec.serving.fetch cannot be false (which leaves the bundle to the predictor); remove fetch, or use bundleMount InitContainer"
 type Serving struct {
 	// replicas is the number of prediction pods. Leave it out to let a HorizontalPodAutoscaler
 	// (or kubectl scale) own the number: Podium then never sets it, and a new Deployment starts
@@ -149,6 +163,16 @@ type Serving struct {
 	// +optional
 	// +kubebuilder:default=true
 	Fetch *bool `json:"fetch,omitempty"`
+
+	// bundleMount says how the bundle reaches the pods. InitContainer (the default) runs the
+	// fetcher, which downloads and verifies the bundle into a volume (or verifies a pvc:// claim).
+	// ImageVolume mounts an oci:// bundle read-only at MODEL_PATH as a Kubernetes image volume,
+	// pinned by the URI's digest, with no init container: the node's container runtime pulls it
+	// with the template's imagePullSecrets, and needs the ImageVolume feature. A Production version
+	// whose bundle is not oci:// cannot be served this way: the model reports InvalidServing.
+	// +optional
+	// +kubebuilder:default=InitContainer
+	BundleMount BundleMount `json:"bundleMount,omitempty"`
 
 	// storageSecretName names a Secret in the model's namespace whose keys become environment
 	// variables of the fetcher, such as AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY, AWS_REGION and

@@ -14,6 +14,7 @@ import (
 	"path"
 	"strings"
 
+	"github.com/klauspost/compress/zstd"
 	"github.com/opencontainers/go-digest"
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
 	"oras.land/oras-go/v2/content"
@@ -69,7 +70,13 @@ const (
 	formatRaw     layerFormat = iota // the blob is the file
 	formatTar                        // a tar archive of files
 	formatTarGzip                    // the same, gzip-compressed
+	formatTarZstd                    // the same, zstd-compressed
 )
+
+// maxZstdWindow bounds the memory a zstd layer's decoder may take for its window: a frame can
+// ask for up to 2 GiB or more. 128 MiB is what `zstd --long` (27) uses, the largest window
+// common tools write without --ultra flags.
+const maxZstdWindow = 128 << 20
 
 // fetchOCI pulls the artifact that loc pins and unpacks its layers into the stage, again from
 // the start when an attempt fails transiently.
@@ -191,8 +198,8 @@ func fetchManifest(ctx context.Context, repo *remote.Repository, ref OCIReferenc
 	}
 }
 
-// layerFormats tells how each layer holds its files: a ModelPack artifact has raw, tar and tar+gzip
-// layers of files; an image has tar and tar+gzip layers, applied in order over each other
+// layerFormats tells how each layer holds its files: a ModelPack artifact has raw, tar, tar+gzip
+// and tar+zstd layers of files; an image has tar, tar+gzip and tar+zstd layers, applied in order over each other
 // (image is true). Anything else is refused, naming its media type.
 func layerFormats(m *manifest) (_ []layerFormat, image bool, _ error) {
 	modelPack := m.ArtifactType == ArtifactTypeModelPack || m.Config.MediaType == MediaTypeModelPackConfig
@@ -216,9 +223,9 @@ func layerFormats(m *manifest) (_ []layerFormat, image bool, _ error) {
 		}
 		if !ok {
 			return nil, false, fmt.Errorf("layer %d has the media type %q, which is not supported: a ModelPack artifact's layers "+
-				"are %s<weight|weight.config|doc|code|dataset>.v1.<raw|tar|tar+gzip>, an image's %s or %s%s",
+				"are %s<weight|weight.config|doc|code|dataset>.v1.<raw|tar|tar+gzip|tar+zstd>, an image's %s, %s or %s%s",
 				i+1, l.MediaType, modelPackLayerPrefix, ocispec.MediaTypeImageLayer, ocispec.MediaTypeImageLayerGzip,
-				ociUnsupportedTypeHint)
+				ocispec.MediaTypeImageLayerZstd, ociUnsupportedTypeHint)
 		}
 		formats[i] = f
 	}
@@ -238,6 +245,8 @@ func modelPackFormat(mediaType string) (layerFormat, bool) {
 			return formatTar, true
 		case "tar+gzip":
 			return formatTarGzip, true
+		case "tar+zstd":
+			return formatTarZstd, true
 		}
 	}
 	return 0, false
@@ -249,6 +258,8 @@ func imageFormat(mediaType string) (layerFormat, bool) {
 		return formatTar, true
 	case ocispec.MediaTypeImageLayerGzip, mediaTypeDockerLayer:
 		return formatTarGzip, true
+	case ocispec.MediaTypeImageLayerZstd:
+		return formatTarZstd, true
 	}
 	return 0, false
 }
@@ -287,13 +298,19 @@ func pullLayer(ctx context.Context, repo *remote.Repository, ref OCIReference, l
 	case formatTarGzip:
 		var zr *gzip.Reader
 		if zr, err = gzip.NewReader(vr); err == nil {
-			limit := s.maxBytes + int64(s.maxFiles+1)*entryOverhead
-			err = extractEntries(&capReader{r: zr, limit: limit, err: &limitError{fmt.Sprintf(
-				"a layer unpacks to more than %d bytes; check the URI, or raise --max-size if the bundle is that large", limit)}},
-				s, image)
+			err = extractEntries(unpackLimit(zr, s), s, image)
 			_ = zr.Close()
 		} else {
 			err = archiveReadError(err, "; is it gzip-compressed, as its media type says?")
+		}
+	case formatTarZstd:
+		var zr *zstd.Decoder
+		if zr, err = zstd.NewReader(vr, zstd.WithDecoderConcurrency(1), zstd.WithDecoderMaxWindow(maxZstdWindow),
+			zstd.WithDecoderLowmem(true)); err == nil {
+			err = extractEntries(unpackLimit(zstdErrors{zr}, s), s, image)
+			zr.Close()
+		} else {
+			err = archiveReadError(err, "; is it zstd-compressed, as its media type says?")
 		}
 	}
 	if err == nil {
@@ -308,6 +325,30 @@ func pullLayer(ctx context.Context, repo *remote.Repository, ref OCIReference, l
 		}
 	}
 	return streamError(err)
+}
+
+// unpackLimit bounds what a compressed layer unpacks to as the network bounds what is
+// downloaded, so that a small layer that expands without end (a compression bomb) fails at
+// --max-size instead of filling the volume.
+func unpackLimit(r io.Reader, s *stage) io.Reader {
+	limit := s.maxBytes + int64(s.maxFiles+1)*entryOverhead
+	return &capReader{r: r, limit: limit, err: &limitError{fmt.Sprintf(
+		"a layer unpacks to more than %d bytes; check the URI, or raise --max-size if the bundle is that large", limit)}}
+}
+
+// zstdErrors says what the zstd decoder's errors mean for a layer.
+type zstdErrors struct{ r io.Reader }
+
+func (z zstdErrors) Read(p []byte) (int, error) {
+	n, err := z.r.Read(p)
+	switch {
+	case errors.Is(err, zstd.ErrWindowSizeExceeded), errors.Is(err, zstd.ErrDecoderSizeExceeded):
+		return n, &limitError{fmt.Sprintf("a zstd layer asks for a window of more than %d MiB to unpack; "+
+			"compress it with a smaller window (zstd without --long above 27)", maxZstdWindow>>20)}
+	case errors.Is(err, zstd.ErrMagicMismatch):
+		return n, fmt.Errorf("%w; is it zstd-compressed, as its media type says?", err)
+	}
+	return n, err
 }
 
 // registryError describes an error of the registry client: what it was fetching, and what to

@@ -119,7 +119,7 @@ func TestFetchOCIFailsWithNothingOnDisk(t *testing.T) {
 	reg.DeleteBlob(t, digest.FromString("only here").String())
 	helm := pushImage(t, reg, "charts/podium", "application/vnd.cncf.helm.config.v1+json",
 		"application/vnd.cncf.helm.chart.content.v1.tar+gzip", tarGz(t, &tar.Header{Name: "Chart.yaml", Typeflag: tar.TypeReg}))
-	unknownLayer := pushImage(t, reg, "ml/zstd", ocispec.MediaTypeImageConfig, "application/vnd.oci.image.layer.v1.tar+zstd", []byte("zstd"))
+	unknownLayer := pushImage(t, reg, "ml/lz4", ocispec.MediaTypeImageConfig, "application/vnd.oci.image.layer.v1.tar+lz4", []byte("lz4"))
 	absent := "oci://" + reg.Host + "/ml/battle-winner@" + digest.FromString("no such manifest").String()
 
 	for name, tc := range map[string]struct {
@@ -134,7 +134,7 @@ func TestFetchOCIFailsWithNothingOnDisk(t *testing.T) {
 			[]string{"spec.artifact.digest is the manifest digest of the URI"}},
 		"a blob missing from the registry": {damaged, "", []string{"layer ", "the blob is not in the registry"}},
 		"an artifact of another kind":      {helm, "", []string{`"application/vnd.cncf.helm.config.v1+json" is not supported`}},
-		"a layer of an unknown media type": {unknownLayer, "", []string{`"application/vnd.oci.image.layer.v1.tar+zstd", which is not supported`}},
+		"a layer of an unknown media type": {unknownLayer, "", []string{`"application/vnd.oci.image.layer.v1.tar+lz4", which is not supported`}},
 	} {
 		t.Run(name, func(t *testing.T) {
 			opts := ociOptions(reg)

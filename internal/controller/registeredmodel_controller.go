@@ -51,6 +51,9 @@ type RegisteredModelReconciler struct {
 	// FetcherImage is the image of the prediction pods' init container that fetches bundles: the
 	// operator's own image, so that fetcher and operator never drift apart.
 	FetcherImage string
+	// InsecureRegistries are the registries (HOST[:PORT]) the fetcher reaches over plain HTTP:
+	// the fetcher of an oci:// bundle on one of them gets --insecure-registry.
+	InsecureRegistries []string
 	// MissingRetry is how often to look again for a missing storage Secret or claim;
 	// DefaultMissingRetry when zero.
 	MissingRetry time.Duration

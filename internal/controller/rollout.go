@@ -230,7 +230,7 @@ func (r *RegisteredModelReconciler) planCanary(ctx context.Context, model *mlv1.
 	}
 	replicas := rollout.CanaryReplicas(*model.Spec.Serving.Replicas, rollout.StepWeight(model.Spec.Serving.Rollout, st))
 	dep, err := serving.Deployment(serving.Target{Model: model, Version: candidate, FetcherImage: r.FetcherImage,
-		Canary: true, Replicas: &replicas})
+		Canary: true, Replicas: &replicas, InsecureRegistries: r.InsecureRegistries})
 	if err == nil {
 		err = serving.Stamp(dep)
 	}

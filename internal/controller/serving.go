@@ -133,7 +133,7 @@ func (r *RegisteredModelReconciler) planServing(ctx context.Context, model *mlv1
 		return s, nil
 	}
 	dep, svc, err := render(serving.Target{Model: model, Version: target, FetcherImage: r.FetcherImage,
-		Replicas: stableReplicas(model, st)}, serving.Service(model))
+		Replicas: stableReplicas(model, st), InsecureRegistries: r.InsecureRegistries}, serving.Service(model))
 	if errors.Is(err, serving.ErrInvalid) {
 		s.problem, s.message = mlv1.ReasonInvalidServing, err.Error()
 		return s, nil
@@ -338,7 +338,8 @@ func (r *RegisteredModelReconciler) planStaging(ctx context.Context, model *mlv1
 		}
 		return nil
 	}
-	dep, svc, err := render(serving.Target{Model: model, Version: candidate, FetcherImage: r.FetcherImage, Staging: true},
+	dep, svc, err := render(serving.Target{Model: model, Version: candidate, FetcherImage: r.FetcherImage,
+		InsecureRegistries: r.InsecureRegistries, Staging: true},
 		serving.StagingService(model))
 	if errors.Is(err, serving.ErrInvalid) {
 		s.problem, s.message = mlv1.ReasonInvalidServing, "Staging: "+err.Error()

@@ -129,6 +129,34 @@ var _ = Describe("Serving follows its spec", func() {
 		Eventually(templateVersion).WithArguments(ctx, ns).Should(Equal("3"))
 	})
 
+	It("mounts an oci:// bundle as an image volume, and reports a bundle an image volume cannot mount", func(ctx context.Context) {
+		const ref = "registry.example.com/ml/battle-winner@sha256:4d12aa0e1c5f0c6b5d0f9e8a7b6c5d4e3f2a1b0c9d8e7f6a5b4c3d2e1f0a9b8c"
+		imageVolume := func(m *mlv1.RegisteredModel) { m.Spec.Serving.BundleMount = mlv1.BundleMountImageVolume }
+		create(ctx, seedModel(ns, served, imageVolume), seedVersion(ns, 3, "0.8512"))
+		Eventually(stalledWith(ctx, ns, mlv1.ReasonInvalidServing)).Should(Succeed())
+		Expect(readyCondition(ctx, ns).Message).To(And(ContainSubstring("mounts only oci:// bundles"),
+			ContainSubstring("version 3's bundle is s3://")))
+		Expect(templateVersion(ctx, ns)).To(BeEmpty())
+
+		By("promoting a version in a registry, the API server accepts its image volume")
+		create(ctx, seedVersion(ns, 4, "0.8723", func(v *mlv1.ModelVersion) { v.Spec.Artifact.URI = "oci://" + ref }))
+		Eventually(templateVersion).WithArguments(ctx, ns).Should(Equal("4"))
+		spec := getDeployment(ctx, ns).Spec.Template.Spec
+		Expect(spec.InitContainers).To(BeEmpty())
+		Expect(spec.Volumes).To(ContainElement(corev1.Volume{Name: "podium-model", VolumeSource: corev1.VolumeSource{
+			Image: &corev1.ImageVolumeSource{Reference: ref, PullPolicy: corev1.PullIfNotPresent}}}))
+		Expect(spec.Containers[0].VolumeMounts).To(ContainElement(
+			corev1.VolumeMount{Name: "podium-model", MountPath: "/var/podium/model", ReadOnly: true}))
+	})
+
+	It("refuses at apply time an image volume with fetch off", func(ctx context.Context) {
+		err := k8sClient.Create(ctx, seedModel(ns, served, func(m *mlv1.RegisteredModel) {
+			m.Spec.Serving.BundleMount = mlv1.BundleMountImageVolume
+			m.Spec.Serving.Fetch = new(false)
+		}))
+		Expect(err).To(MatchError(ContainSubstring("spec.serving.bundleMount ImageVolume mounts the bundle, so spec.serving.fetch cannot be false")))
+	})
+
 	DescribeTable("refuses at apply time a template whose Deployment or Service the API server would refuse",
 		func(ctx context.Context, mutate func(*corev1.PodSpec), message string) {
 			err := k8sClient.Create(ctx, seedModel(ns, served, func(m *mlv1.RegisteredModel) { mutate(&m.Spec.Serving.Template.Spec) }))

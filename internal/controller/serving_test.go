@@ -214,6 +214,36 @@ var _ = Describe("Serving", func() {
 		Eventually(readyCondition).WithArguments(ctx, ns).Should(HaveField("Reason", mlv1.ReasonRolledOut))
 	})
 
+	It("names an image volume the node cannot pull in the model's and the version's conditions", func(ctx context.Context) {
+		const ref = "registry.example.com/ml/battle-winner@sha256:4d12aa0e1c5f0c6b5d0f9e8a7b6c5d4e3f2a1b0c9d8e7f6a5b4c3d2e1f0a9b8c"
+		create(ctx, seedModel(ns, served, func(m *mlv1.RegisteredModel) { m.Spec.Serving.BundleMount = mlv1.BundleMountImageVolume }),
+			seedVersion(ns, 3, "0.8512", func(v *mlv1.ModelVersion) { v.Spec.Artifact.URI = "oci://" + ref }))
+		Eventually(templateVersion).WithArguments(ctx, ns).Should(Equal("3"))
+
+		By("a kubelet reporting the predictor waiting for the volume's pull, as it does")
+		d := getDeployment(ctx, ns)
+		pod := &corev1.Pod{
+			ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: predictor + "-iv123", Labels: d.Spec.Template.Labels,
+				Annotations: d.Spec.Template.Annotations},
+			Spec: d.Spec.Template.Spec,
+		}
+		create(ctx, pod)
+		pod.Status.ContainerStatuses = []corev1.ContainerStatus{{Name: "predictor", State: corev1.ContainerState{
+			Waiting: &corev1.ContainerStateWaiting{Reason: "ImagePullBackOff", Message: `Back-off pulling image "` + ref + `"`}}}}
+		Expect(k8sClient.Status().Update(ctx, pod)).To(Succeed())
+		problem := `container predictor: ImagePullBackOff: Back-off pulling image "` + ref + `" (the node cannot pull the ` +
+			"bundle's image volume " + ref
+		Eventually(readyCondition).WithArguments(ctx, ns).Should(And(
+			HaveField("Reason", mlv1.ReasonRollingOut), HaveField("Message", ContainSubstring(problem))))
+		Eventually(func() *metav1.Condition {
+			return meta.FindStatusCondition(getVersion(ctx, ns, "battle-winner-predictor-3").Status.Conditions, mlv1.ConditionServing)
+		}).Should(And(HaveField("Reason", mlv1.ReasonRollingOut), HaveField("Message", ContainSubstring(problem))))
+
+		By("the pull succeeding, the rollout completes and the messages go")
+		reportRollout(ctx, ns, true)
+		Eventually(readyCondition).WithArguments(ctx, ns).Should(HaveField("Reason", mlv1.ReasonRolledOut))
+	})
+
 	It("waits with a clear reason for a claim that does not exist", func(ctx context.Context) {
 		v := seedVersion(ns, 3, "0.8512")
 		v.Spec.Artifact.URI = "pvc://models/battle-winner/3"

@@ -20,6 +20,8 @@ const DefaultMaxConcurrentReconciles = 8
 type Options struct {
 	// FetcherImage is the image of the prediction pods' init container that fetches bundles.
 	FetcherImage string
+	// InsecureRegistries are the registries (HOST[:PORT]) the fetcher reaches over plain HTTP.
+	InsecureRegistries []string
 	// MissingRetry is how often to look again for a missing storage Secret or claim.
 	MissingRetry time.Duration
 	// Namespaces limits the operator to these namespaces; all when empty.
@@ -61,11 +63,12 @@ func (o Options) cacheOptions() cache.Options {
 // ManagerOptions.
 func (o Options) AddToManager(mgr ctrl.Manager) error {
 	if err := (&RegisteredModelReconciler{
-		Client:       mgr.GetClient(),
-		APIReader:    mgr.GetAPIReader(),
-		Recorder:     mgr.GetEventRecorder("podium"),
-		FetcherImage: o.FetcherImage,
-		MissingRetry: o.MissingRetry,
+		Client:             mgr.GetClient(),
+		APIReader:          mgr.GetAPIReader(),
+		Recorder:           mgr.GetEventRecorder("podium"),
+		FetcherImage:       o.FetcherImage,
+		InsecureRegistries: o.InsecureRegistries,
+		MissingRetry:       o.MissingRetry,
 	}).SetupWithManager(mgr); err != nil {
 		return fmt.Errorf("setting up the RegisteredModel controller: %w", err)
 	}

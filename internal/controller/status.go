@@ -150,8 +150,11 @@ func setServing(conds *[]metav1.Condition, v *mlv1.ModelVersion, vd promotion.Ve
 		setCondition(conds, v.Generation, mlv1.ConditionServing, metav1.ConditionTrue, mlv1.ReasonRolledOut,
 			fmt.Sprintf("Every prediction pod serves this version's bundle (%d ready)", plan.observed.ReadyReplicas))
 	case vd.Stage == mlv1.StageProduction:
-		setCondition(conds, v.Generation, mlv1.ConditionServing, metav1.ConditionFalse, mlv1.ReasonRollingOut,
-			"The prediction Deployment is rolling out this version")
+		msg := "The prediction Deployment is rolling out this version"
+		if plan.podProblem != "" { // the version's own condition says why its pods do not start
+			msg = promotion.Shorten(msg+"; "+plan.podProblem, conditions.MaxMessage)
+		}
+		setCondition(conds, v.Generation, mlv1.ConditionServing, metav1.ConditionFalse, mlv1.ReasonRollingOut, msg)
 	default:
 		setCondition(conds, v.Generation, mlv1.ConditionServing, metav1.ConditionFalse, mlv1.ReasonNotServing,
 			"The prediction Deployment does not run this version")

@@ -97,15 +97,26 @@ func contains(observed, desired any) bool {
 
 // waitingProblems are the reasons a kubelet gives for a container that waits and will not start
 // without a change: a missing Secret or ConfigMap, an image that cannot be pulled, a crash loop.
+// An image volume that cannot be pulled shows on every container that mounts it, with the
+// reasons of an image; one the runtime cannot mount, as CreateContainerError.
 var waitingProblems = map[string]bool{
-	"CreateContainerConfigError": true, "CreateContainerError": true, "ErrImagePull": true,
-	"ImagePullBackOff": true, "InvalidImageName": true, "CrashLoopBackOff": true,
+	"CreateContainerConfigError": true, "CreateContainerError": true, "CrashLoopBackOff": true,
+	"ErrImagePull": true, "ImagePullBackOff": true, "InvalidImageName": true, "ErrImageNeverPull": true,
+	"ImageInspectError": true,
+}
+
+// pullProblems are the waiting reasons of an image, or image volume, that cannot be pulled.
+var pullProblems = map[string]bool{
+	"ErrImagePull": true, "ImagePullBackOff": true, "InvalidImageName": true, "ErrImageNeverPull": true,
+	"ImageInspectError": true,
 }
 
 // PodProblem names what keeps the pods of a rollout of version from starting, as their kubelets
 // report it: the first pod of that version with a container that waits for a reason that needs a
 // change (a storage Secret that does not exist shows here as CreateContainerConfigError), or
-// whose init container failed (the fetcher's one-line message). Empty when there is none.
+// whose init container failed (the fetcher's one-line message). When the bundle's image volume
+// is what cannot be pulled or mounted, the message says so and what to check. Empty when there
+// is none.
 func PodProblem(pods []corev1.Pod, version int64) string {
 	want := strconv.FormatInt(version, 10)
 	for _, p := range pods {
@@ -115,7 +126,8 @@ func PodProblem(pods []corev1.Pod, version int64) string {
 		for _, s := range append(append([]corev1.ContainerStatus(nil), p.Status.InitContainerStatuses...), p.Status.ContainerStatuses...) {
 			switch {
 			case s.State.Waiting != nil && waitingProblems[s.State.Waiting.Reason]:
-				return fmt.Sprintf("pod %s, container %s: %s: %s", p.Name, s.Name, s.State.Waiting.Reason, s.State.Waiting.Message)
+				w := s.State.Waiting
+				return fmt.Sprintf("pod %s, container %s: %s: %s%s", p.Name, s.Name, w.Reason, w.Message, imageVolumeHint(p, w))
 			case s.State.Terminated != nil && s.State.Terminated.ExitCode != 0:
 				return fmt.Sprintf("pod %s, container %s exited with %d: %s", p.Name, s.Name, s.State.Terminated.ExitCode,
 					strings.TrimSpace(s.State.Terminated.Message))
@@ -124,6 +136,30 @@ func PodProblem(pods []corev1.Pod, version int64) string {
 				return fmt.Sprintf("pod %s, container %s exited with %d: %s", p.Name, s.Name, t.ExitCode, strings.TrimSpace(t.Message))
 			}
 		}
+	}
+	return ""
+}
+
+// imageVolumeHint explains a waiting container of a pod that mounts the bundle as an image
+// volume: the kubelet names the reference it cannot pull, not the volume, and a runtime without
+// image volumes fails only when it creates the container.
+func imageVolumeHint(p corev1.Pod, w *corev1.ContainerStateWaiting) string {
+	var ref string
+	for _, v := range p.Spec.Volumes {
+		if v.Name == VolumeName && v.Image != nil {
+			ref = v.Image.Reference
+		}
+	}
+	switch {
+	case ref == "":
+		return ""
+	case pullProblems[w.Reason] && strings.Contains(w.Message, ref):
+		return " (the node cannot pull the bundle's image volume " + ref + "; check that the registry holds it, " +
+			"the pod template's imagePullSecrets, and that the node reaches the registry)"
+	case w.Reason == "CreateContainerError":
+		return " (the pod mounts the bundle as an image volume: the node's container runtime must support image " +
+			"volumes and OCI artifacts, such as containerd 2.1 or later, or CRI-O 1.31 or later; else use " +
+			"spec.serving.bundleMount InitContainer)"
 	}
 	return ""
 }

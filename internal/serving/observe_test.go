@@ -470,6 +470,15 @@ func TestContainsUnconvertibleObjects(t *testing.T) {
 	}
 }
 
+const bundleRef = "registry.ml:5000/ml/battle-winner@sha256:4d12aa0e1c5f0c6b5d0f9e8a7b6c5d4e3f2a1b0c9d8e7f6a5b4c3d2e1f0a9b8c"
+
+// withImageVolume gives p the bundle's image volume, as bundleMount ImageVolume renders it.
+func withImageVolume(p corev1.Pod) corev1.Pod {
+	p.Spec.Volumes = append(p.Spec.Volumes, corev1.Volume{Name: VolumeName, VolumeSource: corev1.VolumeSource{
+		Image: &corev1.ImageVolumeSource{Reference: bundleRef, PullPolicy: corev1.PullIfNotPresent}}})
+	return p
+}
+
 func TestPodProblem(t *testing.T) {
 	pod := func(name, version string, init, main []corev1.ContainerStatus) corev1.Pod {
 		return corev1.Pod{
@@ -504,6 +513,31 @@ func TestPodProblem(t *testing.T) {
 			[]corev1.Pod{pod("old", "3", nil, waiting("predictor", "CrashLoopBackOff", "boom"))}, ""},
 		{"a container still starting is no problem",
 			[]corev1.Pod{pod("p1", "4", waiting("podium-fetch", "PodInitializing", ""), nil)}, ""},
+		{"an image volume that cannot be pulled names the bundle's reference",
+			[]corev1.Pod{withImageVolume(pod("p1", "4", nil,
+				waiting("predictor", "ErrImagePull", `failed to pull and unpack image "`+bundleRef+`": not found`)))},
+			`pod p1, container predictor: ErrImagePull: failed to pull and unpack image "` + bundleRef + `": not found ` +
+				"(the node cannot pull the bundle's image volume " + bundleRef + "; check that the registry holds it, " +
+				"the pod template's imagePullSecrets, and that the node reaches the registry)"},
+		{"an image volume in back-off after a refused pull",
+			[]corev1.Pod{withImageVolume(pod("p1", "4", nil,
+				waiting("predictor", "ImagePullBackOff", `Back-off pulling image "`+bundleRef+`"`)))},
+			`pod p1, container predictor: ImagePullBackOff: Back-off pulling image "` + bundleRef + `" ` +
+				"(the node cannot pull the bundle's image volume " + bundleRef + "; check that the registry holds it, " +
+				"the pod template's imagePullSecrets, and that the node reaches the registry)"},
+		{"the predictor's own image failing next to an image volume gets no bundle hint",
+			[]corev1.Pod{withImageVolume(pod("p1", "4", nil,
+				waiting("predictor", "ImagePullBackOff", `Back-off pulling image "ghcr.io/acme/server:1.2"`)))},
+			`pod p1, container predictor: ImagePullBackOff: Back-off pulling image "ghcr.io/acme/server:1.2"`},
+		{"a runtime that cannot mount the image volume",
+			[]corev1.Pod{withImageVolume(pod("p1", "4", nil,
+				waiting("predictor", "CreateContainerError", "failed to create containerd container: image volume not supported")))},
+			"pod p1, container predictor: CreateContainerError: failed to create containerd container: image volume not supported " +
+				"(the pod mounts the bundle as an image volume: the node's container runtime must support image volumes and " +
+				"OCI artifacts, such as containerd 2.1 or later, or CRI-O 1.31 or later; else use spec.serving.bundleMount InitContainer)"},
+		{"an image that is never pulled",
+			[]corev1.Pod{pod("p1", "4", nil, waiting("predictor", "ErrImageNeverPull", "image is not present"))},
+			"pod p1, container predictor: ErrImageNeverPull: image is not present"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -49,6 +49,8 @@ const (
 	ModelPath = MountPath + "/model"
 	// ClaimMountPath is where a pvc:// claim is mounted, read-only.
 	ClaimMountPath = "/var/podium-claim"
+	// envModelPath names the variable that tells the predictor where the bundle is.
+	envModelPath = "MODEL_PATH"
 )
 
 // DeploymentName is the prediction Deployment's name for a model.
@@ -79,6 +81,9 @@ type Target struct {
 	Replicas *int32
 	// FetcherImage runs `manager fetch` in the init container.
 	FetcherImage string
+	// InsecureRegistries are the registries (HOST[:PORT]) the fetcher reaches over plain HTTP:
+	// an oci:// bundle on one of them is fetched with --insecure-registry.
+	InsecureRegistries []string
 }
 
 // ErrInvalid marks a spec.serving that cannot be rendered; the controller reports it as a
@@ -152,6 +157,13 @@ func Deployment(t Target) (*appsv1.Deployment, error) {
 			"could verify the bundle the predictor downloads itself; either enable spec.serving.fetch, or register "+
 			"the bundle in a new version without a digest", ErrInvalid, t.Version.Spec.Version)
 	}
+	imageVolume := s.BundleMount == mlv1.BundleMountImageVolume
+	if imageVolume && loc.Scheme != bundle.SchemeOCI {
+		// The schema cannot see the versions, so this is the first place that can say it.
+		return nil, fmt.Errorf("%w: spec.serving.bundleMount is ImageVolume, which mounts only oci:// bundles, and version %d's "+
+			"bundle is %s; push the bundle to a registry (kubectl podium register --push DIR --to oci://...) as a new version, "+
+			"or set spec.serving.bundleMount to InitContainer", ErrInvalid, t.Version.Spec.Version, loc.Scheme+"://")
+	}
 	name, selector, stage := t.names()
 
 	tmpl := *s.Template.DeepCopy()
@@ -168,6 +180,14 @@ func Deployment(t Target) (*appsv1.Deployment, error) {
 	}
 	var mounts []corev1.VolumeMount
 	switch {
+	case imageVolume:
+		// The kubelet pulls the artifact by the URI's digest, and the runtime checks every blob
+		// against the manifest it pins: the pin is the verification, so no init container runs.
+		tmpl.Spec.Volumes = append(tmpl.Spec.Volumes, corev1.Volume{Name: VolumeName, VolumeSource: corev1.VolumeSource{
+			Image: &corev1.ImageVolumeSource{Reference: loc.OCI.String(), PullPolicy: corev1.PullIfNotPresent},
+		}})
+		mounts = []corev1.VolumeMount{{Name: VolumeName, MountPath: ModelPath, ReadOnly: true}}
+		env = append(env, corev1.EnvVar{Name: envModelPath, Value: ModelPath})
 	case loc.Scheme == bundle.SchemePVC:
 		// A claim is mounted, not downloaded; with a digest the fetcher verifies it first, with
 		// fetch on or off: what it checks is what the predictor reads.
@@ -176,7 +196,7 @@ func Deployment(t Target) (*appsv1.Deployment, error) {
 		}})
 		mounts = []corev1.VolumeMount{{Name: VolumeName, MountPath: ClaimMountPath, ReadOnly: true}}
 		path := strings.TrimSuffix(ClaimMountPath+"/"+loc.Prefix, "/")
-		env = append(env, corev1.EnvVar{Name: "MODEL_PATH", Value: path})
+		env = append(env, corev1.EnvVar{Name: envModelPath, Value: path})
 		if digest != "" {
 			tmpl.Spec.InitContainers = append(tmpl.Spec.InitContainers,
 				fetcher(t, []string{"fetch", "--verify", path, "--digest", digest}, mounts))
@@ -185,10 +205,13 @@ func Deployment(t Target) (*appsv1.Deployment, error) {
 		tmpl.Spec.Volumes = append(tmpl.Spec.Volumes, corev1.Volume{Name: VolumeName,
 			VolumeSource: corev1.VolumeSource{EmptyDir: &corev1.EmptyDirVolumeSource{}}})
 		mounts = []corev1.VolumeMount{{Name: VolumeName, MountPath: MountPath, ReadOnly: true}}
-		env = append(env, corev1.EnvVar{Name: "MODEL_PATH", Value: ModelPath})
+		env = append(env, corev1.EnvVar{Name: envModelPath, Value: ModelPath})
 		args := []string{"fetch", "--uri", t.Version.Spec.Artifact.URI, "--dest", ModelPath}
 		if digest != "" {
 			args = append(args, "--digest", digest)
+		}
+		if loc.Scheme == bundle.SchemeOCI && slices.Contains(t.InsecureRegistries, loc.OCI.Registry) {
+			args = append(args, "--insecure-registry", loc.OCI.Registry)
 		}
 		writable := []corev1.VolumeMount{{Name: VolumeName, MountPath: MountPath}}
 		tmpl.Spec.InitContainers = append(tmpl.Spec.InitContainers, fetcher(t, args, writable))

@@ -33,6 +33,9 @@ type Options struct {
 	// Users, when set, makes the registry require basic authentication with these user names
 	// and passwords (an htpasswd file of bcrypt hashes).
 	Users map[string]string
+	// Host, when set, is the loopback host:port to listen on, such as one that a process
+	// started before the registry was already told about; else a free port is chosen.
+	Host string
 }
 
 // T is what Start needs of a test: a *testing.T, or Ginkgo's GinkgoT().
@@ -55,12 +58,15 @@ func Start(t T, opts Options) *Registry {
 	}
 	dir := t.TempDir()
 	r := &Registry{root: filepath.Join(dir, "storage")}
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
+	r.Host = opts.Host
+	if r.Host == "" {
+		l, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		r.Host = l.Addr().String()
+		_ = l.Close() // the registry listens here next; another process taking it first is unlikely
 	}
-	r.Host = l.Addr().String()
-	_ = l.Close() // the registry listens here next; another process taking it first is unlikely
 
 	auth := ""
 	if len(opts.Users) > 0 {

@@ -178,7 +178,7 @@ func TestChartManagerRunsAsConfigs(t *testing.T) {
 func TestChartValuesReachTheManager(t *testing.T) {
 	chart := helmTemplate(t, "--set", "replicaCount=2", "--set", "image.repository=registry.example/podium",
 		"--set", "image.tag=1.2.3", "--set", "fetcherImage=registry.example/fetcher:1", "--set", "logLevel=debug",
-		"--set", "extraArgs={--kube-api-qps=100}")
+		"--set", "extraArgs={--kube-api-qps=100}", "--set", "insecureRegistries={registry.ml:5000,zot.local}")
 	deployment := decode[appsv1.Deployment](t, chart.find("Deployment", releaseNamespace, "podium-controller-manager"))
 	if r := deployment.Spec.Replicas; r == nil || *r != 2 {
 		t.Errorf("replicas = %v, want 2", r)
@@ -188,7 +188,7 @@ func TestChartValuesReachTheManager(t *testing.T) {
 		t.Errorf("image = %s", c.Image)
 	}
 	for _, arg := range []string{"--leader-elect", "--fetcher-image=registry.example/fetcher:1", "--zap-log-level=debug",
-		"--kube-api-qps=100"} {
+		"--kube-api-qps=100", "--insecure-registry=registry.ml:5000,zot.local"} {
 		if !slices.Contains(c.Args, arg) {
 			t.Errorf("manager args %q lack %s", c.Args, arg)
 		}

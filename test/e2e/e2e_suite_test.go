@@ -33,6 +33,9 @@ var (
 	probeAddr    string // the suite manager's health probe address
 	manager      *managerProcess
 	hostname     string
+	// registryHost is where the OCI spec's registry listens: the suite manager is started
+	// with --insecure-registry for it before the registry runs.
+	registryHost string
 
 	// showManagerLog is cleared once BeforeSuite has succeeded and set again by a failed spec:
 	// the manager log is printed when the manager is stopped while it is set.
@@ -123,12 +126,16 @@ func managerBinary() string { return filepath.Join(podiumBinDir, "manager") }
 func startSuiteManager(logName string) {
 	GinkgoHelper()
 	probeAddr = fmt.Sprintf("127.0.0.1:%d", freePort())
+	if registryHost == "" {
+		registryHost = fmt.Sprintf("127.0.0.1:%d", freePort())
+	}
 	var err error
 	manager, err = startManager(managerBinary(), filepath.Join(workDir, logName), kubeconfig,
 		"--leader-elect",
 		"--leader-election-namespace="+managerNamespace,
 		"--health-probe-bind-address="+probeAddr,
 		fmt.Sprintf("--metrics-bind-address=127.0.0.1:%d", freePort()),
+		"--insecure-registry="+registryHost,
 	)
 	Expect(err).NotTo(HaveOccurred())
 	waitReady(manager, probeAddr)
