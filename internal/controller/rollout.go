@@ -2,6 +2,7 @@ package controller
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"time"
 
@@ -231,6 +232,10 @@ func (r *RegisteredModelReconciler) planCanary(ctx context.Context, model *mlv1.
 	replicas := rollout.CanaryReplicas(*model.Spec.Serving.Replicas, rollout.StepWeight(model.Spec.Serving.Rollout, st))
 	dep, err := serving.Deployment(serving.Target{Model: model, Version: candidate, FetcherImage: r.FetcherImage,
 		Canary: true, Replicas: &replicas, InsecureRegistries: r.InsecureRegistries})
+	if errors.Is(err, serving.ErrInvalid) {
+		s.problem, s.message = mlv1.ReasonInvalidServing, "Canary: "+err.Error()
+		return nil
+	}
 	if err == nil {
 		err = serving.Stamp(dep)
 	}
