@@ -963,3 +963,94 @@ func deref(n *int64) int64 {
 	}
 	return *n
 }
+
+// TestCanaryUnderRandomEvents plays random registrations, requests (some with the skip-rollout
+// annotation), analysis verdicts, failed rollouts and deletions against a canary model, and checks
+// after every reconcile that at most one version is Production (world.reconcile), that the
+// candidate is a Staging version that exists, that a version that never served becomes Production
+// only through its canary unless the rules say it may skip it, and that a second reconcile
+// changes nothing.
+func TestCanaryUnderRandomEvents(t *testing.T) {
+	for seed := range uint64(2000) {
+		rng := rand.New(rand.NewPCG(seed, 7))
+		w := &world{policy: seedPolicy(), modelUID: "model", canary: true}
+		if rng.IntN(3) == 0 {
+			w.policy.Mode = mlv1.PromotionManual
+		}
+		served := map[int64]bool{}
+		next := int64(1)
+		for step := range 40 {
+			var log string
+			switch r := rng.IntN(10); {
+			case r < 3 || len(w.versions) == 0:
+				v := version(next, fmt.Sprintf("0.%d", 80+rng.IntN(15)))
+				v.SkipRollout = rng.IntN(4) == 0
+				w.add(v)
+				log = "register " + v.Name
+				next++
+			case r < 6:
+				v := &w.versions[rng.IntN(len(w.versions))]
+				stage := []mlv1.Stage{mlv1.StageProduction, mlv1.StageArchived, mlv1.StageStaging}[rng.IntN(3)]
+				if v.Request == stage {
+					w.request(v.Name, "")
+					w.reconcile(t)
+				}
+				w.request(v.Name, stage)
+				log = fmt.Sprintf("request %s %s", v.Name, stage)
+			case r < 8 && w.candidate != nil:
+				w.verdict = []string{"passed", "failed"}[rng.IntN(2)]
+				log = "verdict " + w.verdict
+			case r < 9 && w.production != nil:
+				w.failedRollout = new(*w.production)
+				log = "rollout failed"
+			default:
+				i := rng.IntN(len(w.versions))
+				log = "delete " + w.versions[i].Name
+				w.versions = slices.Delete(w.versions, i, i+1)
+			}
+			before := w.production
+			d := w.reconcile(t)
+			where := fmt.Sprintf("seed %d step %d (%s): %s", seed, step, log, w.stages())
+			if c := w.candidate; c != nil {
+				v := w.find(c.Name)
+				if v == nil || v.Stage != mlv1.StageStaging || v.UID != c.UID {
+					t.Fatalf("%s: the candidate %+v is not a Staging version that exists", where, c)
+				}
+			}
+			if p := w.production; p != nil && !sameNumber(before, p) {
+				if !served[*p] && before != nil && !mayBypassCanary(d, *p, w) {
+					t.Fatalf("%s: version %d became Production without its canary: %+v", where, *p, d.Transitions)
+				}
+				served[*p] = true
+			}
+			if d := w.reconcile(t); len(d.Transitions) != 0 {
+				t.Fatalf("%s: a second reconcile made transitions: %+v", where, d.Transitions)
+			}
+		}
+	}
+}
+
+func sameNumber(a, b *int64) bool { return (a == nil) == (b == nil) && (a == nil || *a == *b) }
+
+// mayBypassCanary says whether version n became Production by a rule that skips the canary: its
+// analysis passed, a request with the skip-rollout annotation, or the Production version left in
+// the same decision, leaving the candidate nothing to share traffic with.
+func mayBypassCanary(d Decision, n int64, w *world) bool {
+	for _, t := range d.Transitions {
+		if t.Version != n || t.To != mlv1.StageProduction {
+			continue
+		}
+		if t.Reason == mlv1.ReasonAnalysisPassed {
+			return true
+		}
+		if v := w.find(t.Name); v != nil && v.SkipRollout && t.Reason != mlv1.ReasonGatesPassed {
+			return true
+		}
+	}
+	for _, t := range d.Transitions {
+		if t.From == mlv1.StageProduction && t.Reason != mlv1.ReasonSuperseded && t.Reason != mlv1.ReasonRolledBack {
+			return true
+		}
+	}
+	return false
+}
