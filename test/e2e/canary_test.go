@@ -3,9 +3,11 @@
 package e2e
 
 import (
+	"context"
 	"fmt"
 	"net/http/httptest"
 	"strings"
+	"time"
 
 	. "github.com/onsi/ginkgo/v2" //nolint:revive,staticcheck
 	. "github.com/onsi/gomega"    //nolint:revive,staticcheck
@@ -13,6 +15,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
+	"github.com/podium-dev/podium/internal/analysis"
 	"github.com/podium-dev/podium/internal/testprometheus"
 )
 
@@ -53,6 +56,11 @@ spec:
 		prom := testprometheus.Start(GinkgoT(), []string{strings.TrimPrefix(exporter.URL, "http://")})
 		errorRatio.WithLabelValues("2").Set(0.001)
 		errorRatio.WithLabelValues("3").Set(0.2)
+		Eventually(func(g Gomega) {
+			got, err := analysis.Prometheus{Address: prom.Address}.Measure(context.Background(), `max(podium_e2e_error_ratio{version="3"})`)
+			g.Expect(err).NotTo(HaveOccurred())
+			g.Expect(got).To(Equal(0.2))
+		}).WithTimeout(20*time.Second).Should(Succeed(), "Prometheus has scraped the exporter")
 
 		createNamespace(ns)
 		mustApply(fmt.Sprintf(`apiVersion: ml.podium.dev/v1alpha1
