@@ -116,13 +116,18 @@ func (c *cluster) versionNumber(ctx context.Context, model string, n int64) (*ml
 }
 
 // requestStage writes spec.stage on a version as `kubectl patch --type=merge` does; an empty
-// stage clears the request.
-func (c *cluster) requestStage(ctx context.Context, v *mlv1.ModelVersion, stage mlv1.Stage) error {
+// stage clears the request. skipRollout annotates the version, in the same patch, to skip the
+// model's canary rollout.
+func (c *cluster) requestStage(ctx context.Context, v *mlv1.ModelVersion, stage mlv1.Stage, skipRollout bool) error {
 	var value any // null clears the field
 	if stage != "" {
 		value = stage
 	}
-	body, err := json.Marshal(map[string]any{"spec": map[string]any{"stage": value}})
+	patch := map[string]any{"spec": map[string]any{"stage": value}}
+	if skipRollout {
+		patch["metadata"] = map[string]any{"annotations": map[string]any{mlv1.AnnotationSkipRollout: "true"}}
+	}
+	body, err := json.Marshal(patch)
 	if err != nil {
 		return err
 	}

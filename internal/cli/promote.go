@@ -24,6 +24,9 @@ type promoteOptions struct {
 	noWait  bool
 	to      string // rollback only
 	approve bool   // approve: the same request, said as an approval
+	// skipRollout annotates the version ml.podium.dev/skip-rollout with the request: the
+	// emergency path past a canary rollout (promote and approve only).
+	skipRollout bool
 }
 
 func newPromoteCommand(r *root) *cobra.Command {
@@ -35,11 +38,19 @@ until the operator has made it the model's Production version (and, when the mod
 until it serves). The version replaced becomes Archived. A version whose gates fail is promoted
 too: a person's request overrides the gates.
 
+When the model rolls out by canary (spec.serving.rollout.strategy: Canary) and the version never
+was Production, it first runs as the canary's candidate: promote waits through the steps (set
+--timeout to cover them) and fails at once if the canary is aborted. --skip-rollout is the
+emergency path: the version becomes Production at once.
+
 VERSION is a version number (4 or v4) or the name of a ModelVersion.`,
 		Example: `  kubectl podium promote battle-winner-predictor 4
 
   # Ask, and do not wait for the operator
-  kubectl podium promote battle-winner-predictor 4 --no-wait`,
+  kubectl podium promote battle-winner-predictor 4 --no-wait
+
+  # Emergency: no canary
+  kubectl podium promote battle-winner-predictor 4 --skip-rollout`,
 	})
 }
 
@@ -73,6 +84,8 @@ func newVersionRequestCommand(o *promoteOptions, cmd *cobra.Command) *cobra.Comm
 		return o.run(cmd.Context(), args[0], func(*mlv1.RegisteredModel) (string, error) { return args[1], nil })
 	}
 	o.addWaitFlags(cmd)
+	cmd.Flags().BoolVar(&o.skipRollout, "skip-rollout", false, "Emergency: make the version Production at once, "+
+		"without the model's canary rollout (annotates it "+mlv1.AnnotationSkipRollout+"=true)")
 	return cmd
 }
 
@@ -177,7 +190,7 @@ func (o *promoteOptions) run(ctx context.Context, modelName string, target func(
 		_, _ = fmt.Fprintf(o.streams.Out, "%s version %d of %s as Production\n", verb, n, modelName)
 		return nil
 	}
-	if err := o.waitForProduction(ctx, deadline, c, modelName, v.Name, n); err != nil {
+	if err := o.waitForProduction(ctx, deadline, c, modelName, v, model.Status.Rollout); err != nil {
 		return err
 	}
 	if !o.approve {
@@ -212,7 +225,7 @@ func approved(model *mlv1.RegisteredModel, n int64) string {
 // That wait happens even with --no-wait: writing the request again too early would go unseen.
 func (o *promoteOptions) requestProduction(ctx, deadline context.Context, c *cluster, v *mlv1.ModelVersion) error {
 	if v.Spec.Stage == mlv1.StageProduction && v.Status.ObservedStageRequest == mlv1.StageProduction {
-		if err := c.requestStage(ctx, v, ""); err != nil {
+		if err := c.requestStage(ctx, v, "", false); err != nil {
 			return err
 		}
 		err := o.poll(deadline, func() (bool, error) {
@@ -226,18 +239,19 @@ func (o *promoteOptions) requestProduction(ctx, deadline context.Context, c *clu
 				"cleared within %s, so the new request would go unseen; check that the Podium operator runs", v.Name, o.timeout))
 		}
 	}
-	return c.requestStage(ctx, v, mlv1.StageProduction)
+	return c.requestStage(ctx, v, mlv1.StageProduction, o.skipRollout)
 }
 
 // waitForProduction waits until the model's Production version is n, its ModelVersion's stage
 // is Production, and a served model serves it. It writes a line on stderr each time what the
 // operator reports changes.
-func (o *promoteOptions) waitForProduction(ctx, deadline context.Context, c *cluster, model, versionName string,
-	n int64) error {
+func (o *promoteOptions) waitForProduction(ctx, deadline context.Context, c *cluster, model string, v *mlv1.ModelVersion,
+	before *mlv1.RolloutStatus) error {
+	n := v.Spec.Version
 	_, _ = fmt.Fprintf(o.streams.ErrOut, "Waiting up to %s for version %d of %s to become Production\n", o.timeout, n, model)
 	var last *progress
 	err := o.poll(deadline, func() (bool, error) {
-		p, err := c.progress(ctx, model, versionName)
+		p, err := c.progress(ctx, model, v.Name)
 		if err != nil {
 			return false, err
 		}
@@ -245,6 +259,11 @@ func (o *promoteOptions) waitForProduction(ctx, deadline context.Context, c *clu
 			_, _ = fmt.Fprintf(o.streams.ErrOut, "  %s\n", p)
 		}
 		last = p
+		if p.aborted(before) {
+			return false, fmt.Errorf("the canary rollout of version %d of %s was aborted: %s; version %s is Production. "+
+				"`kubectl podium status %s` shows the online gates' last values", n, model, p.rollout.Message,
+				versionNumber(p.production), model)
+		}
 		return p.done(n), nil
 	})
 	if err == nil {
@@ -283,6 +302,9 @@ type progress struct {
 	model        string
 	modelReady   string
 	serving      serving
+	versionUID   string
+	// rollout is the model's status.rollout: the canary of the version, when it has one.
+	rollout *mlv1.RolloutStatus
 }
 
 // progress reads the model's and the version's status.
@@ -307,7 +329,27 @@ func (c *cluster) progress(ctx context.Context, model, versionName string) (*pro
 		model:        m.Name,
 		modelReady:   readyMessage(m.Status.Conditions),
 		serving:      s,
+		versionUID:   string(v.UID),
+		rollout:      m.Status.Rollout,
 	}, nil
+}
+
+// canary is the rollout of the version, nil when the model's rollout is another version's.
+func (p *progress) canary() *mlv1.RolloutStatus {
+	if p.rollout == nil || p.rollout.VersionUID != p.versionUID {
+		return nil
+	}
+	return p.rollout
+}
+
+// aborted says whether a canary of the version ended without it since before was read.
+func (p *progress) aborted(before *mlv1.RolloutStatus) bool {
+	ro := p.canary()
+	if ro == nil || ro.Phase != mlv1.RolloutAborted {
+		return false
+	}
+	return before == nil || before.VersionUID != ro.VersionUID || before.Phase != mlv1.RolloutAborted ||
+		before.StartTime == nil || ro.StartTime == nil || !before.StartTime.Equal(ro.StartTime)
 }
 
 func (p *progress) done(n int64) bool {
@@ -321,6 +363,9 @@ func (p *progress) String() string {
 		production = fmt.Sprintf("Production version %d", *p.production)
 	}
 	line := fmt.Sprintf("%s; %s is %s", production, p.versionName, orDash(p.stage))
+	if ro := p.canary(); ro.Active() {
+		line += fmt.Sprintf("; canary %s: %s", ro.Phase, ro.Message)
+	}
 	if p.serving.Requested {
 		line += "; serving " + versionText(p.serving.Version)
 	}
@@ -353,4 +398,11 @@ func versionText(v *int64) string {
 		return "no version"
 	}
 	return fmt.Sprintf("version %d", *v)
+}
+
+func versionNumber(v *int64) string {
+	if v == nil {
+		return "none"
+	}
+	return strconv.FormatInt(*v, 10)
 }

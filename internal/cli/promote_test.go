@@ -8,6 +8,10 @@ import (
 	. "github.com/onsi/ginkgo/v2"
 	. "github.com/onsi/gomega"
 
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+
 	mlv1 "github.com/podium-dev/podium/api/v1alpha1"
 )
 
@@ -147,5 +151,40 @@ var _ = Describe("history", func() {
 		Expect(r.err).To(MatchError(ContainSubstring(`--at "yesterday" is not a time`)))
 		r = podium(ctx, ns, "history", seed, "--at", now, "-o", "json")
 		Expect(r.err).To(MatchError("--at answers in a sentence; leave out -o"))
+	})
+})
+
+var _ = Describe("promote --skip-rollout", func() {
+	It("makes a canary model's candidate Production at once, and says so on the version", func(ctx context.Context) {
+		ns := newNamespace(ctx)
+		m := seedModel(ns)
+		m.Spec.Serving = &mlv1.Serving{
+			Replicas: new(int32(4)),
+			Template: corev1.PodTemplateSpec{Spec: corev1.PodSpec{Containers: []corev1.Container{{
+				Name: "predictor", Image: "registry.example.com/battle-api:1.4",
+				Ports: []corev1.ContainerPort{{ContainerPort: 8000}},
+			}}}},
+			Rollout: &mlv1.Rollout{Strategy: mlv1.RolloutCanary,
+				Steps: []mlv1.RolloutStep{{Weight: 25, Duration: metav1.Duration{Duration: time.Hour}}}},
+		}
+		create(ctx, m)
+		startOperator(ns)
+		registerSeed(ctx, ns, 3, "0.8512")
+		Eventually(stages).WithArguments(ctx, ns).Should(Equal("3=Production"))
+		registerSeed(ctx, ns, 4, "0.8723")
+		Eventually(func(g Gomega) {
+			g.Expect(k8sClient.Get(ctx, client.ObjectKeyFromObject(m), m)).To(Succeed())
+			g.Expect(m.Status.Rollout).NotTo(BeNil())
+			g.Expect(m.Status.Rollout.Phase).To(Equal(mlv1.RolloutProgressing))
+		}).Should(Succeed())
+		Expect(stages(ctx, ns)).To(Equal("3=Production 4=Staging"), "version 4 is the canary's candidate")
+
+		Expect(succeed(ctx, ns, "promote", seed, "4", "--skip-rollout", "--no-wait")).
+			To(Equal("Asked for version 4 of battle-winner-predictor as Production\n"))
+		Expect(getVersion(ctx, ns, seed+"-4").Annotations).To(HaveKeyWithValue(mlv1.AnnotationSkipRollout, "true"))
+		Eventually(stages).WithArguments(ctx, ns).Should(Equal("3=Archived 4=Production"))
+		Expect(k8sClient.Get(ctx, client.ObjectKeyFromObject(m), m)).To(Succeed())
+		Expect(m.Status.Rollout.Phase).To(Equal(mlv1.RolloutAborted))
+		Expect(m.Status.Rollout.Message).To(Equal("Ended: version 4 became Production at once (ManualRequest)"))
 	})
 })
