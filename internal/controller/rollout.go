@@ -14,6 +14,7 @@ import (
 
 	mlv1 "github.com/podium-dev/podium/api/v1alpha1"
 	"github.com/podium-dev/podium/internal/analysis"
+	"github.com/podium-dev/podium/internal/metrics"
 	"github.com/podium-dev/podium/internal/promotion"
 	"github.com/podium-dev/podium/internal/rollout"
 	"github.com/podium-dev/podium/internal/serving"
@@ -62,8 +63,20 @@ func (r *RegisteredModelReconciler) measure(ctx context.Context, model *mlv1.Reg
 		}
 		got.Err = err
 		out = append(out, got)
+		metrics.RecordMeasurement(model.Namespace, model.Name, m.Name, measurementResult(got, m))
 	}
 	return out
+}
+
+// measurementResult names a measurement's result for podium_analysis_measurements_total.
+func measurementResult(got rollout.Measurement, m mlv1.AnalysisMetric) string {
+	switch {
+	case got.Err != nil:
+		return "inconclusive"
+	case rollout.Within(got.Value, m):
+		return "passed"
+	}
+	return "failed"
 }
 
 // advanceRollout moves the model's active rollout on by what this reconcile observed, and hands

@@ -48,14 +48,19 @@ var (
 
 	automaticRollbacks = prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: "podium_automatic_rollbacks_total",
-		Help: "Rollbacks the operator made by itself because a new Production version failed to roll out.",
+		Help: "Rollbacks the operator made by itself because a new Production version failed to roll out or its bake failed.",
 	}, byModel())
+
+	analysisMeasurements = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "podium_analysis_measurements_total",
+		Help: "Measurements of a rollout's online gates, by metric and result (passed, failed or inconclusive).",
+	}, byModel("metric", "result"))
 
 	// vecs are every metric with namespace and model labels, for ForgetModel.
 	vecs = []interface {
 		prometheus.Collector
 		DeletePartialMatch(prometheus.Labels) int
-	}{stageTransitions, gateEvaluations, productionVersion, rolloutDuration, automaticRollbacks}
+	}{stageTransitions, gateEvaluations, productionVersion, rolloutDuration, automaticRollbacks, analysisMeasurements}
 )
 
 func init() {
@@ -121,4 +126,10 @@ func ObserveRolloutDuration(namespace, model string, d time.Duration) {
 // RecordAutomaticRollback counts one rollback that the operator made by itself.
 func RecordAutomaticRollback(namespace, model string) {
 	automaticRollbacks.WithLabelValues(namespace, model).Inc()
+}
+
+// RecordMeasurement counts one measurement of an online gate of model's rollout; result is
+// passed, failed or inconclusive.
+func RecordMeasurement(namespace, model, metric, result string) {
+	analysisMeasurements.WithLabelValues(namespace, model, metric, result).Inc()
 }

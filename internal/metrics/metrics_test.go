@@ -22,6 +22,7 @@ func reset(t *testing.T) {
 	productionVersion.Reset()
 	rolloutDuration.Reset()
 	automaticRollbacks.Reset()
+	analysisMeasurements.Reset()
 	production.Lock()
 	clear(production.version)
 	production.Unlock()
@@ -165,4 +166,17 @@ func TestMetricNamesFollowPrometheusConventions(t *testing.T) {
 	if len(problems) > 0 {
 		t.Fatalf("lint problems: %v", problems)
 	}
+}
+
+func TestRecordMeasurementCountsByMetricAndResult(t *testing.T) {
+	reset(t)
+	RecordMeasurement("ml", "battle", "error-rate", "passed")
+	RecordMeasurement("ml", "battle", "error-rate", "passed")
+	RecordMeasurement("ml", "battle", "p99-latency", "inconclusive")
+	expectSeries(t, `
+# HELP podium_analysis_measurements_total Measurements of a rollout's online gates, by metric and result (passed, failed or inconclusive).
+# TYPE podium_analysis_measurements_total counter
+podium_analysis_measurements_total{metric="error-rate",model="battle",namespace="ml",result="passed"} 2
+podium_analysis_measurements_total{metric="p99-latency",model="battle",namespace="ml",result="inconclusive"} 1
+`, "podium_analysis_measurements_total")
 }

@@ -149,7 +149,7 @@ func measure(spec *mlv1.Rollout, st *mlv1.RolloutStatus, obs Observation) Verdic
 		default:
 			value := mlv1.NewNumber(got.Value)
 			ms.Value, ms.Inconclusive = &value, 0
-			if within(got.Value, m) {
+			if Within(got.Value, m) {
 				ms.Passed++
 				ms.Message = fmt.Sprintf("%s %s %s", m.Name, value, ms.Bound)
 				continue
@@ -266,7 +266,8 @@ func Bound(m mlv1.AnalysisMetric) string {
 	return ""
 }
 
-func within(v float64, m mlv1.AnalysisMetric) bool {
+// Within says whether a value passes a metric's bounds, inclusive.
+func Within(v float64, m mlv1.AnalysisMetric) bool {
 	return (m.Min == nil || v >= m.Min.Float64()) && (m.Max == nil || v <= m.Max.Float64())
 }
 
