@@ -268,7 +268,7 @@ func (r *RegisteredModelReconciler) planCanary(ctx context.Context, model *mlv1.
 			return err
 		}
 	}
-	s.canary = dep
+	s.canary, s.canaryUID, s.canaryWeight = dep, st.VersionUID, st.Weight
 	return nil
 }
 

@@ -147,6 +147,12 @@ var _ = Describe("Canary rollouts", func() {
 		}).Should(Succeed())
 		Expect(stages(ctx, ns)).To(Equal("1=Production 2=Staging"), "the candidate is not Production")
 		Expect(rolloutOf(ctx, ns).Weight).To(Equal(int32(25)))
+		Eventually(func(g Gomega) {
+			c := meta.FindStatusCondition(getVersion(ctx, ns, "battle-winner-predictor-2").Status.Conditions, mlv1.ConditionServing)
+			g.Expect(c).NotTo(BeNil())
+			g.Expect(c.Reason).To(Equal(mlv1.ReasonCanaryProgressing))
+			g.Expect(c.Message).To(ContainSubstring("25% of the prediction pods"))
+		}).Should(Succeed())
 		canary := &appsv1.Deployment{}
 		Expect(k8sClient.Get(ctx, types.NamespacedName{Namespace: ns, Name: canaryDeployment}, canary)).To(Succeed())
 		Expect(canary.Spec.Template.Labels).To(HaveKeyWithValue(serving.LabelTrack, serving.TrackCanary))

@@ -49,6 +49,9 @@ type servingState struct {
 	canary        *appsv1.Deployment
 	canaryLive    *appsv1.Deployment
 	canaryApplied bool
+	// canaryUID and canaryWeight are the candidate the canary runs and its share of the pods.
+	canaryUID    string
+	canaryWeight int32
 	// unchecked says a rendering is not applied yet and was not checked: the plan was made from
 	// the cache, and the checks, which ask the API server, are left to the plan made from the
 	// API server's view, the one a reconcile applies.

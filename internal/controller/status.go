@@ -149,6 +149,9 @@ func setServing(conds *[]metav1.Condition, v *mlv1.ModelVersion, vd promotion.Ve
 	case served != nil && *served == v.Spec.Version:
 		setCondition(conds, v.Generation, mlv1.ConditionServing, metav1.ConditionTrue, mlv1.ReasonRolledOut,
 			fmt.Sprintf("Every prediction pod serves this version's bundle (%d ready)", plan.observed.ReadyReplicas))
+	case plan.canaryUID != "" && plan.canaryUID == string(v.UID):
+		setCondition(conds, v.Generation, mlv1.ConditionServing, metav1.ConditionFalse, mlv1.ReasonCanaryProgressing,
+			fmt.Sprintf("The candidate of a canary rollout: it runs on %d%% of the prediction pods", plan.canaryWeight))
 	case vd.Stage == mlv1.StageProduction:
 		msg := "The prediction Deployment is rolling out this version"
 		if plan.podProblem != "" { // the version's own condition says why its pods do not start
