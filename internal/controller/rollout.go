@@ -135,6 +135,12 @@ func (r *RegisteredModelReconciler) settleRollout(model *mlv1.RegisteredModel, a
 		return st
 	}
 	st := prev
+	if advanced == nil && prev.Active() {
+		// spec.serving.rollout (or spec.serving) was removed under it
+		st = prev.DeepCopy()
+		st.Phase, st.Weight = mlv1.RolloutAborted, 0
+		st.Message = "Ended: spec.serving.rollout no longer asks for it"
+	}
 	if advanced != nil {
 		st = advanced
 		switch {

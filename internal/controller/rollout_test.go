@@ -240,6 +240,20 @@ var _ = Describe("Canary rollouts", func() {
 		Expect(rolloutOf(ctx, ns).Message).To(ContainSubstring("version 1 became Production at once (Rollback)"))
 	})
 
+	It("ends the canary and promotes the candidate at once when the rollout is removed from the model", func(ctx context.Context) {
+		create(ctx, seedVersion(ns, 2, "0.8901"))
+		Eventually(func() mlv1.RolloutPhase { return rolloutOf(ctx, ns).Phase }).Should(Equal(mlv1.RolloutProgressing))
+		m := getModel(ctx, ns, "battle-winner-predictor")
+		patch := client.MergeFrom(m.DeepCopy())
+		m.Spec.Serving.Rollout = nil
+		Expect(k8sClient.Patch(ctx, m, patch)).To(Succeed())
+		Eventually(func(g Gomega) {
+			g.Expect(productionOf(ctx, ns)).To(Equal(int64(2)))
+			g.Expect(rolloutOf(ctx, ns).Phase).To(Equal(mlv1.RolloutAborted))
+			g.Expect(replicasOf(ctx, ns, canaryDeployment)).To(Equal(int32(-1)))
+		}).Should(Succeed())
+	})
+
 	It("promotes at once on a request that carries the skip-rollout annotation", func(ctx context.Context) {
 		create(ctx, seedVersion(ns, 2, "0.80", func(v *mlv1.ModelVersion) {
 			v.Annotations = map[string]string{mlv1.AnnotationSkipRollout: "true"}
