@@ -5,7 +5,7 @@
 #                            cluster, install the CRDs, (re)start the manager in the background,
 #                            tell the story of config/samples (promotion by the gates, archive,
 #                            the prediction Deployment, rollback by kubectl patch, a failed rollout
-#                            rolled back automatically), show the result and the commands to try
+#                            rolled back automatically, a canary rollout), show the result and the commands to try
 #                            next; the cluster stays up
 #        hack/demo.sh down   stop the manager and delete the cluster (a no-op when nothing runs)
 #
@@ -148,6 +148,17 @@ story() {
   echo "  version 5 is Production; its rollout has 15 s to finish..." >&2
   wait_for "modelversion/$MODEL-5" '{.status.stage}' Archived
   serves 3
+
+  step "Canary rollouts: version 6 first runs on half of the pods, then becomes Production"
+  echo "kubectl patch registeredmodel $MODEL -n $NS --type=merge -p '{\"spec\":{\"serving\":{\"rollout\":{\"strategy\":\"Canary\",\"steps\":[{\"weight\":50,\"duration\":\"5s\"}]}}}}'" >&2
+  kubectl patch registeredmodel "$MODEL" -n "$NS" --type=merge \
+    -p '{"spec":{"serving":{"rollout":{"strategy":"Canary","steps":[{"weight":50,"duration":"5s"}]}}}}' >&2
+  podium register "$MODEL" --uri s3://ml-artifacts/battle-winner/6/ --metric test_accuracy=0.8911 --metric overfitting=0.0188
+  wait_for "registeredmodel/$MODEL" '{.status.rollout.phase}' Progressing
+  kubectl get -n "$NS" registeredmodel "$MODEL" >&2
+  wait_for "registeredmodel/$MODEL" '{.status.productionVersion}' 6
+  serves 6
+  echo "  with online gates from Prometheus, a failing metric would have sent the traffic back to version 3: docs/progressive-delivery.md" >&2
 
   step "The history, with kubectl podium"
   podium history "$MODEL"

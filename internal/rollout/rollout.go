@@ -92,7 +92,11 @@ func Advance(spec *mlv1.Rollout, st mlv1.RolloutStatus, obs Observation) (mlv1.R
 		st.Message = fmt.Sprintf("%s: moving %d%% of the pods to version %d", stepName(spec, st), spec.Steps[step+1].Weight, st.Version)
 		return st, Undecided
 	}
-	st.Message = fmt.Sprintf("Passed %d canary steps%s", len(spec.Steps), summary(st))
+	steps := fmt.Sprintf("%d canary steps", len(spec.Steps))
+	if len(spec.Steps) == 1 {
+		steps = "its canary step"
+	}
+	st.Message = "Passed " + steps + summary(st)
 	return st, Passed
 }
 
