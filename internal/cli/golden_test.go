@@ -60,8 +60,11 @@ func TestOutputsMatchGoldenFiles(t *testing.T) {
 		{"compare.golden", func(w io.Writer) error { return writeComparison(w, formatTable, rows, goldenNow) }},
 		{"compare-csv.golden", func(w io.Writer) error { return writeComparison(w, formatCSV, rows, goldenNow) }},
 		{"compare-json.golden", func(w io.Writer) error { return writeComparison(w, formatJSON, rows, goldenNow) }},
-		{"history.golden", func(w io.Writer) error { return writeHistory(w, model, model.Status.History) }},
-		{"history-full.golden", func(w io.Writer) error { return writeHistory(w, limited, limited.Status.History) }},
+		{"history.golden", func(w io.Writer) error { return writeHistory(w, model, model.Status.History, nil) }},
+		{"history-full.golden", func(w io.Writer) error { return writeHistory(w, limited, limited.Status.History, nil) }},
+		{"history-registered-by.golden", func(w io.Writer) error {
+			return writeHistory(w, model, model.Status.History, map[int64]string{3: "alice", 4: "alice@example.com"})
+		}},
 		{"status.golden", func(w io.Writer) error {
 			return writeStatus(w, &modelStatus{model: model, production: production}, goldenNow)
 		}},

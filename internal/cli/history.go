@@ -19,7 +19,9 @@ func newHistoryCommand(r *root) *cobra.Command {
 		Short: "Show the stage transitions of a model's versions, newest last",
 		Long: fmt.Sprintf(`Show the stage transitions of a model's versions, newest last, as the operator recorded them:
 when, which version, from and to which stage, why, and who caused it (BY: the user who asked for
-the stage, or podium for the operator's own decisions; - when unknown). The model keeps as many as
+the stage, or podium for the operator's own decisions; - when unknown) and, with the governance
+admission policies installed, who registered the version (REGISTERED BY, from its
+ml.podium.dev/registered-by annotation; - for a version deleted since). The model keeps as many as
 its spec.historyLimit says (%d unless set, at most %d); when it holds that many, older ones were
 dropped, and the table says so.
 
@@ -61,7 +63,11 @@ its start in UTC).`, mlv1.DefaultHistoryLimit, mlv1.MaxHistoryLimit),
 			if output != formatTable {
 				return printData(r.streams.Out, output, model.Status.History)
 			}
-			return writeHistory(r.streams.Out, model, model.Status.History)
+			versions, err := c.versions(cmd.Context(), model.Name)
+			if err != nil {
+				return err
+			}
+			return writeHistory(r.streams.Out, model, model.Status.History, registrants(versions))
 		},
 	}
 	addOutputFlag(cmd, &output, formatJSON, formatYAML)
@@ -71,13 +77,17 @@ its start in UTC).`, mlv1.DefaultHistoryLimit, mlv1.MaxHistoryLimit),
 
 // writeHistory writes shown, the model's history or its newest entries, as a table, oldest first,
 // and says when older entries were dropped: when the model's history holds as many as its
-// spec.historyLimit.
-func writeHistory(w io.Writer, model *mlv1.RegisteredModel, shown []mlv1.HistoryEntry) error {
+// spec.historyLimit. With registrants, a REGISTERED BY column says who registered each version.
+func writeHistory(w io.Writer, model *mlv1.RegisteredModel, shown []mlv1.HistoryEntry, registrants map[int64]string) error {
 	t := printers.GetNewTabWriter(w)
-	_, _ = fmt.Fprintln(t, "TIME\tVERSION\tFROM\tTO\tREASON\tBY\tMESSAGE")
+	header, row := "TIME\tVERSION\tFROM\tTO\tREASON\tBY\tMESSAGE", "%s\t%d\t%s\t%s\t%s\t%s\t%[7]s\n"
+	if registrants != nil {
+		header, row = "TIME\tVERSION\tFROM\tTO\tREASON\tBY\tREGISTERED BY\tMESSAGE", "%s\t%d\t%s\t%s\t%s\t%s\t%[8]s\t%[7]s\n"
+	}
+	_, _ = fmt.Fprintln(t, header)
 	for _, h := range shown {
-		_, _ = fmt.Fprintf(t, "%s\t%d\t%s\t%s\t%s\t%s\t%s\n",
-			timestamp(h.Time), h.Version, orDash(h.From), h.To, h.Reason, orDash(h.By), h.Message)
+		_, _ = fmt.Fprintf(t, row, timestamp(h.Time), h.Version, orDash(h.From), h.To, h.Reason, orDash(h.By), h.Message,
+			orDash(registrants[h.Version]))
 	}
 	if err := t.Flush(); err != nil {
 		return err
@@ -88,6 +98,21 @@ func writeHistory(w io.Writer, model *mlv1.RegisteredModel, shown []mlv1.History
 		return err
 	}
 	return nil
+}
+
+// registrants maps each version number to who registered it, as the governance policies stamp
+// it; nil when no version carries the stamp (the policies are not installed).
+func registrants(versions []mlv1.ModelVersion) map[int64]string {
+	var out map[int64]string
+	for _, v := range versions {
+		if by := v.Annotations[mlv1.AnnotationRegisteredBy]; by != "" {
+			if out == nil {
+				out = map[int64]string{}
+			}
+			out[v.Spec.Version] = by
+		}
+	}
+	return out
 }
 
 // historyFull says whether the history holds as many entries as the model keeps, limit: older ones

@@ -83,7 +83,7 @@ func TestAFullHistorySaysThatOlderTransitionsWereDropped(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			var out bytes.Buffer
-			if err := writeHistory(&out, tt.model, tt.model.Status.History); err != nil {
+			if err := writeHistory(&out, tt.model, tt.model.Status.History, nil); err != nil {
 				t.Fatal(err)
 			}
 			answer := productionAt("m", tt.model.Status.History, before, tt.model.HistoryLimit())

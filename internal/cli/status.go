@@ -111,7 +111,7 @@ func writeStatus(w io.Writer, s *modelStatus, now time.Time) error {
 	}
 	history = history[max(0, len(history)-statusHistory):]
 	_, _ = fmt.Fprintf(w, "\nLast %d of %d transitions, newest last:\n", len(history), len(m.Status.History))
-	return writeHistory(w, m, history)
+	return writeHistory(w, m, history, nil)
 }
 
 func productionText(m *mlv1.RegisteredModel, production *mlv1.ModelVersion) string {

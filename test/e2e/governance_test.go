@@ -210,11 +210,12 @@ spec:
 		Expect(stageOf(1)).To(Equal("Production/Production/bob"))
 		t1 := approvedAt(1)
 
-		By("kubectl podium history shows bob as who promoted it, and when")
+		By("kubectl podium history shows bob as who promoted it, alice as who registered it, and when")
 		table := strings.Split(mustPodium(alice, "history", model), "\n")
 		Expect(table).To(HaveLen(2), "a header and the promotion")
+		Expect(table[0]).To(MatchRegexp(`\sBY\s+REGISTERED BY\s+MESSAGE$`))
 		Expect(table[1]).To(MatchRegexp(
-			`^%s\s+1\s+Staging\s+Production\s+ManualRequest\s+bob\s+Promoted by a spec.stage: Production request$`,
+			`^%s\s+1\s+Staging\s+Production\s+ManualRequest\s+bob\s+alice\s+Promoted by a spec.stage: Production request$`,
 			regexp.QuoteMeta(t1.UTC().Format(time.RFC3339))))
 
 		By("alice registers version 2 at least two seconds later, and bob approves it too")
@@ -228,7 +229,7 @@ spec:
 		t2 := approvedAt(2)
 		Expect(t2).To(BeTemporally(">=", t1.Add(2*time.Second)))
 		Expect(mustPodium(alice, "history", model)).To(MatchRegexp(
-			`(?m)^%s\s+1\s+Production\s+Archived\s+Superseded\s+bob\s+Replaced by version 2$`,
+			`(?m)^%s\s+1\s+Production\s+Archived\s+Superseded\s+bob\s+alice\s+Replaced by version 2$`,
 			regexp.QuoteMeta(t2.UTC().Format(time.RFC3339))))
 
 		By("kubectl podium history --at answers which version was Production between the two promotions")
