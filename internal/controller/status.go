@@ -141,25 +141,25 @@ func setServing(conds *[]metav1.Condition, v *mlv1.ModelVersion, vd promotion.Ve
 		conditions.Remove(conds, mlv1.ConditionServing)
 		return
 	}
-	setCondition := func(conds *[]metav1.Condition, generation int64, t string, status metav1.ConditionStatus, reason, msg string) {
-		conditions.Set(conds, generation, now, t, status, reason, msg)
+	setCondition := func(status metav1.ConditionStatus, reason, msg string) {
+		conditions.Set(conds, v.Generation, now, mlv1.ConditionServing, status, reason, msg)
 	}
 	served := plan.servedVersion()
 	switch {
 	case served != nil && *served == v.Spec.Version:
-		setCondition(conds, v.Generation, mlv1.ConditionServing, metav1.ConditionTrue, mlv1.ReasonRolledOut,
+		setCondition(metav1.ConditionTrue, mlv1.ReasonRolledOut,
 			fmt.Sprintf("Every prediction pod serves this version's bundle (%d ready)", plan.observed.ReadyReplicas))
 	case plan.canaryUID != "" && plan.canaryUID == string(v.UID):
-		setCondition(conds, v.Generation, mlv1.ConditionServing, metav1.ConditionFalse, mlv1.ReasonCanaryProgressing,
+		setCondition(metav1.ConditionFalse, mlv1.ReasonCanaryProgressing,
 			fmt.Sprintf("The candidate of a canary rollout: it runs on %d%% of the prediction pods", plan.canaryWeight))
 	case vd.Stage == mlv1.StageProduction:
 		msg := "The prediction Deployment is rolling out this version"
 		if plan.podProblem != "" { // the version's own condition says why its pods do not start
 			msg = promotion.Shorten(msg+"; "+plan.podProblem, conditions.MaxMessage)
 		}
-		setCondition(conds, v.Generation, mlv1.ConditionServing, metav1.ConditionFalse, mlv1.ReasonRollingOut, msg)
+		setCondition(metav1.ConditionFalse, mlv1.ReasonRollingOut, msg)
 	default:
-		setCondition(conds, v.Generation, mlv1.ConditionServing, metav1.ConditionFalse, mlv1.ReasonNotServing,
+		setCondition(metav1.ConditionFalse, mlv1.ReasonNotServing,
 			"The prediction Deployment does not run this version")
 	}
 }
