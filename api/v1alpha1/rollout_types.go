@@ -94,7 +94,7 @@ type Analysis struct {
 	// interval is how often every metric is measured.
 	// +optional
 	// +kubebuilder:default="30s"
-	Interval metav1.Duration `json:"interval,omitempty"`
+	Interval metav1.Duration `json:"interval,omitzero"`
 
 	// inconclusiveLimit is how many measurements in a row may be inconclusive (no data, a query
 	// error, Prometheus unreachable) before the rollout is aborted. Until then it pauses, and
