@@ -3,6 +3,7 @@ package controller_test
 import (
 	"context"
 	"fmt"
+	"path/filepath"
 	"strings"
 	"time"
 
@@ -92,7 +93,8 @@ var _ = Describe("Traffic on the Gateway API", Ordered, func() {
 		By("installing the HTTPRoute CRD: the operator, started without it, finds it")
 		crds, err := testenv.GatewayAPICRDs()
 		Expect(err).NotTo(HaveOccurred())
-		_, err = envtest.InstallCRDs(cfg, envtest.CRDInstallOptions{Paths: []string{crds}, ErrorIfPathMissing: true})
+		_, err = envtest.InstallCRDs(cfg, envtest.CRDInstallOptions{Paths: []string{filepath.Join(crds, testenv.HTTPRouteCRD)},
+			ErrorIfPathMissing: true})
 		Expect(err).NotTo(HaveOccurred())
 		e.set(ctx, ns, "2", 0.001)
 		Eventually(func(g Gomega) {

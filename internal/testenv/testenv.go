@@ -113,14 +113,16 @@ func (o Operator) Start(cfg *rest.Config, scheme *k8sruntime.Scheme) (stop func(
 	}, nil
 }
 
-// GatewayAPICRDs is the file of the Gateway API's HTTPRoute CRD (the standard channel) in the
-// module go.mod pins: the suites that need the kind install it themselves, so that the others
-// run, as many clusters do, without it.
+// GatewayAPICRDs is the directory of the Gateway API's standard-channel CRDs in the module go.mod
+// pins. The suites that need them install them themselves, so that the others run, as many
+// clusters do, without them.
 func GatewayAPICRDs() (string, error) {
 	out, err := exec.Command("go", "list", "-m", "-f", "{{.Dir}}", "sigs.k8s.io/gateway-api").Output()
 	if err != nil {
 		return "", fmt.Errorf("finding the sigs.k8s.io/gateway-api module: %w", err)
 	}
-	return filepath.Join(strings.TrimSpace(string(out)), "config", "crd", "standard",
-		"gateway.networking.k8s.io_httproutes.yaml"), nil
+	return filepath.Join(strings.TrimSpace(string(out)), "config", "crd", "standard"), nil
 }
+
+// HTTPRouteCRD is the file of the HTTPRoute CRD in GatewayAPICRDs' directory.
+const HTTPRouteCRD = "gateway.networking.k8s.io_httproutes.yaml"
