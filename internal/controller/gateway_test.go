@@ -75,7 +75,7 @@ func serviceExists(ctx context.Context, ns, name string) bool {
 var _ = Describe("Traffic on the Gateway API", Ordered, func() {
 	It("stalls a model with traffic.gatewayAPI while the cluster lacks the HTTPRoute kind, and serves once it is installed", func(ctx context.Context) {
 		ns := newNamespace(ctx)
-		e := startAnalysis(ctx)
+		e := startAnalysis()
 		create(ctx, seedModel(ns, canaryOf(e), onGateway), seedVersion(ns, 1, "0.8723"))
 		Eventually(func(g Gomega) {
 			stalled := meta.FindStatusCondition(getModel(ctx, ns, "battle-winner-predictor").Status.Conditions, mlv1.ConditionStalled)
@@ -113,7 +113,7 @@ var _ = Describe("Traffic on the Gateway API", Ordered, func() {
 		)
 		BeforeEach(func(ctx context.Context) {
 			ns = newNamespace(ctx)
-			e = startAnalysis(ctx)
+			e = startAnalysis()
 			e.set(ctx, ns, "2", 0.002)
 			create(ctx, seedModel(ns, canaryOf(e), onGateway), seedVersion(ns, 1, "0.8723"))
 			Eventually(func(g Gomega) {

@@ -33,7 +33,7 @@ type errorRatio struct {
 	address string
 }
 
-func startAnalysis(ctx context.Context) *errorRatio {
+func startAnalysis() *errorRatio {
 	GinkgoHelper()
 	reg := prometheus.NewRegistry()
 	e := &errorRatio{gauge: prometheus.NewGaugeVec(prometheus.GaugeOpts{
@@ -129,7 +129,7 @@ var _ = Describe("Canary rollouts", func() {
 	)
 	BeforeEach(func(ctx context.Context) {
 		ns = newNamespace(ctx)
-		e = startAnalysis(ctx)
+		e = startAnalysis()
 		e.set(ctx, ns, "2", 0.002)
 		create(ctx, seedModel(ns, canaryOf(e)), seedVersion(ns, 1, "0.8723"))
 		Eventually(func(g Gomega) {
@@ -247,7 +247,7 @@ var _ = Describe("Canary rollouts", func() {
 var _ = Describe("Bake", func() {
 	It("restores the previous Production version when the new one fails its online gates after the promotion", func(ctx context.Context) {
 		ns := newNamespace(ctx)
-		e := startAnalysis(ctx)
+		e := startAnalysis()
 		e.set(ctx, ns, "2", 0.2)
 		create(ctx, seedModel(ns, canaryOf(e), func(m *mlv1.RegisteredModel) {
 			m.Spec.Serving.Rollout.Strategy = mlv1.RolloutReplace

@@ -62,7 +62,7 @@ func (r *RegisteredModelReconciler) readRoute(ctx context.Context, model *mlv1.R
 		return nil, err
 	}
 	// A typed read drops the kind, which the rendering names.
-	route.SetGroupVersionKind(gatewayv1.SchemeGroupVersion.WithKind("HTTPRoute"))
+	route.SetGroupVersionKind(serving.RouteKind)
 	return route, nil
 }
 

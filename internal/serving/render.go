@@ -29,13 +29,13 @@ const (
 	AnnotationVersion = "ml.podium.dev/version"
 	// LabelVersion and LabelTrack are on the prediction pods of a model with spec.serving.rollout,
 	// for the analysis' queries: the version the pod serves, and stable or canary.
-	LabelVersion = "ml.podium.dev/version"
-	LabelTrack   = "ml.podium.dev/track"
-	TrackStable  = "stable"
-	TrackCanary  = "canary"
-	componentValue    = "predictor"
-	stagingComponent  = "predictor-staging"
-	managedByValue    = "podium"
+	LabelVersion     = "ml.podium.dev/version"
+	LabelTrack       = "ml.podium.dev/track"
+	TrackStable      = "stable"
+	TrackCanary      = "canary"
+	componentValue   = "predictor"
+	stagingComponent = "predictor-staging"
+	managedByValue   = "podium"
 )
 
 // Names of what Podium adds to the pod template.

@@ -4,10 +4,15 @@ import (
 	"fmt"
 
 	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/runtime/schema"
 	gatewayv1 "sigs.k8s.io/gateway-api/apis/v1"
 
 	mlv1 "github.com/podium-dev/podium/api/v1alpha1"
 )
+
+// RouteKind is the Gateway API's HTTPRoute, the kind of the route Podium renders.
+var RouteKind = schema.GroupVersionKind{Group: gatewayv1.GroupVersion.Group, Version: gatewayv1.GroupVersion.Version,
+	Kind: "HTTPRoute"}
 
 // RouteName is the name of the HTTPRoute Podium owns for a model with
 // spec.serving.rollout.traffic.gatewayAPI: the prediction Service's name.
@@ -55,19 +60,22 @@ func Route(model *mlv1.RegisteredModel, split Split) (*gatewayv1.HTTPRoute, erro
 		return nil, fmt.Errorf("%w: spec.serving.rollout.traffic.gatewayAPI routes to the first port of the first "+
 			"container, and spec.serving.template's first container has no ports; add one", ErrInvalid)
 	}
-	port := gatewayv1.PortNumber(containers[0].Ports[0].ContainerPort)
+	port := containers[0].Ports[0].ContainerPort
 	backend := func(name string, weight int32) gatewayv1.HTTPBackendRef {
 		return gatewayv1.HTTPBackendRef{BackendRef: gatewayv1.BackendRef{
 			BackendObjectReference: gatewayv1.BackendObjectReference{Name: gatewayv1.ObjectName(name), Port: &port},
 			Weight:                 &weight,
 		}}
 	}
+	if !split.Backend {
+		split = Split{}
+	}
 	rule := gatewayv1.HTTPRouteRule{BackendRefs: []gatewayv1.HTTPBackendRef{
 		backend(StableServiceName(model.Name), 100-split.Canary)}}
-	if split.Backend && split.Canary > 0 {
+	if split.Canary > 0 {
 		rule.BackendRefs = append(rule.BackendRefs, backend(CanaryServiceName(model.Name), split.Canary))
 	}
-	if split.Backend && split.Mirror > 0 {
+	if split.Mirror > 0 {
 		rule.Filters = []gatewayv1.HTTPRouteFilter{{
 			Type: gatewayv1.HTTPRouteFilterRequestMirror,
 			RequestMirror: &gatewayv1.HTTPRequestMirrorFilter{
@@ -80,7 +88,7 @@ func Route(model *mlv1.RegisteredModel, split Split) (*gatewayv1.HTTPRoute, erro
 		ObjectMeta: objectMeta(model, RouteName(model.Name), Selector(model.Name)),
 		Spec:       gatewayv1.HTTPRouteSpec{Rules: []gatewayv1.HTTPRouteRule{rule}},
 	}
-	route.SetGroupVersionKind(gatewayv1.SchemeGroupVersion.WithKind("HTTPRoute"))
+	route.SetGroupVersionKind(RouteKind)
 	for _, p := range gw.ParentRefs {
 		ref := gatewayv1.ParentReference{Name: gatewayv1.ObjectName(p.Name)}
 		if p.Namespace != "" {
@@ -90,7 +98,7 @@ func Route(model *mlv1.RegisteredModel, split Split) (*gatewayv1.HTTPRoute, erro
 			ref.SectionName = new(gatewayv1.SectionName(p.SectionName))
 		}
 		if p.Port != nil {
-			ref.Port = new(gatewayv1.PortNumber(*p.Port))
+			ref.Port = new(*p.Port)
 		}
 		route.Spec.ParentRefs = append(route.Spec.ParentRefs, ref)
 	}
