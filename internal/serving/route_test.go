@@ -28,7 +28,7 @@ func describe(t *testing.T, m *mlv1.RegisteredModel, split Split) string {
 	if len(r.Spec.Rules) != 1 {
 		t.Fatalf("%d rules, want one", len(r.Spec.Rules))
 	}
-	var parts []string
+	parts := make([]string, 0, len(r.Spec.Rules[0].BackendRefs)+len(r.Spec.Rules[0].Filters))
 	for _, b := range r.Spec.Rules[0].BackendRefs {
 		if *b.Port != 8080 {
 			t.Errorf("backend %s on port %d, want the first container port 8080", b.Name, *b.Port)
