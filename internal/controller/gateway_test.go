@@ -10,6 +10,7 @@ import (
 	. "github.com/onsi/ginkgo/v2"
 	. "github.com/onsi/gomega"
 
+	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/api/meta"
@@ -206,6 +207,30 @@ var _ = Describe("Traffic on the Gateway API", Ordered, func() {
 			}).Should(Succeed())
 		})
 
+		It("sends nothing to the canary pods while a newer candidate replaces the one they ran", func(ctx context.Context) {
+			create(ctx, seedVersion(ns, 2, "0.8901"))
+			Eventually(func(g Gomega) {
+				playDeployments(ctx, g, ns)
+				g.Expect(split(ctx, ns)).To(Equal("stable=75 canary=25"))
+			}).WithTimeout(20 * time.Second).Should(Succeed())
+
+			e.set(ctx, ns, "3", 0.001)
+			create(ctx, seedVersion(ns, 3, "0.9012"))
+			// Nothing plays the Deployment controller now: the canary pods of version 2 stay.
+			Eventually(func(g Gomega) {
+				g.Expect(rolloutOf(ctx, ns).Version).To(Equal(int64(3)))
+				g.Expect(canaryTemplateVersion(ctx, ns)).To(Equal("3"))
+			}).Should(Succeed())
+			Consistently(func() string { return split(ctx, ns) }).WithTimeout(2*time.Second).Should(Equal("stable=100"),
+				"version 2 is no longer the candidate: its pods get no request")
+			Expect(stages(ctx, ns)).To(Equal("1=Production 2=Staging 3=Staging"))
+
+			Eventually(func(g Gomega) {
+				playDeployments(ctx, g, ns)
+				g.Expect(split(ctx, ns)).To(Equal("stable=100 mirror=100"))
+			}).Should(Succeed(), "the newer candidate begins with its own shadow once its pods serve")
+		})
+
 		It("removes the route and its Services when traffic.gatewayAPI is removed", func(ctx context.Context) {
 			m := getModel(ctx, ns, "battle-winner-predictor")
 			m.Spec.Serving.Rollout.Shadow, m.Spec.Serving.Rollout.Traffic = nil, nil
@@ -218,3 +243,12 @@ var _ = Describe("Traffic on the Gateway API", Ordered, func() {
 		})
 	})
 })
+
+// canaryTemplateVersion is the version the canary Deployment's template serves, "" without one.
+func canaryTemplateVersion(ctx context.Context, ns string) string {
+	d := &appsv1.Deployment{}
+	if err := k8sClient.Get(ctx, types.NamespacedName{Namespace: ns, Name: canaryDeployment}, d); err != nil {
+		return ""
+	}
+	return d.Spec.Template.Annotations[serving.AnnotationVersion]
+}

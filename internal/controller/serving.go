@@ -391,13 +391,17 @@ func (r *RegisteredModelReconciler) exists(ctx context.Context, kind, namespace,
 // applyServing applies the planned Deployments, Services and HTTPRoute with server-side apply,
 // as the field manager "podium", where the live objects do not already hold them, and then
 // deletes what the plan removes: a canary Service goes only after the route that named it.
+// A failed apply stops the ones after it.
 func (r *RegisteredModelReconciler) applyServing(ctx context.Context, s servingState) error {
 	if s.problem != "" {
 		return nil
 	}
-	for _, a := range append([]applyItem{{s.deployment, s.deploymentApplied}, {s.service, s.serviceApplied},
-		{s.staging, s.stagingApplied}, {s.stagingService, s.stagingServiceApplied}, {s.canary, s.canaryApplied}},
-		s.traffic...) {
+	// The route goes before the canary Deployment: when a newer candidate takes the canary
+	// pods, the route has stopped sending requests to them before they change version.
+	items := []applyItem{{s.deployment, s.deploymentApplied}, {s.service, s.serviceApplied},
+		{s.staging, s.stagingApplied}, {s.stagingService, s.stagingServiceApplied}}
+	items = append(append(items, s.traffic...), applyItem{s.canary, s.canaryApplied})
+	for _, a := range items {
 		if isNil(a.obj) || a.applied {
 			continue
 		}
