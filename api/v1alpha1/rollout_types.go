@@ -24,9 +24,10 @@ const AnnotationSkipRollout = "ml.podium.dev/skip-rollout"
 
 // RolloutStep is one step of a canary rollout.
 type RolloutStep struct {
-	// weight is the percentage of the prediction pods (and so, roughly, of the traffic) that run
-	// the candidate during the step: spec.serving.replicas times weight / 100, rounded up, at
-	// least one pod.
+	// weight is the candidate's share during the step, in percent. With traffic.gatewayAPI it is
+	// the exact share of the requests, on the route; otherwise the share of the prediction pods
+	// (and so, roughly, of the requests) that run the candidate. Either way the candidate runs on
+	// spec.serving.replicas times weight / 100 pods, rounded up, at least one.
 	// +required
 	// +kubebuilder:validation:Minimum=1
 	// +kubebuilder:validation:Maximum=100

@@ -94,13 +94,14 @@ func Advance(spec *mlv1.Rollout, st mlv1.RolloutStatus, obs Observation) (mlv1.R
 	}
 	step := stepIndex(st)
 	if int(step) >= len(spec.Steps) || !stepDone(spec, st, spec.Steps[step].Duration.Duration, obs.Now) {
-		st.Message = fmt.Sprintf("%s: %d%% of the pods run version %d", stepName(spec, st), st.Weight, st.Version)
+		st.Message = fmt.Sprintf("%s: %d%% of the %s version %d", stepName(spec, st), st.Weight, share(spec), st.Version)
 		return st, Undecided
 	}
 	if int(step)+1 < len(spec.Steps) {
 		st.Step = new(step + 1)
 		st.StepStartTime = nil
-		st.Message = fmt.Sprintf("%s: moving %d%% of the pods to version %d", stepName(spec, st), spec.Steps[step+1].Weight, st.Version)
+		st.Message = fmt.Sprintf("%s: moving %d%% of the %s to version %d", stepName(spec, st), spec.Steps[step+1].Weight,
+			shareNoun(spec), st.Version)
 		return st, Undecided
 	}
 	st.Message = fmt.Sprintf("Passed %d canary steps%s", len(spec.Steps), summary(st))
@@ -110,7 +111,8 @@ func Advance(spec *mlv1.Rollout, st mlv1.RolloutStatus, obs Observation) (mlv1.R
 // firstStep ends the shadow phase of st: its first step begins once its pods serve.
 func firstStep(spec *mlv1.Rollout, st mlv1.RolloutStatus) mlv1.RolloutStatus {
 	st.Phase, st.Step, st.StepStartTime = mlv1.RolloutProgressing, new(int32(0)), nil
-	st.Message = fmt.Sprintf("%s: moving %d%% of the requests to version %d", stepName(spec, st), StepWeight(spec, &st), st.Version)
+	st.Message = fmt.Sprintf("%s: moving %d%% of the %s to version %d", stepName(spec, st), StepWeight(spec, &st),
+		shareNoun(spec), st.Version)
 	return st
 }
 
@@ -382,6 +384,23 @@ func summary(st mlv1.RolloutStatus) string {
 		return ""
 	}
 	return ": " + strings.Join(parts, ", ")
+}
+
+// shareNoun is what a step's weight is a share of: the requests, with the Gateway API's exact
+// weights, or the prediction pods.
+func shareNoun(spec *mlv1.Rollout) string {
+	if spec.GatewayAPI() != nil {
+		return "requests"
+	}
+	return "pods"
+}
+
+// share says what a step's weight shares out, as in "25% of the pods run version 2".
+func share(spec *mlv1.Rollout) string {
+	if spec.GatewayAPI() != nil {
+		return "requests go to"
+	}
+	return "pods run"
 }
 
 func stepName(spec *mlv1.Rollout, st mlv1.RolloutStatus) string {
