@@ -26,8 +26,9 @@ const gatewayAPIMissingMessage = "spec.serving.rollout.traffic.gatewayAPI needs 
 	"(gateway.networking.k8s.io/v1), which this cluster does not serve: install the Gateway API CRDs (v1.x) or " +
 	"remove spec.serving.rollout.traffic; no canary starts until then"
 
-// routeSettle is how soon a model whose route was just applied is reconciled again.
-const routeSettle = 100 * time.Millisecond
+// routeSettle is how soon a model whose canary waits for the route just applied is reconciled
+// again. Not shorter: a route that something else keeps changing back is applied at most this often.
+const routeSettle = time.Second
 
 // routeState is the model's HTTPRoute as the API server holds it. Routes are read around the
 // cache, and only for a model with spec.serving.rollout.traffic.gatewayAPI, so that the manager
@@ -170,11 +171,6 @@ func (r *RegisteredModelReconciler) planTraffic(ctx context.Context, model *mlv1
 			pending = append(pending, p)
 		}
 	}
-	if len(pending) > 0 {
-		// Routes are not watched: the reconcile that applies one comes back to see it, so that
-		// a step whose split it carries begins.
-		s.retry = soonest(s.retry, routeSettle)
-	}
 	switch {
 	case len(pending) > 0 && !check:
 		s.unchecked = true
@@ -182,6 +178,11 @@ func (r *RegisteredModelReconciler) planTraffic(ctx context.Context, model *mlv1
 		if err := r.checkApply(ctx, model, nil, s, pending...); err != nil || s.problem != "" {
 			return err
 		}
+	}
+	if len(pending) > 0 && st.Canary() {
+		// Routes are not watched: the reconcile that applies one comes back to see it, so that
+		// the step whose split it carries begins.
+		s.retry = soonest(s.retry, routeSettle)
 	}
 	// The Services go first: the route names them.
 	for _, p := range pairs[1:] {
