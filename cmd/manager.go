@@ -19,6 +19,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/healthz"
 	"sigs.k8s.io/controller-runtime/pkg/metrics/filters"
 	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
+	gatewayv1 "sigs.k8s.io/gateway-api/apis/v1"
 
 	mlv1 "github.com/podium-dev/podium/api/v1alpha1"
 	"github.com/podium-dev/podium/internal/controller"
@@ -125,6 +126,9 @@ func newScheme() *runtime.Scheme {
 	s := runtime.NewScheme()
 	utilruntime.Must(clientgoscheme.AddToScheme(s))
 	utilruntime.Must(mlv1.AddToScheme(s))
+	// The HTTPRoute kind is known so that a model's route can be applied and read; it is never
+	// watched or cached, so the manager starts on a cluster without the Gateway API.
+	utilruntime.Must(gatewayv1.Install(s))
 	return s
 }
 

@@ -58,4 +58,7 @@ const (
 	ReasonAnalysisInconclusive = "AnalysisInconclusive"
 	// ReasonBaking: the new Production version serves and the online gates keep watching it.
 	ReasonBaking = "Baking"
+	// ReasonGatewayAPIMissing: spec.serving.rollout.traffic.gatewayAPI is set, and the cluster
+	// does not serve the Gateway API's HTTPRoute kind; no canary starts.
+	ReasonGatewayAPIMissing = "GatewayAPIMissing"
 )

@@ -24,9 +24,10 @@ const AnnotationSkipRollout = "ml.podium.dev/skip-rollout"
 
 // RolloutStep is one step of a canary rollout.
 type RolloutStep struct {
-	// weight is the percentage of the prediction pods (and so, roughly, of the traffic) that run
-	// the candidate during the step: spec.serving.replicas times weight / 100, rounded up, at
-	// least one pod.
+	// weight is the candidate's share during the step, in percent. With traffic.gatewayAPI it is
+	// the exact share of the requests, on the route; otherwise the share of the prediction pods
+	// (and so, roughly, of the requests) that run the candidate. Either way the candidate runs on
+	// spec.serving.replicas times weight / 100 pods, rounded up, at least one.
 	// +required
 	// +kubebuilder:validation:Minimum=1
 	// +kubebuilder:validation:Maximum=100
@@ -114,9 +115,87 @@ type Analysis struct {
 	Metrics []AnalysisMetric `json:"metrics"`
 }
 
+// ParentReference names a Gateway (or another parent the Gateway API allows) that the model's
+// HTTPRoute attaches to, as a Gateway API ParentReference does.
+type ParentReference struct {
+	// name is the parent's name, such as public-gw.
+	// +required
+	// +kubebuilder:validation:MinLength=1
+	// +kubebuilder:validation:MaxLength=253
+	Name string `json:"name"`
+
+	// namespace is the parent's namespace; the model's namespace when absent. A Gateway in
+	// another namespace must allow routes from the model's namespace.
+	// +optional
+	// +kubebuilder:validation:MinLength=1
+	// +kubebuilder:validation:MaxLength=63
+	// +kubebuilder:validation:Pattern=`^[a-z0-9]([-a-z0-9]*[a-z0-9])?$`
+	Namespace string `json:"namespace,omitempty"`
+
+	// sectionName is the name of a section of the parent, such as a Gateway's listener.
+	// +optional
+	// +kubebuilder:validation:MinLength=1
+	// +kubebuilder:validation:MaxLength=253
+	// +kubebuilder:validation:Pattern=`^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$`
+	SectionName string `json:"sectionName,omitempty"`
+
+	// port is the port of the parent the route attaches to, such as a Gateway listener's port.
+	// +optional
+	// +kubebuilder:validation:Minimum=1
+	// +kubebuilder:validation:Maximum=65535
+	Port *int32 `json:"port,omitempty"`
+}
+
+// GatewayAPITraffic has Podium own an HTTPRoute, named after the prediction Service, that
+// splits a canary's traffic by exact weights and mirrors requests during a shadow phase.
+type GatewayAPITraffic struct {
+	// parentRefs are the Gateways the route attaches to.
+	// +required
+	// +listType=atomic
+	// +kubebuilder:validation:MinItems=1
+	// +kubebuilder:validation:MaxItems=32
+	ParentRefs []ParentReference `json:"parentRefs"`
+
+	// hostnames are the host names the route answers, such as battle.example.com; a leading
+	// wildcard label (*.example.com) is allowed. All of the parents' host names when absent.
+	// +optional
+	// +listType=atomic
+	// +kubebuilder:validation:MaxItems=16
+	// +kubebuilder:validation:items:MinLength=1
+	// +kubebuilder:validation:items:MaxLength=253
+	// +kubebuilder:validation:items:Pattern=`^(\*\.)?[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$`
+	Hostnames []string `json:"hostnames,omitempty"`
+}
+
+// Traffic says how a canary's weights reach the requests.
+type Traffic struct {
+	// gatewayAPI splits traffic with exact weights, and mirrors it during a shadow phase, on an
+	// HTTPRoute Podium owns. The cluster needs the Gateway API CRDs and an implementation.
+	// Without it, weights are approximated by the replica counts behind the model's Service.
+	// +optional
+	GatewayAPI *GatewayAPITraffic `json:"gatewayAPI,omitempty"`
+}
+
+// Shadow is a canary's first phase: the candidate receives a copy of the live requests, and its
+// answers are dropped.
+type Shadow struct {
+	// percent is the share of requests copied to the candidate, 1 to 100.
+	// +required
+	// +kubebuilder:validation:Minimum=1
+	// +kubebuilder:validation:Maximum=100
+	Percent int32 `json:"percent"`
+
+	// duration is how long the shadow phase lasts, with every measurement passing, before the
+	// first step begins, such as 5m.
+	// +required
+	Duration metav1.Duration `json:"duration"`
+}
+
 // Rollout says how a new version reaches the prediction pods and which online gates it must pass.
 // +kubebuilder:validation:XValidation:rule="!has(self.strategy) || self.strategy != 'Canary' || (has(self.steps) && size(self.steps) > 0)",message="a Canary rollout needs steps, for example [{weight: 10, duration: 2m}, {weight: 50, duration: 5m}]"
 // +kubebuilder:validation:XValidation:rule="!has(self.bake) || has(self.analysis)",message="bake keeps the analysis running after the promotion: it needs spec.serving.rollout.analysis"
+// +kubebuilder:validation:XValidation:rule="!has(self.shadow) || (has(self.traffic) && has(self.traffic.gatewayAPI))",message="shadow mirrors requests to the candidate, which needs a data plane that copies requests: set spec.serving.rollout.traffic.gatewayAPI"
+// +kubebuilder:validation:XValidation:rule="!has(self.shadow) || (has(self.strategy) && self.strategy == 'Canary')",message="shadow is the first phase of a canary: it needs strategy: Canary"
 type Rollout struct {
 	// strategy is Replace (the new version becomes Production at once; the default) or Canary.
 	// +optional
@@ -137,13 +216,35 @@ type Rollout struct {
 	// serves on every pod; a failure then restores the previous Production version.
 	// +optional
 	Bake *metav1.Duration `json:"bake,omitempty"`
+
+	// shadow, with strategy Canary, makes the canary begin with a shadow phase: the candidate's
+	// pods receive a copy of the requests, their answers are dropped, and the analysis measures
+	// them, before the first step sends them any traffic. It needs traffic.gatewayAPI.
+	// +optional
+	Shadow *Shadow `json:"shadow,omitempty"`
+
+	// traffic says how a canary's weights reach the requests: by the replica counts behind the
+	// model's Service (the default, on any cluster), or exactly, on an HTTPRoute (gatewayAPI).
+	// +optional
+	Traffic *Traffic `json:"traffic,omitempty"`
+}
+
+// GatewayAPI is the rollout's traffic.gatewayAPI, nil when it has none.
+func (r *Rollout) GatewayAPI() *GatewayAPITraffic {
+	if r == nil || r.Traffic == nil {
+		return nil
+	}
+	return r.Traffic.GatewayAPI
 }
 
 // RolloutPhase is where a rollout stands.
-// +kubebuilder:validation:Enum=Progressing;Paused;Baking;Succeeded;Aborted
+// +kubebuilder:validation:Enum=Shadowing;Progressing;Paused;Baking;Succeeded;Aborted
 type RolloutPhase string
 
 const (
+	// RolloutShadowing: the candidate's canary pods receive a copy of the requests, whose answers
+	// are dropped, and the analysis measures them; no request depends on them yet.
+	RolloutShadowing RolloutPhase = "Shadowing"
 	// RolloutProgressing: the candidate runs on the canary pods and the steps advance.
 	RolloutProgressing RolloutPhase = "Progressing"
 	// RolloutPaused: the last measurements were inconclusive; the rollout waits for data.
@@ -201,16 +302,19 @@ type RolloutStatus struct {
 	// +kubebuilder:validation:MaxLength=128
 	VersionUID string `json:"versionUID,omitempty"`
 
-	// phase is Progressing, Paused, Baking, Succeeded or Aborted.
+	// phase is Shadowing, Progressing, Paused, Baking, Succeeded or Aborted.
 	// +required
 	Phase RolloutPhase `json:"phase"`
 
-	// step is the index in spec.serving.rollout.steps of the current step; absent while baking.
+	// step is the index in spec.serving.rollout.steps of the current step; absent during the
+	// shadow phase and while baking.
 	// +optional
 	Step *int32 `json:"step,omitempty"`
 
-	// weight is the percentage of the prediction pods that run the candidate now, as the replica
-	// counts give it.
+	// weight is the candidate's share of the requests now, in percent: with
+	// spec.serving.rollout.traffic.gatewayAPI the exact weight of its backend on the HTTPRoute (0
+	// while it only receives copies), otherwise the share of the prediction pods that run it, as
+	// the replica counts give it.
 	// +optional
 	Weight int32 `json:"weight,omitempty"`
 
@@ -260,13 +364,19 @@ type RolloutStatus struct {
 	PreviousVersion *int64 `json:"previousVersion,omitempty"`
 }
 
-// Active says whether the rollout still decides something: a candidate in its steps, or a
-// version baking.
+// Active says whether the rollout still decides something: a candidate in its shadow phase or
+// its steps, or a version baking.
 func (s *RolloutStatus) Active() bool {
-	return s != nil && (s.Phase == RolloutProgressing || s.Phase == RolloutPaused || s.Phase == RolloutBaking)
+	return s.Canary() || (s != nil && s.Phase == RolloutBaking)
 }
 
 // Canary says whether the rollout runs a candidate on canary pods.
 func (s *RolloutStatus) Canary() bool {
-	return s != nil && (s.Phase == RolloutProgressing || s.Phase == RolloutPaused)
+	return s != nil && (s.Phase == RolloutShadowing || s.Phase == RolloutProgressing || s.Phase == RolloutPaused)
+}
+
+// Shadowing says whether the rollout is in its shadow phase, running or paused: a canary that
+// has not reached its first step.
+func (s *RolloutStatus) Shadowing() bool {
+	return s.Canary() && s.Step == nil
 }

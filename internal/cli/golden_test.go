@@ -52,6 +52,15 @@ func TestOutputsMatchGoldenFiles(t *testing.T) {
 			{Name: "error-rate", Value: &value, Bound: "<= 0.01", Passed: 6},
 			{Name: "p99-latency-seconds", Bound: "<= 0.25", Inconclusive: 1},
 		}}
+	shadow := canary.DeepCopy()
+	shadow.Spec.Serving = &mlv1.Serving{Rollout: &mlv1.Rollout{Strategy: mlv1.RolloutCanary,
+		Shadow:  &mlv1.Shadow{Percent: 100, Duration: metav1.Duration{Duration: 5 * time.Minute}},
+		Traffic: &mlv1.Traffic{GatewayAPI: &mlv1.GatewayAPITraffic{ParentRefs: []mlv1.ParentReference{{Name: "public-gw"}}}}}}
+	shadow.Status.Rollout.Phase, shadow.Status.Rollout.Step, shadow.Status.Rollout.Weight = mlv1.RolloutShadowing, nil, 0
+	shadow.Status.Rollout.Message = "Shadow: 100% of the requests are copied to version 4"
+	routed := shadow.DeepCopy()
+	routed.Status.Rollout.Phase, routed.Status.Rollout.Step, routed.Status.Rollout.Weight = mlv1.RolloutProgressing, new(int32(0)), 10
+	routed.Status.Rollout.Message = "Step 1 of 2: 10% of the requests go to version 4"
 
 	for _, tc := range []struct {
 		file  string
@@ -74,6 +83,12 @@ func TestOutputsMatchGoldenFiles(t *testing.T) {
 		{"status-new-model.golden", func(w io.Writer) error { return writeStatus(w, &modelStatus{model: fresh}, goldenNow) }},
 		{"status-canary.golden", func(w io.Writer) error {
 			return writeStatus(w, &modelStatus{model: canary, production: production, serving: served}, goldenNow)
+		}},
+		{"status-shadow.golden", func(w io.Writer) error {
+			return writeStatus(w, &modelStatus{model: shadow, production: production, serving: served}, goldenNow)
+		}},
+		{"status-gateway.golden", func(w io.Writer) error {
+			return writeStatus(w, &modelStatus{model: routed, production: production, serving: served}, goldenNow)
 		}},
 	} {
 		t.Run(tc.file, func(t *testing.T) {

@@ -95,7 +95,7 @@ func writeStatus(w io.Writer, s *modelStatus, now time.Time) error {
 		field("Serving", servingText(s.serving))
 	}
 	if ro := m.Status.Rollout; ro != nil {
-		field("Rollout", rolloutText(ro, now))
+		field("Rollout", rolloutText(ro, m.Spec.Serving != nil && m.Spec.Serving.Rollout.GatewayAPI() != nil, now))
 		for _, ms := range ro.Metrics {
 			field("", "  "+metricText(ms))
 		}
@@ -164,9 +164,14 @@ func servingText(s serving) string {
 }
 
 // rolloutText is the model's current or last rollout on one line.
-func rolloutText(ro *mlv1.RolloutStatus, now time.Time) string {
+func rolloutText(ro *mlv1.RolloutStatus, gatewayAPI bool, now time.Time) string {
 	text := fmt.Sprintf("%s, version %d", ro.Phase, ro.Version)
-	if ro.Canary() {
+	switch {
+	case ro.Shadowing():
+		text += " on copies of the requests"
+	case ro.Canary() && gatewayAPI:
+		text += fmt.Sprintf(" with %d%% of the requests", ro.Weight)
+	case ro.Canary():
 		text += fmt.Sprintf(" on %d%% of the pods", ro.Weight)
 	}
 	if ro.StartTime != nil {

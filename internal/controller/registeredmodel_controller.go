@@ -233,12 +233,16 @@ func (r *RegisteredModelReconciler) plan(ctx context.Context, reader client.Read
 	if err != nil {
 		return p, err
 	}
+	route, err := r.observeRoute(ctx, model)
+	if err != nil {
+		return p, err
+	}
 	in := observe(model, p.versions)
 	in.Failed = failedRollout(model, live)
-	advanced, verdict := r.advanceRollout(model, live, canary, measured, &in)
+	advanced, verdict := r.advanceRollout(model, live, canary, route, measured, &in)
 	p.decision = promotion.Decide(in)
-	p.rollout = r.settleRollout(model, advanced, verdict, p.decision)
-	if p.serving, err = r.planServing(ctx, model, p.versions, live, canary, p.decision, p.rollout, fresh); err != nil {
+	p.rollout = r.settleRollout(model, advanced, verdict, p.decision, canary)
+	if p.serving, err = r.planServing(ctx, model, p.versions, live, canary, route, p.decision, p.rollout, fresh); err != nil {
 		return p, err
 	}
 	p.status = modelStatus(model, len(p.versions), p.decision, p.serving, p.rollout, r.now())

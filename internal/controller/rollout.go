@@ -83,7 +83,7 @@ func measurementResult(got rollout.Measurement, m mlv1.AnalysisMetric) string {
 // its verdict to the promotion rules: the candidate's, or, for a bake, the Production version's.
 // It returns the advanced rollout status, nil when there is no active rollout.
 func (r *RegisteredModelReconciler) advanceRollout(model *mlv1.RegisteredModel, live, canary *appsv1.Deployment,
-	measured []rollout.Measurement, in *promotion.Input) (*mlv1.RolloutStatus, rollout.Verdict) {
+	route routeState, measured []rollout.Measurement, in *promotion.Input) (*mlv1.RolloutStatus, rollout.Verdict) {
 	in.Canary = canaryStrategy(model)
 	spec, st := rolloutSpec(model), model.Status.Rollout
 	if spec == nil || !st.Active() {
@@ -101,8 +101,9 @@ func (r *RegisteredModelReconciler) advanceRollout(model *mlv1.RegisteredModel, 
 	if canary != nil {
 		o := serving.Observe(canary)
 		current := sameVersion(o.TemplateVersion, &st.Version)
-		want := rollout.CanaryReplicas(*model.Spec.Serving.Replicas, rollout.StepWeight(spec, st))
-		obs.CanaryAvailable = current && o.Serving && o.Replicas == want
+		want := rollout.Pods(spec, *model.Spec.Serving.Replicas, st)
+		// With the Gateway API, a step (or the shadow) begins once its split is on the route too.
+		obs.CanaryAvailable = current && o.Serving && o.Replicas == want && routed(model, st, canary, route)
 		obs.CanaryFailed = current && o.Failed
 	}
 	next, verdict := rollout.Advance(spec, *st, obs)
@@ -121,7 +122,7 @@ func (r *RegisteredModelReconciler) advanceRollout(model *mlv1.RegisteredModel, 
 // canary for a new candidate, a bake for a version just promoted, or the end of the rollout that
 // the decision ended.
 func (r *RegisteredModelReconciler) settleRollout(model *mlv1.RegisteredModel, advanced *mlv1.RolloutStatus,
-	verdict rollout.Verdict, d promotion.Decision) *mlv1.RolloutStatus {
+	verdict rollout.Verdict, d promotion.Decision, canary *appsv1.Deployment) *mlv1.RolloutStatus {
 	spec, prev, now := rolloutSpec(model), model.Status.Rollout, r.now()
 	recorded := model.Status.ProductionVersion
 	if c := d.Candidate; c != nil {
@@ -131,7 +132,7 @@ func (r *RegisteredModelReconciler) settleRollout(model *mlv1.RegisteredModel, a
 			st = &begun
 		}
 		st.Reason, st.RequestedBy, st.Floor = c.Reason, c.By, c.Floor
-		st.Weight = r.canaryWeight(model, st)
+		st.Weight = r.canaryWeight(model, st, canary)
 		return st
 	}
 	st := prev
@@ -201,13 +202,19 @@ func endedBy(d promotion.Decision, version int64) string {
 		"rollout strategy changed)", version)
 }
 
-// canaryWeight is the share of the prediction pods that the candidate's step gives it.
-func (r *RegisteredModelReconciler) canaryWeight(model *mlv1.RegisteredModel, st *mlv1.RolloutStatus) int32 {
-	if !canaryStrategy(model) {
+// canaryWeight is the candidate's share of the requests in st: with the Gateway API its weight
+// on the route, otherwise the share of the prediction pods that its step gives it.
+func (r *RegisteredModelReconciler) canaryWeight(model *mlv1.RegisteredModel, st *mlv1.RolloutStatus,
+	canary *appsv1.Deployment) int32 {
+	spec := rolloutSpec(model)
+	switch {
+	case !canaryStrategy(model):
 		return 0
+	case spec.GatewayAPI() != nil:
+		return trafficSplit(model, st, canary).Canary
 	}
 	replicas := *model.Spec.Serving.Replicas
-	return rollout.Weight(replicas, rollout.CanaryReplicas(replicas, rollout.StepWeight(rolloutSpec(model), st)))
+	return rollout.Weight(replicas, rollout.Pods(spec, replicas, st))
 }
 
 // observeCanary reads the model's canary Deployment from the cache; nil when there is none.
@@ -248,7 +255,7 @@ func (r *RegisteredModelReconciler) planCanary(ctx context.Context, model *mlv1.
 	if candidate == nil {
 		return nil
 	}
-	replicas := rollout.CanaryReplicas(*model.Spec.Serving.Replicas, rollout.StepWeight(model.Spec.Serving.Rollout, st))
+	replicas := rollout.Pods(model.Spec.Serving.Rollout, *model.Spec.Serving.Replicas, st)
 	dep, err := serving.Deployment(serving.Target{Model: model, Version: candidate, FetcherImage: r.FetcherImage,
 		Canary: true, Replicas: &replicas, InsecureRegistries: r.InsecureRegistries})
 	if errors.Is(err, serving.ErrInvalid) {
@@ -274,7 +281,7 @@ func (r *RegisteredModelReconciler) planCanary(ctx context.Context, model *mlv1.
 			return err
 		}
 	}
-	s.canary, s.canaryUID, s.canaryWeight = dep, st.VersionUID, st.Weight
+	s.canary, s.canaryUID, s.canaryShare = dep, st.VersionUID, canaryShare(model.Spec.Serving.Rollout, st)
 	return nil
 }
 
@@ -283,7 +290,16 @@ func stableReplicas(model *mlv1.RegisteredModel, st *mlv1.RolloutStatus) *int32 
 	if !st.Canary() || !canaryStrategy(model) {
 		return nil
 	}
-	replicas := *model.Spec.Serving.Replicas
-	n := replicas - rollout.CanaryReplicas(replicas, rollout.StepWeight(model.Spec.Serving.Rollout, st))
-	return &n
+	return new(rollout.StablePods(model.Spec.Serving.Rollout, *model.Spec.Serving.Replicas, st))
+}
+
+// canaryShare says what the candidate gets, for its Serving condition.
+func canaryShare(spec *mlv1.Rollout, st *mlv1.RolloutStatus) string {
+	switch {
+	case st.Shadowing():
+		return "copies of the requests"
+	case spec.GatewayAPI() != nil:
+		return fmt.Sprintf("%d%% of the requests", st.Weight)
+	}
+	return fmt.Sprintf("%d%% of the prediction pods", st.Weight)
 }

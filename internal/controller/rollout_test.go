@@ -151,7 +151,7 @@ var _ = Describe("Canary rollouts", func() {
 			c := meta.FindStatusCondition(getVersion(ctx, ns, "battle-winner-predictor-2").Status.Conditions, mlv1.ConditionServing)
 			g.Expect(c).NotTo(BeNil())
 			g.Expect(c.Reason).To(Equal(mlv1.ReasonCanaryProgressing))
-			g.Expect(c.Message).To(ContainSubstring("25% of the prediction pods"))
+			g.Expect(c.Message).To(Equal("The candidate of a canary rollout: it gets 25% of the prediction pods"))
 		}).Should(Succeed())
 		canary := &appsv1.Deployment{}
 		Expect(k8sClient.Get(ctx, types.NamespacedName{Namespace: ns, Name: canaryDeployment}, canary)).To(Succeed())

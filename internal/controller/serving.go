@@ -15,6 +15,7 @@ import (
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/klog/v2"
 	"sigs.k8s.io/controller-runtime/pkg/client"
+	gatewayv1 "sigs.k8s.io/gateway-api/apis/v1"
 
 	mlv1 "github.com/podium-dev/podium/api/v1alpha1"
 	"github.com/podium-dev/podium/internal/bundle"
@@ -49,9 +50,12 @@ type servingState struct {
 	canary        *appsv1.Deployment
 	canaryLive    *appsv1.Deployment
 	canaryApplied bool
-	// canaryUID and canaryWeight are the candidate the canary runs and its share of the pods.
-	canaryUID    string
-	canaryWeight int32
+	// canaryUID is the candidate the canary runs, canaryShare what it gets, in words.
+	canaryUID   string
+	canaryShare string
+	// traffic are the renderings of spec.serving.rollout.traffic.gatewayAPI, in the order they
+	// are applied: the stable Service, the canary Service while a canary runs, the HTTPRoute.
+	traffic []applyItem
 	// unchecked says a rendering is not applied yet and was not checked: the plan was made from
 	// the cache, and the checks, which ask the API server, are left to the plan made from the
 	// API server's view, the one a reconcile applies.
@@ -107,8 +111,8 @@ func failedRollout(model *mlv1.RegisteredModel, d *appsv1.Deployment) *promotion
 // dry run). Those checks run only when the rendering is not applied yet, so a model that serves
 // costs no reads of the API server, and only with check, so that one reconcile makes them once.
 func (r *RegisteredModelReconciler) planServing(ctx context.Context, model *mlv1.RegisteredModel,
-	versions []mlv1.ModelVersion, live, canary *appsv1.Deployment, d promotion.Decision, st *mlv1.RolloutStatus,
-	check bool) (servingState, error) {
+	versions []mlv1.ModelVersion, live, canary *appsv1.Deployment, rs routeState, d promotion.Decision,
+	st *mlv1.RolloutStatus, check bool) (servingState, error) {
 	s := servingState{enabled: model.Spec.Serving != nil}
 	if !s.enabled {
 		return s, r.planRemoval(ctx, model, &s)
@@ -167,7 +171,7 @@ func (r *RegisteredModelReconciler) planServing(ctx context.Context, model *mlv1
 		}
 	}
 	s.deployment, s.service = dep, svc
-	return s, nil
+	return s, r.planTraffic(ctx, model, st, canary, rs, check, &s)
 }
 
 // podProblem reads the model's prediction pods from the cache and names what keeps those of
@@ -197,15 +201,17 @@ func render(t serving.Target, svc *corev1.Service) (*appsv1.Deployment, *corev1.
 	return dep, svc, serving.Stamp(svc)
 }
 
-// checkApply sets a problem on s when the renderings cannot be applied: a storage Secret or claim
-// is missing, an object Podium did not create holds one of the names, or the API server refuses
+// checkApply sets a problem on s when the renderings cannot be applied: target's storage Secret or
+// claim is missing (when target is set), an object Podium did not create holds one of the names, or the API server refuses
 // a rendering in a dry run. It returns an error only for a failure worth retrying at once.
 func (r *RegisteredModelReconciler) checkApply(ctx context.Context, model *mlv1.RegisteredModel,
 	target *mlv1.ModelVersion, s *servingState, pairs ...pair) error {
-	reason, msg, err := r.missingDependency(ctx, model, target)
-	if err != nil || reason != "" {
-		s.problem, s.message, s.retry = reason, msg, r.missingRetry()
-		return err
+	if target != nil {
+		reason, msg, err := r.missingDependency(ctx, model, target)
+		if err != nil || reason != "" {
+			s.problem, s.message, s.retry = reason, msg, r.missingRetry()
+			return err
+		}
 	}
 	for _, p := range pairs {
 		taken, err := r.nameTaken(ctx, model, p)
@@ -282,9 +288,12 @@ func (r *RegisteredModelReconciler) cached(ctx context.Context, desired client.O
 	return into, nil
 }
 
-// planRemoval lists the prediction objects of a model without spec.serving for deletion: the
-// Deployments and Services it controls that the cache still holds.
+// planRemoval lists the prediction objects of a model without spec.serving for deletion: its
+// HTTPRoute, and the Deployments and Services it controls that the cache still holds.
 func (r *RegisteredModelReconciler) planRemoval(ctx context.Context, model *mlv1.RegisteredModel, s *servingState) error {
+	if err := r.planTrafficRemoval(ctx, model, s); err != nil {
+		return err
+	}
 	for _, name := range []string{serving.DeploymentName(model.Name), serving.StagingName(model.Name), serving.CanaryName(model.Name)} {
 		for _, obj := range []client.Object{&appsv1.Deployment{}, &corev1.Service{}} {
 			err := r.Get(ctx, types.NamespacedName{Namespace: model.Namespace, Name: name}, obj)
@@ -383,18 +392,20 @@ func (r *RegisteredModelReconciler) exists(ctx context.Context, kind, namespace,
 	return err == nil, err
 }
 
-// applyServing applies the planned Deployments and Services with server-side apply, as the field
-// manager "podium", where the live objects do not already hold them, and deletes what the plan
-// removes.
+// applyServing applies the planned Deployments, Services and HTTPRoute with server-side apply,
+// as the field manager "podium", where the live objects do not already hold them, and then
+// deletes what the plan removes: a canary Service goes only after the route that named it.
+// A failed apply stops the ones after it.
 func (r *RegisteredModelReconciler) applyServing(ctx context.Context, s servingState) error {
 	if s.problem != "" {
 		return nil
 	}
-	for _, a := range []struct {
-		obj     client.Object
-		applied bool
-	}{{s.deployment, s.deploymentApplied}, {s.service, s.serviceApplied}, {s.staging, s.stagingApplied},
-		{s.stagingService, s.stagingServiceApplied}, {s.canary, s.canaryApplied}} {
+	// The route goes before the canary Deployment: when a newer candidate takes the canary
+	// pods, the route has stopped sending requests to them before they change version.
+	items := []applyItem{{s.deployment, s.deploymentApplied}, {s.service, s.serviceApplied},
+		{s.staging, s.stagingApplied}, {s.stagingService, s.stagingServiceApplied}}
+	items = append(append(items, s.traffic...), applyItem{s.canary, s.canaryApplied})
+	for _, a := range items {
 		if isNil(a.obj) || a.applied {
 			continue
 		}
@@ -415,6 +426,8 @@ func isNil(obj client.Object) bool {
 	case *appsv1.Deployment:
 		return o == nil
 	case *corev1.Service:
+		return o == nil
+	case *gatewayv1.HTTPRoute:
 		return o == nil
 	}
 	return obj == nil

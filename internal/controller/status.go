@@ -151,7 +151,7 @@ func setServing(conds *[]metav1.Condition, v *mlv1.ModelVersion, vd promotion.Ve
 			fmt.Sprintf("Every prediction pod serves this version's bundle (%d ready)", plan.observed.ReadyReplicas))
 	case plan.canaryUID != "" && plan.canaryUID == string(v.UID):
 		setCondition(metav1.ConditionFalse, mlv1.ReasonCanaryProgressing,
-			fmt.Sprintf("The candidate of a canary rollout: it runs on %d%% of the prediction pods", plan.canaryWeight))
+			"The candidate of a canary rollout: it gets "+plan.canaryShare)
 	case vd.Stage == mlv1.StageProduction:
 		msg := "The prediction Deployment is rolling out this version"
 		if plan.podProblem != "" { // the version's own condition says why its pods do not start

@@ -4,10 +4,12 @@ import (
 	"context"
 	"fmt"
 	"strings"
+	"time"
 
 	. "github.com/onsi/ginkgo/v2"
 	. "github.com/onsi/gomega"
 
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
@@ -112,7 +114,40 @@ var _ = Describe("Validation at apply time", func() {
 		Entry("when the history limit is above 500, which could outgrow etcd's limit on an object", func(m *mlv1.RegisteredModel) {
 			m.Spec.HistoryLimit = new(int32(501))
 		}, "spec.historyLimit: Invalid value: 501: spec.historyLimit in body should be less than or equal to 500"),
+		Entry("when a shadow has no Gateway API to mirror requests", func(m *mlv1.RegisteredModel) {
+			gatewayCanary(m)
+			m.Spec.Serving.Rollout.Traffic = nil
+		}, "shadow mirrors requests to the candidate, which needs a data plane that copies requests: set spec.serving.rollout.traffic.gatewayAPI"),
+		Entry("when a shadow is not the first phase of a canary", func(m *mlv1.RegisteredModel) {
+			gatewayCanary(m)
+			m.Spec.Serving.Rollout.Strategy, m.Spec.Serving.Rollout.Steps = mlv1.RolloutReplace, nil
+		}, "shadow is the first phase of a canary: it needs strategy: Canary"),
+		Entry("when a shadow copies no request", func(m *mlv1.RegisteredModel) {
+			gatewayCanary(m)
+			m.Spec.Serving.Rollout.Shadow.Percent = 0
+		}, "spec.serving.rollout.shadow.percent in body should be greater than or equal to 1"),
+		Entry("when the route has no parent", func(m *mlv1.RegisteredModel) {
+			gatewayCanary(m)
+			m.Spec.Serving.Rollout.Traffic.GatewayAPI.ParentRefs = nil
+		}, "spec.serving.rollout.traffic.gatewayAPI.parentRefs"),
+		Entry("when a host name is not one", func(m *mlv1.RegisteredModel) {
+			gatewayCanary(m)
+			m.Spec.Serving.Rollout.Traffic.GatewayAPI.Hostnames = []string{"https://battle.example.com"}
+		}, "spec.serving.rollout.traffic.gatewayAPI.hostnames[0] in body should match"),
+		Entry("when a parent's port is out of range", func(m *mlv1.RegisteredModel) {
+			gatewayCanary(m)
+			m.Spec.Serving.Rollout.Traffic.GatewayAPI.ParentRefs[0].Port = new(int32(70000))
+		}, "spec.serving.rollout.traffic.gatewayAPI.parentRefs[0].port in body should be less than or equal to 65535"),
 	)
+
+	It("accepts the Gateway API contract: parents, host names and a shadow", func(ctx context.Context) {
+		m := seedModel(ns, gatewayCanary, func(m *mlv1.RegisteredModel) {
+			m.Spec.Serving.Rollout.Traffic.GatewayAPI.ParentRefs[0].SectionName = "https"
+			m.Spec.Serving.Rollout.Traffic.GatewayAPI.ParentRefs[0].Port = new(int32(443))
+			m.Spec.Serving.Rollout.Traffic.GatewayAPI.Hostnames = append(m.Spec.Serving.Rollout.Traffic.GatewayAPI.Hostnames, "*.example.com")
+		})
+		Expect(k8sClient.Create(ctx, m)).To(Succeed())
+	})
 
 	It("defaults the history limit to 100, and keeps a limit of 1 or 500", func(ctx context.Context) {
 		create(ctx, seedModel(ns))
@@ -190,3 +225,21 @@ var _ = Describe("artifact.uri at apply time and in the fetcher", func() {
 		Expect(k8sClient.Create(ctx, v, client.DryRunAll)).To(Succeed())
 	})
 })
+
+// gatewayCanary gives the seed model the canary on the Gateway API, with a shadow phase.
+func gatewayCanary(m *mlv1.RegisteredModel) {
+	served(m)
+	m.Spec.Serving.Replicas = new(int32(4))
+	m.Spec.Serving.Rollout = &mlv1.Rollout{
+		Strategy: mlv1.RolloutCanary,
+		Steps: []mlv1.RolloutStep{
+			{Weight: 10, Duration: metav1.Duration{Duration: 2 * time.Minute}},
+			{Weight: 50, Duration: metav1.Duration{Duration: 5 * time.Minute}},
+		},
+		Shadow: &mlv1.Shadow{Percent: 100, Duration: metav1.Duration{Duration: 5 * time.Minute}},
+		Traffic: &mlv1.Traffic{GatewayAPI: &mlv1.GatewayAPITraffic{
+			ParentRefs: []mlv1.ParentReference{{Name: "public-gw", Namespace: "gateways"}},
+			Hostnames:  []string{"battle.example.com"},
+		}},
+	}
+}

@@ -63,6 +63,9 @@ func Advance(spec *mlv1.Rollout, st mlv1.RolloutStatus, obs Observation) (mlv1.R
 	if st.Phase == mlv1.RolloutBaking {
 		return bake(spec, st, obs)
 	}
+	if st.Shadowing() && spec.Shadow == nil {
+		return firstStep(spec, st), Undecided // the spec lost its shadow phase: there is nothing to copy to
+	}
 	if obs.CanaryFailed {
 		st.Message = fmt.Sprintf("The canary pods of version %d did not become available within the progress deadline", st.Version)
 		return st, Failed
@@ -81,15 +84,24 @@ func Advance(spec *mlv1.Rollout, st mlv1.RolloutStatus, obs Observation) (mlv1.R
 	if st.Phase == mlv1.RolloutPaused {
 		return st, Undecided
 	}
+	if st.Shadowing() {
+		if !stepDone(spec, st, spec.Shadow.Duration.Duration, obs.Now) {
+			st.Message = fmt.Sprintf("%s: %d%% of the requests are copied to version %d", stepName(spec, st),
+				spec.Shadow.Percent, st.Version)
+			return st, Undecided
+		}
+		return firstStep(spec, st), Undecided
+	}
 	step := stepIndex(st)
 	if int(step) >= len(spec.Steps) || !stepDone(spec, st, spec.Steps[step].Duration.Duration, obs.Now) {
-		st.Message = fmt.Sprintf("%s: %d%% of the pods run version %d", stepName(spec, st), st.Weight, st.Version)
+		st.Message = fmt.Sprintf("%s: %d%% of the %s version %d", stepName(spec, st), st.Weight, share(spec), st.Version)
 		return st, Undecided
 	}
 	if int(step)+1 < len(spec.Steps) {
 		st.Step = new(step + 1)
 		st.StepStartTime = nil
-		st.Message = fmt.Sprintf("%s: moving %d%% of the pods to version %d", stepName(spec, st), spec.Steps[step+1].Weight, st.Version)
+		st.Message = fmt.Sprintf("%s: moving %d%% of the %s to version %d", stepName(spec, st), spec.Steps[step+1].Weight,
+			shareNoun(spec), st.Version)
 		return st, Undecided
 	}
 	steps := fmt.Sprintf("%d canary steps", len(spec.Steps))
@@ -98,6 +110,14 @@ func Advance(spec *mlv1.Rollout, st mlv1.RolloutStatus, obs Observation) (mlv1.R
 	}
 	st.Message = "Passed " + steps + summary(st)
 	return st, Passed
+}
+
+// firstStep ends the shadow phase of st: its first step begins once its pods serve.
+func firstStep(spec *mlv1.Rollout, st mlv1.RolloutStatus) mlv1.RolloutStatus {
+	st.Phase, st.Step, st.StepStartTime = mlv1.RolloutProgressing, new(int32(0)), nil
+	st.Message = fmt.Sprintf("%s: moving %d%% of the %s to version %d", stepName(spec, st), StepWeight(spec, &st),
+		shareNoun(spec), st.Version)
+	return st
 }
 
 // bake advances a rollout that watches a new Production version: it starts when the version
@@ -175,6 +195,9 @@ func measure(spec *mlv1.Rollout, st *mlv1.RolloutStatus, obs Observation) Verdic
 		st.Message = "Paused: the analysis is inconclusive; it resumes when measurements come back: " + strings.Join(inconclusive, "; ")
 	case st.Phase == mlv1.RolloutPaused:
 		st.Phase = mlv1.RolloutProgressing
+		if st.Step == nil {
+			st.Phase = mlv1.RolloutShadowing
+		}
 		st.StepStartTime = timeRef(obs.Now) // the step is measured again in full
 	}
 	return Undecided
@@ -206,6 +229,8 @@ func Wake(spec *mlv1.Rollout, st *mlv1.RolloutStatus, now time.Time) time.Durati
 	switch step := stepIndex(*st); {
 	case st.Phase == mlv1.RolloutBaking && spec.Bake != nil:
 		at = append(at, st.StepStartTime.Add(spec.Bake.Duration))
+	case st.Phase == mlv1.RolloutShadowing && spec.Shadow != nil:
+		at = append(at, st.StepStartTime.Add(spec.Shadow.Duration.Duration))
 	case st.Phase == mlv1.RolloutProgressing && int(step) < len(spec.Steps):
 		at = append(at, st.StepStartTime.Add(spec.Steps[step].Duration.Duration))
 	}
@@ -219,10 +244,14 @@ func Wake(spec *mlv1.Rollout, st *mlv1.RolloutStatus, now time.Time) time.Durati
 }
 
 // Begin is the status of a new canary for candidate, which the promotion rules made the
-// candidate while previous is Production.
+// candidate while previous is Production: in its shadow phase when the spec has one, otherwise
+// at its first step.
 func Begin(spec *mlv1.Rollout, version int64, uid string, previous *int64, now time.Time) mlv1.RolloutStatus {
 	st := mlv1.RolloutStatus{Version: version, VersionUID: uid, Phase: mlv1.RolloutProgressing, Step: new(int32(0)),
 		StartTime: timeRef(now), PreviousVersion: previous, Metrics: metricStatuses(spec)}
+	if spec.Shadow != nil {
+		st.Phase, st.Step = mlv1.RolloutShadowing, nil
+	}
 	st.Message = fmt.Sprintf("%s: starting the canary pods of version %d", stepName(spec, st), version)
 	return st
 }
@@ -249,12 +278,45 @@ func Weight(replicas, canary int32) int32 {
 	return int32(math.Round(float64(canary) * 100 / float64(replicas)))
 }
 
-// StepWeight is the weight the current step of st asks for.
+// StepWeight is the share of the requests, in percent, that the current step of st sends to the
+// candidate: none during the shadow phase, which only copies them.
 func StepWeight(spec *mlv1.Rollout, st *mlv1.RolloutStatus) int32 {
+	if st.Shadowing() {
+		return 0
+	}
 	if step := stepIndex(*st); int(step) < len(spec.Steps) {
 		return spec.Steps[step].Weight
 	}
 	return 100
+}
+
+// MirrorPercent is the share of the requests, in percent, copied to the candidate: the shadow's
+// percent during the shadow phase, otherwise none.
+func MirrorPercent(spec *mlv1.Rollout, st *mlv1.RolloutStatus) int32 {
+	if !st.Shadowing() || spec.Shadow == nil {
+		return 0
+	}
+	return spec.Shadow.Percent
+}
+
+// Pods is how many of replicas prediction pods run the candidate during st's current phase:
+// enough for the step's weight, or, in the shadow phase, for the copied share of the requests.
+func Pods(spec *mlv1.Rollout, replicas int32, st *mlv1.RolloutStatus) int32 {
+	if mirror := MirrorPercent(spec, st); mirror > 0 {
+		return CanaryReplicas(replicas, mirror)
+	}
+	return CanaryReplicas(replicas, StepWeight(spec, st))
+}
+
+// StablePods is how many pods the stable track runs while st's canary runs on Pods of them.
+// With the Gateway API, the route gives each track its exact weight, so the stable track keeps
+// every pod, enough to take all the traffic back at once on an abort; otherwise the replica
+// counts are the weights, and the two tracks share the pods.
+func StablePods(spec *mlv1.Rollout, replicas int32, st *mlv1.RolloutStatus) int32 {
+	if spec.GatewayAPI() != nil {
+		return replicas
+	}
+	return replicas - Pods(spec, replicas, st)
 }
 
 // Bound renders a metric's bound for messages, such as "<= 0.01" or "in [0.8, 1]".
@@ -329,7 +391,27 @@ func summary(st mlv1.RolloutStatus) string {
 	return ": " + strings.Join(parts, ", ")
 }
 
+// shareNoun is what a step's weight is a share of: the requests, with the Gateway API's exact
+// weights, or the prediction pods.
+func shareNoun(spec *mlv1.Rollout) string {
+	if spec.GatewayAPI() != nil {
+		return "requests"
+	}
+	return "pods"
+}
+
+// share says what a step's weight shares out, as in "25% of the pods run version 2".
+func share(spec *mlv1.Rollout) string {
+	if spec.GatewayAPI() != nil {
+		return "requests go to"
+	}
+	return "pods run"
+}
+
 func stepName(spec *mlv1.Rollout, st mlv1.RolloutStatus) string {
+	if st.Shadowing() {
+		return "Shadow"
+	}
 	return fmt.Sprintf("Step %d of %d", stepIndex(st)+1, len(spec.Steps))
 }
 

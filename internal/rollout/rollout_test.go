@@ -272,3 +272,137 @@ func TestBound(t *testing.T) {
 		})
 	}
 }
+
+// shadowed is canary with a 5m shadow phase copying 100% of the requests, on an HTTPRoute.
+func shadowed() *mlv1.Rollout {
+	spec := canary()
+	spec.Shadow = &mlv1.Shadow{Percent: 100, Duration: metav1.Duration{Duration: 5 * time.Minute}}
+	spec.Traffic = &mlv1.Traffic{GatewayAPI: &mlv1.GatewayAPITraffic{ParentRefs: []mlv1.ParentReference{{Name: "public-gw"}}}}
+	return spec
+}
+
+func TestACanaryWithAShadowBeginsShadowingThenRunsEveryStep(t *testing.T) {
+	r := newRun(shadowed())
+	if r.st.Phase != mlv1.RolloutShadowing || r.st.Step != nil {
+		t.Fatalf("phase %s, step %v at the start; want Shadowing without a step", r.st.Phase, r.st.Step)
+	}
+	if w, m := StepWeight(r.spec, &r.st), MirrorPercent(r.spec, &r.st); w != 0 || m != 100 {
+		t.Fatalf("weight %d, mirror %d during the shadow; want 0 and 100", w, m)
+	}
+	if v := r.until(t, 4*time.Minute+59*time.Second); v != Undecided || r.st.Phase != mlv1.RolloutShadowing {
+		t.Fatalf("verdict %v, phase %s before the shadow's 5 minutes were up: %s", v, r.st.Phase, r.st.Message)
+	}
+	if !strings.HasPrefix(r.st.Message, "Shadow: 100% of the requests are copied to version 2") {
+		t.Errorf("message %q", r.st.Message)
+	}
+	if m := r.st.Metrics[0]; m.Passed < 9 {
+		t.Errorf("the shadow measured %d times, want every 30s", m.Passed)
+	}
+	r.until(t, time.Second)
+	if r.st.Phase != mlv1.RolloutProgressing || r.st.Step == nil || *r.st.Step != 0 || r.st.StepStartTime != nil {
+		t.Fatalf("phase %s, step %v, step start %v after the shadow; want the first step, waiting for its pods",
+			r.st.Phase, r.st.Step, r.st.StepStartTime)
+	}
+	if w, m := StepWeight(r.spec, &r.st), MirrorPercent(r.spec, &r.st); w != 10 || m != 0 {
+		t.Fatalf("weight %d, mirror %d in the first step; want 10 and 0", w, m)
+	}
+	if v := r.until(t, 6*time.Minute+59*time.Second); v != Undecided {
+		t.Fatalf("concluded %v before the steps' 7 minutes were up: %s", v, r.st.Message)
+	}
+	if v := r.until(t, 3*time.Second); v != Passed {
+		t.Fatalf("verdict %v after the shadow and the steps, want Passed: %s", v, r.st.Message)
+	}
+}
+
+func TestAShadowFailsAndPausesLikeAStep(t *testing.T) {
+	for _, tc := range []struct {
+		name   string
+		values func(time.Time) (float64, error)
+		after  time.Duration
+		want   Verdict
+		phase  mlv1.RolloutPhase
+	}{
+		{"a shadow fails at its third failed measurement", func(time.Time) (float64, error) { return 0.2, nil },
+			61 * time.Second, Failed, mlv1.RolloutShadowing},
+		{"an inconclusive shadow pauses in its phase", func(time.Time) (float64, error) { return 0, errors.New("no data") },
+			31 * time.Second, Undecided, mlv1.RolloutPaused},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			r := newRun(shadowed())
+			r.values = tc.values
+			if v := r.until(t, tc.after); v != tc.want || r.st.Phase != tc.phase {
+				t.Fatalf("verdict %v, phase %s; want %v, %s: %s", v, r.st.Phase, tc.want, tc.phase, r.st.Message)
+			}
+			if !r.st.Shadowing() {
+				t.Fatalf("step %v: the rollout left its shadow phase", r.st.Step)
+			}
+		})
+	}
+}
+
+func TestAPausedShadowResumesShadowingFromTheStart(t *testing.T) {
+	r := newRun(shadowed())
+	r.values = func(now time.Time) (float64, error) {
+		if d := now.Sub(t0); d > 60*time.Second && d < 90*time.Second {
+			return 0, errors.New("no data")
+		}
+		return 0.001, nil
+	}
+	r.until(t, 61*time.Second)
+	if r.st.Phase != mlv1.RolloutPaused || !strings.HasPrefix(r.st.Message, "Paused") {
+		t.Fatalf("phase %s, message %q; want Paused", r.st.Phase, r.st.Message)
+	}
+	r.until(t, 30*time.Second)
+	if r.st.Phase != mlv1.RolloutShadowing || !r.st.StepStartTime.Time.Equal(t0.Add(91*time.Second)) {
+		t.Fatalf("phase %s from %s; want Shadowing again from 91s", r.st.Phase, r.st.StepStartTime)
+	}
+}
+
+func TestAShadowRemovedFromTheSpecMovesToTheFirstStep(t *testing.T) {
+	spec := shadowed()
+	st := Begin(spec, 2, "uid-2", nil, t0)
+	spec.Shadow = nil
+	st, v := Advance(spec, st, Observation{Now: t0, CanaryAvailable: true})
+	if v != Undecided || st.Phase != mlv1.RolloutProgressing || st.Step == nil || *st.Step != 0 {
+		t.Fatalf("verdict %v, phase %s, step %v; want the first step", v, st.Phase, st.Step)
+	}
+}
+
+func TestWakeEndsTheShadow(t *testing.T) {
+	spec := shadowed()
+	spec.Analysis = nil
+	st := Begin(spec, 2, "", nil, t0)
+	st.StepStartTime = &metav1.Time{Time: t0}
+	if w := Wake(spec, &st, t0.Add(time.Minute)); w != 4*time.Minute {
+		t.Errorf("wake %s a minute into a 5m shadow, want 4m", w)
+	}
+}
+
+func TestPodsPerTrack(t *testing.T) {
+	gateway := shadowed()
+	replicaWeighted := canary()
+	shadowing := Begin(gateway, 2, "", nil, t0)
+	firstStep := Begin(replicaWeighted, 2, "", nil, t0)
+	secondStep := firstStep
+	secondStep.Step = new(int32(1))
+	for _, tc := range []struct {
+		name           string
+		spec           *mlv1.Rollout
+		st             mlv1.RolloutStatus
+		canary, stable int32
+	}{
+		{"a shadow of 100% runs as many candidate pods as stable ones", gateway, shadowing, 4, 4},
+		{"with the Gateway API the stable track keeps every pod", gateway, secondStep, 2, 4},
+		{"with replica weights the tracks share the pods", replicaWeighted, firstStep, 1, 3},
+		{"the second step of replica weights", replicaWeighted, secondStep, 2, 2},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			if got := Pods(tc.spec, 4, &tc.st); got != tc.canary {
+				t.Errorf("Pods = %d, want %d", got, tc.canary)
+			}
+			if got := StablePods(tc.spec, 4, &tc.st); got != tc.stable {
+				t.Errorf("StablePods = %d, want %d", got, tc.stable)
+			}
+		})
+	}
+}

@@ -5,8 +5,11 @@ package testenv
 
 import (
 	"context"
+	"fmt"
+	"os/exec"
 	"path/filepath"
 	"runtime"
+	"strings"
 	"sync"
 	"time"
 
@@ -19,6 +22,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/config"
 	"sigs.k8s.io/controller-runtime/pkg/envtest"
 	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
+	gatewayv1 "sigs.k8s.io/gateway-api/apis/v1"
 
 	mlv1 "github.com/podium-dev/podium/api/v1alpha1"
 	"github.com/podium-dev/podium/internal/controller"
@@ -33,6 +37,7 @@ func Scheme() *k8sruntime.Scheme {
 	utilruntime.Must(clientgoscheme.AddToScheme(s))
 	utilruntime.Must(mlv1.AddToScheme(s))
 	utilruntime.Must(apiextensionsv1.AddToScheme(s))
+	utilruntime.Must(gatewayv1.Install(s))
 	return s
 }
 
@@ -107,3 +112,17 @@ func (o Operator) Start(cfg *rest.Config, scheme *k8sruntime.Scheme) (stop func(
 		return stopErr
 	}, nil
 }
+
+// GatewayAPICRDs is the directory of the Gateway API's standard-channel CRDs in the module go.mod
+// pins. The suites that need them install them themselves, so that the others run, as many
+// clusters do, without them.
+func GatewayAPICRDs() (string, error) {
+	out, err := exec.Command("go", "list", "-m", "-f", "{{.Dir}}", "sigs.k8s.io/gateway-api").Output()
+	if err != nil {
+		return "", fmt.Errorf("finding the sigs.k8s.io/gateway-api module: %w", err)
+	}
+	return filepath.Join(strings.TrimSpace(string(out)), "config", "crd", "standard"), nil
+}
+
+// HTTPRouteCRD is the file of the HTTPRoute CRD in GatewayAPICRDs' directory.
+const HTTPRouteCRD = "gateway.networking.k8s.io_httproutes.yaml"
