@@ -196,7 +196,9 @@ var _ = Describe("Traffic on the Gateway API", Ordered, func() {
 				playDeployments(ctx, g, ns)
 				g.Expect(split(ctx, ns)).To(Equal("stable=75 canary=25"))
 			}).WithTimeout(20 * time.Second).Should(Succeed())
-			Expect(rolloutOf(ctx, ns).Weight).To(Equal(int32(25)), "the route's exact weight")
+			// The status reports the route as the reconcile read it, so a reconcile after the one that
+			// applied the split reports its weight.
+			Eventually(func() int32 { return rolloutOf(ctx, ns).Weight }).Should(Equal(int32(25)), "the route's exact weight")
 			requestStage(ctx, ns, "battle-winner-predictor-2", mlv1.StageArchived)
 			Eventually(func(g Gomega) {
 				g.Expect(split(ctx, ns)).To(Equal("stable=100"))
