@@ -36,6 +36,7 @@ type RolloutStep struct {
 	// duration is how long the step lasts, with every measurement passing, before the next
 	// step begins, such as 2m.
 	// +required
+	// +kubebuilder:validation:XValidation:rule="duration(self) > duration('0s')",message="a step's duration must be more than 0, such as 2m"
 	Duration metav1.Duration `json:"duration"`
 }
 
@@ -95,6 +96,7 @@ type Analysis struct {
 	// interval is how often every metric is measured.
 	// +optional
 	// +kubebuilder:default="30s"
+	// +kubebuilder:validation:XValidation:rule="duration(self) >= duration('1s')",message="the analysis interval must be at least 1s, such as 30s"
 	Interval metav1.Duration `json:"interval,omitzero"`
 
 	// inconclusiveLimit is how many measurements in a row may be inconclusive (no data, a query
@@ -188,6 +190,7 @@ type Shadow struct {
 	// duration is how long the shadow phase lasts, with every measurement passing, before the
 	// first step begins, such as 5m.
 	// +required
+	// +kubebuilder:validation:XValidation:rule="duration(self) > duration('0s')",message="the shadow's duration must be more than 0, such as 5m"
 	Duration metav1.Duration `json:"duration"`
 }
 
@@ -196,6 +199,7 @@ type Shadow struct {
 // +kubebuilder:validation:XValidation:rule="!has(self.bake) || has(self.analysis)",message="bake keeps the analysis running after the promotion: it needs spec.serving.rollout.analysis"
 // +kubebuilder:validation:XValidation:rule="!has(self.shadow) || (has(self.traffic) && has(self.traffic.gatewayAPI))",message="shadow mirrors requests to the candidate, which needs a data plane that copies requests: set spec.serving.rollout.traffic.gatewayAPI"
 // +kubebuilder:validation:XValidation:rule="!has(self.shadow) || (has(self.strategy) && self.strategy == 'Canary')",message="shadow is the first phase of a canary: it needs strategy: Canary"
+// +kubebuilder:validation:XValidation:rule="!has(self.steps) || (self.steps.map(s, s.weight).isSorted() && self.steps.all(a, self.steps.exists_one(b, b.weight == a.weight)))",message="the steps' weights must increase from one step to the next, such as 10, 50, 100"
 type Rollout struct {
 	// strategy is Replace (the new version becomes Production at once; the default) or Canary.
 	// +optional
@@ -215,6 +219,7 @@ type Rollout struct {
 	// bake keeps the analysis running for this long after the version becomes Production and
 	// serves on every pod; a failure then restores the previous Production version.
 	// +optional
+	// +kubebuilder:validation:XValidation:rule="duration(self) > duration('0s')",message="bake must be more than 0, such as 10m"
 	Bake *metav1.Duration `json:"bake,omitempty"`
 
 	// shadow, with strategy Canary, makes the canary begin with a shadow phase: the candidate's

@@ -126,9 +126,15 @@ var _ = Describe("Canary rollouts", func() {
 	var (
 		ns string
 		e  *errorRatio
+		pw *productionWatcher
 	)
 	BeforeEach(func(ctx context.Context) {
 		ns = newNamespace(ctx)
+		pw = watchProduction(ctx, ns)
+		DeferCleanup(func() {
+			violations, _ := pw.report()
+			Expect(violations).To(BeEmpty(), "two Production versions at once")
+		})
 		e = startAnalysis()
 		e.set(ctx, ns, "2", 0.002)
 		create(ctx, seedModel(ns, canaryOf(e)), seedVersion(ns, 1, "0.8723"))
@@ -254,6 +260,73 @@ var _ = Describe("Canary rollouts", func() {
 		}).Should(Succeed())
 	})
 
+	It("aborts a candidate that passes its first step and fails its second", func(ctx context.Context) {
+		setSteps(ctx, ns, 2*time.Second, time.Minute)
+		create(ctx, seedVersion(ns, 2, "0.8901"))
+		Eventually(func(g Gomega) {
+			playDeployments(ctx, g, ns)
+			g.Expect(rolloutOf(ctx, ns).Step).To(HaveValue(Equal(int32(1))))
+			g.Expect(replicasOf(ctx, ns, canaryDeployment)).To(Equal(int32(2)))
+		}).WithTimeout(30 * time.Second).Should(Succeed())
+		e.set(ctx, ns, "2", 0.5)
+		Eventually(func(g Gomega) {
+			playDeployments(ctx, g, ns)
+			g.Expect(stages(ctx, ns)).To(Equal("1=Production 2=Archived"))
+			g.Expect(replicasOf(ctx, ns, canaryDeployment)).To(Equal(int32(-1)))
+			g.Expect(replicasOf(ctx, ns, predictor)).To(Equal(int32(4)))
+		}).WithTimeout(30 * time.Second).Should(Succeed())
+		ro := rolloutOf(ctx, ns)
+		Expect(ro.Phase).To(Equal(mlv1.RolloutAborted))
+		Expect(ro.Step).To(HaveValue(Equal(int32(1))), "it failed in its second step")
+		history := getModel(ctx, ns, "battle-winner-predictor").Status.History
+		Expect(history[len(history)-1].Message).To(ContainSubstring("error-rate 0.5 is outside <= 0.01"))
+	})
+
+	It("lets a newer version that passes its gates replace the candidate, which stays Staging until it is superseded", func(ctx context.Context) {
+		setSteps(ctx, ns, 10*time.Second, 2*time.Second)
+		e.set(ctx, ns, "3", 0.001)
+		create(ctx, seedVersion(ns, 2, "0.8901"))
+		Eventually(func() int64 { return rolloutOf(ctx, ns).Version }).Should(Equal(int64(2)))
+		create(ctx, seedVersion(ns, 3, "0.9012"))
+		Eventually(func(g Gomega) {
+			ro := rolloutOf(ctx, ns)
+			g.Expect(ro.Version).To(Equal(int64(3)))
+			g.Expect(ro.Phase).To(Equal(mlv1.RolloutProgressing))
+		}).Should(Succeed())
+		Expect(stages(ctx, ns)).To(Equal("1=Production 2=Staging 3=Staging"))
+		Eventually(func(g Gomega) {
+			playDeployments(ctx, g, ns)
+			g.Expect(stages(ctx, ns)).To(Equal("1=Archived 2=Archived 3=Production"))
+		}).WithTimeout(60*time.Second).Should(Succeed(), "version 2, older than the new Production version, ends Archived")
+	})
+
+	It("resumes a rollout from its status after a restart of the manager, without moving traffic by itself", func(ctx context.Context) {
+		setSteps(ctx, ns, 2*time.Second, time.Minute)
+		create(ctx, seedVersion(ns, 2, "0.8901"))
+		Eventually(func(g Gomega) {
+			playDeployments(ctx, g, ns)
+			g.Expect(rolloutOf(ctx, ns).Step).To(HaveValue(Equal(int32(1))))
+			g.Expect(rolloutOf(ctx, ns).StepStartTime).NotTo(BeNil())
+		}).WithTimeout(30 * time.Second).Should(Succeed())
+		before := rolloutOf(ctx, ns)
+
+		stopMgr()
+		stopMgr = startManager()
+		Consistently(func(g Gomega) {
+			playDeployments(ctx, g, ns)
+			ro := rolloutOf(ctx, ns)
+			g.Expect(ro.Phase).To(Equal(mlv1.RolloutProgressing))
+			g.Expect(ro.Step).To(Equal(before.Step), "the step neither goes back nor forward")
+			g.Expect(ro.StepStartTime.Time).To(BeTemporally("==", before.StepStartTime.Time), "the step's clock keeps running")
+			g.Expect(ro.StartTime.Time).To(BeTemporally("==", before.StartTime.Time))
+			g.Expect(replicasOf(ctx, ns, canaryDeployment)).To(Equal(int32(2)))
+			g.Expect(replicasOf(ctx, ns, predictor)).To(Equal(int32(2)))
+			g.Expect(productionOf(ctx, ns)).To(Equal(int64(1)))
+		}).WithTimeout(4 * time.Second).Should(Succeed())
+		Expect(rolloutOf(ctx, ns).LastMeasurementTime.Time).To(BeTemporally(">", before.LastMeasurementTime.Time),
+			"the new manager measures on")
+	})
+
 	It("promotes at once on a request that carries the skip-rollout annotation", func(ctx context.Context) {
 		create(ctx, seedVersion(ns, 2, "0.80", func(v *mlv1.ModelVersion) {
 			v.Annotations = map[string]string{mlv1.AnnotationSkipRollout: "true"}
@@ -292,3 +365,15 @@ var _ = Describe("Bake", func() {
 		Expect(rolloutOf(ctx, ns).Phase).To(Equal(mlv1.RolloutAborted))
 	})
 })
+
+// setSteps gives the seed model's canary two steps, of 25% and 50%, lasting first and second.
+func setSteps(ctx context.Context, ns string, first, second time.Duration) {
+	GinkgoHelper()
+	m := getModel(ctx, ns, "battle-winner-predictor")
+	patch := client.MergeFrom(m.DeepCopy())
+	m.Spec.Serving.Rollout.Steps = []mlv1.RolloutStep{
+		{Weight: 25, Duration: metav1.Duration{Duration: first}},
+		{Weight: 50, Duration: metav1.Duration{Duration: second}},
+	}
+	Expect(k8sClient.Patch(ctx, m, patch)).To(Succeed())
+}

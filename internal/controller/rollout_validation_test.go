@@ -17,7 +17,8 @@ func validCanary(m *mlv1.RegisteredModel) {
 	served(m)
 	m.Spec.Serving.Rollout = &mlv1.Rollout{
 		Strategy: mlv1.RolloutCanary,
-		Steps:    []mlv1.RolloutStep{{Weight: 10, Duration: metav1.Duration{Duration: time.Minute}}},
+		Steps: []mlv1.RolloutStep{{Weight: 10, Duration: metav1.Duration{Duration: time.Minute}},
+			{Weight: 50, Duration: metav1.Duration{Duration: time.Minute}}, {Weight: 100, Duration: metav1.Duration{Duration: time.Minute}}},
 		Analysis: &mlv1.Analysis{
 			Prometheus: mlv1.Prometheus{Address: "http://prometheus.monitoring:9090"},
 			Metrics:    []mlv1.AnalysisMetric{{Name: "error-rate", Query: "vector(0)", Max: numPtr("0.01")}},
@@ -62,6 +63,23 @@ var _ = Describe("Validation of spec.serving.rollout at apply time", func() {
 			"spec.serving.rollout.analysis.metrics"),
 		Entry("an unknown strategy", func(r *mlv1.Rollout) { r.Strategy = "BlueGreen" },
 			`supported values: "Replace", "Canary"`),
+		Entry("weights that do not increase", func(r *mlv1.Rollout) {
+			r.Steps = []mlv1.RolloutStep{{Weight: 50, Duration: metav1.Duration{Duration: time.Minute}},
+				{Weight: 10, Duration: metav1.Duration{Duration: time.Minute}}}
+		}, "the steps' weights must increase from one step to the next, such as 10, 50, 100"),
+		Entry("two steps of the same weight", func(r *mlv1.Rollout) {
+			r.Steps = []mlv1.RolloutStep{{Weight: 50, Duration: metav1.Duration{Duration: time.Minute}},
+				{Weight: 50, Duration: metav1.Duration{Duration: time.Minute}}}
+		}, "the steps' weights must increase from one step to the next"),
+		Entry("a step of no time", func(r *mlv1.Rollout) { r.Steps[0].Duration = metav1.Duration{} },
+			"a step's duration must be more than 0, such as 2m"),
+		Entry("an analysis interval under a second", func(r *mlv1.Rollout) {
+			r.Analysis.Interval = metav1.Duration{Duration: 100 * time.Millisecond}
+		}, "the analysis interval must be at least 1s, such as 30s"),
+		Entry("a bake of no time", func(r *mlv1.Rollout) { r.Bake = &metav1.Duration{} },
+			"bake must be more than 0, such as 10m"),
+		Entry("an empty query", func(r *mlv1.Rollout) { r.Analysis.Metrics[0].Query = "" },
+			"spec.serving.rollout.analysis.metrics[0].query"),
 	)
 
 	It("refuses a Canary without spec.serving.replicas: the steps share the replicas", func(ctx context.Context) {
