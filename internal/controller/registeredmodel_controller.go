@@ -95,9 +95,13 @@ func (r *RegisteredModelReconciler) Reconcile(ctx context.Context, req ctrl.Requ
 			return ctrl.Result{}, nil // the event of this manager's own write brings the model back
 		}
 		// The cache is a past view, and the caches of models and versions lag independently:
-		// decide again on the API server's view, and write only what that view needs.
-		if p, err = r.plan(ctx, r.APIReader, req, measured); err != nil {
-			return ctrl.Result{}, err
+		// decide again on the API server's view, and write only what that view needs. A plan
+		// that changes only the rollout's progress decides nothing: it is written as it is, on
+		// the model's resourceVersion, so an analysis interval costs no reads of the API server.
+		if !p.rolloutProgressOnly() {
+			if p, err = r.plan(ctx, r.APIReader, req, measured); err != nil {
+				return ctrl.Result{}, err
+			}
 		}
 		if err := r.record(ctx, p); err != nil {
 			return ctrl.Result{}, err
@@ -186,6 +190,23 @@ func (p plan) objects() []client.Object {
 func (p plan) changes() bool {
 	return len(p.writes) > 0 || p.serving.unchecked ||
 		(p.model != nil && !equality.Semantic.DeepEqual(p.model.Status, p.status))
+}
+
+// rolloutProgressOnly says whether the plan writes nothing but the model's rollout progress
+// (status.rollout and the conditions that report it): no version, no decision, no rendering to
+// check. Such a write needs no fresh read: it is conditional on the resourceVersion of the model
+// it was planned from, and a plan that would change a decision is never one.
+func (p plan) rolloutProgressOnly() bool {
+	if p.model == nil || len(p.writes) > 0 || p.serving.unchecked || p.model.Status.Rollout == nil || p.status.Rollout == nil {
+		return false
+	}
+	if p.model.Status.Rollout.VersionUID != p.status.Rollout.VersionUID || p.model.Status.Rollout.Phase != p.status.Rollout.Phase {
+		return false // a rollout begins or ends: decided on the API server's view
+	}
+	before, after := p.model.Status.DeepCopy(), p.status.DeepCopy()
+	before.Rollout, after.Rollout = nil, nil
+	before.Conditions, after.Conditions = nil, nil
+	return equality.Semantic.DeepEqual(before, after)
 }
 
 // plan reads a model and its versions through reader (the cache or the API server), decides, and
