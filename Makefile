@@ -155,11 +155,11 @@ undeploy: kustomize ## Undeploy controller from the K8s cluster specified in ~/.
 ##@ Demo
 
 .PHONY: demo
-demo: ## Run the demo on the kwok cluster podium-demo (CRDs, manager in the background, samples); reruns reuse it.
+demo: ## Run the demo on the kwok cluster podium-demo (CRDs, manager, exporter and Prometheus in the background, samples); reruns reuse it.
 	hack/demo.sh up
 
 .PHONY: demo-down
-demo-down: ## Stop the demo manager and delete the podium-demo cluster (a no-op when nothing runs).
+demo-down: ## Stop the demo manager, exporter and Prometheus, and delete the podium-demo cluster (a no-op when nothing runs).
 	hack/demo.sh down
 
 ##@ Dependencies
