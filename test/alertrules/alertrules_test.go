@@ -46,7 +46,8 @@ func alertRules(md string) (string, bool) {
 
 func TestAlertRulesFindsTheBlock(t *testing.T) {
 	for name, md := range map[string]string{
-		"a closed block":                     "Queries:\n\n```promql\nup\n```\n\nAlert rules:\n\n```yaml\ngroups:\n- name: x\n```\n\nMore.\n",
+		"a closed block": "Queries:\n\n```promql\nup\n```\n\n" +
+			"Alert rules:\n\n```yaml\ngroups:\n- name: x\n```\n\nMore.\n",
 		"a block the end of the text closes": "Alert rules:\n\n```yaml\ngroups:\n- name: x\n",
 	} {
 		if got, ok := alertRules(md); !ok || got != "groups:\n- name: x\n" {
@@ -78,7 +79,8 @@ func TestDocumentedAlertRulesPassPromtool(t *testing.T) {
 	}
 	promtool := os.Getenv(EnvPromtool)
 	if promtool == "" {
-		t.Skip(EnvPromtool + " is not set: run `make test-unit` (or set it to the path printed by hack/prometheus.sh --promtool) to check the documented alert rules")
+		t.Skip(EnvPromtool + " is not set: run `make test-unit` (or set it to the path printed by " +
+			"hack/prometheus.sh --promtool) to check the documented alert rules")
 	}
 	file := filepath.Join(t.TempDir(), "podium-rules.yaml")
 	if err := os.WriteFile(file, []byte(rules), 0o600); err != nil {
