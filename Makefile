@@ -221,14 +221,15 @@ export PODIUM_REGISTRY = $(shell hack/registry.sh --path)
 registry: ## Provision the pinned OCI registry binary for the oci:// tests (cached).
 	@hack/registry.sh >/dev/null
 
-# Prometheus, the server that the online analysis gates' tests query, comes from
-# hack/prometheus.sh: built from the Go module proxy once (without service discovery or UI assets)
-# and cached outside the repository. The tests find it through PODIUM_PROMETHEUS, exported to every
-# recipe.
+# Prometheus, the server that the online analysis gates' tests query, and promtool, which checks
+# the alert rules of docs/operations.md, come from hack/prometheus.sh: built from the Go module
+# proxy once (without service discovery or UI assets) and cached outside the repository. The tests
+# find them through PODIUM_PROMETHEUS and PODIUM_PROMTOOL, exported to every recipe.
 export PODIUM_PROMETHEUS = $(shell hack/prometheus.sh --path)
+export PODIUM_PROMTOOL = $(shell hack/prometheus.sh --promtool)
 
 .PHONY: prometheus
-prometheus: ## Provision the pinned Prometheus binary for the analysis gates' tests (cached).
+prometheus: ## Provision the pinned prometheus and promtool binaries for the tests (cached).
 	@hack/prometheus.sh >/dev/null
 
 .PHONY: helm

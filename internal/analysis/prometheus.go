@@ -6,14 +6,15 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"maps"
 	"math"
 	"net/http"
 	"net/url"
-	"slices"
-	"strconv"
 	"strings"
 	"time"
+
+	"github.com/prometheus/client_golang/api"
+	v1 "github.com/prometheus/client_golang/api/prometheus/v1"
+	"github.com/prometheus/common/model"
 )
 
 // DefaultTimeout bounds a query that nothing else bounds, neither the context's deadline nor the
@@ -22,7 +23,8 @@ import (
 const DefaultTimeout = 5 * time.Second
 
 // maxAnswer bounds what Measure reads of an answer: one sample is a few hundred bytes, and an
-// answer larger than this holds many series, which Measure rejects anyway.
+// answer larger than this holds many series, which Measure rejects anyway. The API client reads
+// whole bodies, so the bound is kept by the transport.
 const maxAnswer = 1 << 20
 
 // Prometheus queries one Prometheus server's HTTP API.
@@ -36,14 +38,18 @@ type Prometheus struct {
 	Client *http.Client
 }
 
-// Measure runs an instant query (POST /api/v1/query) and returns its one value: the query must
-// yield exactly one finite sample, a vector of one series or a scalar. Otherwise the error says
-// why and what to do; it matches ErrNoData when the query found nothing to judge (no series, NaN
-// or ±Inf), and wraps the context's error when ctx ended the query.
+// Measure runs an instant query (POST /api/v1/query, through the Prometheus API client) at the
+// server's current time and returns its one value: the query must yield exactly one finite
+// sample, a vector of one series or a scalar. Otherwise the error says why and what to do; it
+// matches ErrNoData when the query found nothing to judge (no series, NaN or ±Inf), and wraps the
+// context's error when ctx ended the query.
+//
+// The API's warnings (such as "metric might not be a counter") are ignored: they do not change
+// the value, and a gate's condition has room for one judgement only.
 func (p Prometheus) Measure(ctx context.Context, query string) (float64, error) {
-	client := p.Client
-	if client == nil {
-		client = http.DefaultClient
+	client := http.Client{}
+	if p.Client != nil {
+		client = *p.Client
 	}
 	if _, ok := ctx.Deadline(); !ok && client.Timeout == 0 {
 		var cancel context.CancelFunc
@@ -57,33 +63,148 @@ func (p Prometheus) Measure(ctx context.Context, query string) (float64, error) 
 			redact(p.Address))
 	}
 	at := redact(p.Address)
-	form := url.Values{"query": {query}}
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, base.JoinPath("api", "v1", "query").String(),
-		strings.NewReader(form.Encode()))
+	// A copy of the client whose transport notes the status of the last answer, for the messages.
+	rt := &recorder{base: client.Transport}
+	client.Transport = rt
+	c, err := api.NewClient(api.Config{Address: p.Address, Client: &client})
 	if err != nil {
 		return 0, fmt.Errorf("cannot ask Prometheus at %s: %s", at, oneLine(err.Error()))
 	}
-	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
-	req.Header.Set("Accept", "application/json")
-	resp, err := client.Do(req)
+	v, _, err := v1.NewAPI(c).Query(ctx, query, time.Time{})
 	if err != nil {
-		return 0, transportError(at, err)
+		return 0, queryError(at, rt.status, err)
 	}
-	defer func() { _ = resp.Body.Close() }()
-	body, err := io.ReadAll(io.LimitReader(resp.Body, maxAnswer+1))
+	return value(v)
+}
+
+// recorder is an http.RoundTripper that notes the status of the last answer (the API client
+// retries a refused POST as a GET) and cuts its body after maxAnswer bytes.
+type recorder struct {
+	base   http.RoundTripper
+	status string
+}
+
+// errTooLarge ends the reading of an answer larger than maxAnswer.
+var errTooLarge = errors.New("answer too large")
+
+func (r *recorder) RoundTrip(req *http.Request) (*http.Response, error) {
+	base := r.base
+	if base == nil {
+		base = http.DefaultTransport
+	}
+	resp, err := base.RoundTrip(req)
 	if err != nil {
-		return 0, transportError(at, err)
+		return resp, err
 	}
-	if len(body) > maxAnswer {
-		return 0, fmt.Errorf("Prometheus at %s answered with more than %d bytes: the query yields many series; "+
+	r.status = resp.Status
+	resp.Body = &limitedBody{ReadCloser: resp.Body, left: maxAnswer}
+	return resp, nil
+}
+
+// limitedBody fails with errTooLarge once more than left bytes were read.
+type limitedBody struct {
+	io.ReadCloser
+	left int64
+}
+
+func (b *limitedBody) Read(p []byte) (int, error) {
+	if b.left < 0 {
+		return 0, errTooLarge
+	}
+	if int64(len(p)) > b.left+1 {
+		p = p[:b.left+1]
+	}
+	n, err := b.ReadCloser.Read(p)
+	b.left -= int64(n)
+	if b.left < 0 {
+		return n, errTooLarge
+	}
+	return n, err
+}
+
+// queryError says why a query has no value: Prometheus refused it, the server is not Prometheus,
+// or there was no answer. status is the last answer's HTTP status, "" when none came.
+func queryError(at, status string, err error) error {
+	code, _, _ := strings.Cut(status, " ")
+	var uerr *url.Error
+	switch aerr, isAPI := errors.AsType[*v1.Error](err); {
+	case errors.Is(err, errTooLarge):
+		return fmt.Errorf("Prometheus at %s answered with more than %d bytes: the query yields many series; "+
 			"aggregate it to one, with sum() or max()", at, maxAnswer)
+	case isAPI:
+		typ, msg := aerr.Type, aerr.Msg
+		switch typ {
+		case v1.ErrClient, v1.ErrServer, v1.ErrBadResponse:
+			// The client reads Prometheus' error only from 400 and 422 answers; a query timeout
+			// (503) or an internal error (500) arrives as the answer's body.
+			var ok bool
+			if typ, msg, ok = apiError(aerr.Detail); !ok {
+				return fmt.Errorf("the server at %s answered %s, not with the Prometheus API; check that the address is Prometheus' base URL",
+					at, status)
+			}
+		}
+		return fmt.Errorf("Prometheus answered %s %s: %s; %s", code, typ, oneLine(msg), advice(typ))
+	case status != "" && !errors.As(err, &uerr) && !errors.Is(err, context.Canceled) &&
+		!errors.Is(err, context.DeadlineExceeded) && !isTimeout(err):
+		// An answer came, and the client could not read its data.
+		return fmt.Errorf("cannot read the answer of Prometheus at %s: %s", at, oneLine(err.Error()))
 	}
-	v, err := decode(resp.StatusCode, body)
-	if errors.Is(err, errNotAPI) {
-		return 0, fmt.Errorf("the server at %s answered %s, not with the Prometheus API; check that the address is Prometheus' base URL",
-			at, resp.Status)
+	return transportError(at, err)
+}
+
+// apiError reads Prometheus' error from the body of an answer, when it is the API's.
+func apiError(body string) (v1.ErrorType, string, bool) {
+	var a struct {
+		Status    string       `json:"status"`
+		ErrorType v1.ErrorType `json:"errorType"`
+		Error     string       `json:"error"`
 	}
-	return v, err
+	if json.Unmarshal([]byte(body), &a) != nil || a.Status != "error" || a.ErrorType == "" {
+		return "", "", false
+	}
+	return a.ErrorType, a.Error, true
+}
+
+// value is the one finite number of a query's result.
+func value(v model.Value) (float64, error) {
+	switch v := v.(type) {
+	case *model.Scalar:
+		return finite(v.Value)
+	case model.Vector:
+		switch {
+		case len(v) == 0:
+			return 0, fmt.Errorf("%w: the query matched no series: the version has had no traffic yet, "+
+				"or a metric or label in the query is misspelt", ErrNoData)
+		case len(v) > 1:
+			return 0, fmt.Errorf("the query yields %d series (%s); aggregate it to one, with sum() or max()",
+				len(v), examples(v))
+		case v[0].Histogram != nil:
+			return 0, fmt.Errorf("the query yields a native histogram, not a number; " +
+				"take a number from it, with histogram_quantile(), histogram_count() or histogram_sum()")
+		}
+		return finite(v[0].Value)
+	case nil:
+		return 0, fmt.Errorf("Prometheus answered success without data; check that the address is Prometheus' base URL")
+	case model.Matrix:
+		return 0, fmt.Errorf("the query yields a range vector, not one value; " +
+			"make it an instant one, such as rate(m[5m]) or max_over_time(m[5m]) instead of m[5m]")
+	}
+	return 0, fmt.Errorf("the query yields a %s, not a number; make it a PromQL expression with one numeric value",
+		v.Type())
+}
+
+// finite accepts only a finite value.
+func finite(v model.SampleValue) (float64, error) {
+	f := float64(v)
+	switch {
+	case math.IsNaN(f):
+		return 0, fmt.Errorf("%w: the query's value is NaN, such as a ratio 0/0 over a window without traffic; "+
+			"wait for traffic", ErrNoData)
+	case math.IsInf(f, 0):
+		return 0, fmt.Errorf("%w: the query's value is %s, such as a ratio x/0 over a window without traffic; "+
+			"wait for traffic", ErrNoData, v)
+	}
+	return f, nil
 }
 
 // transportError says why Prometheus gave no answer; err (from the http.Client) is wrapped
@@ -124,116 +245,23 @@ func redact(address string) string {
 	return u.String()
 }
 
-// errNotAPI marks an answer that is not the Prometheus API's JSON.
-var errNotAPI = errors.New("not a Prometheus API answer")
-
-// apiAnswer is the envelope of every answer of Prometheus' HTTP API.
-type apiAnswer struct {
-	Status    string     `json:"status"`
-	Data      *queryData `json:"data"`
-	ErrorType string     `json:"errorType"`
-	Error     string     `json:"error"`
-}
-
-// queryData is an instant query's result; Result's shape depends on ResultType.
-type queryData struct {
-	ResultType string          `json:"resultType"`
-	Result     json.RawMessage `json:"result"`
-}
-
-// series is one element of a vector: its labels and its sample, a float or a native histogram.
-type series struct {
-	Metric    map[string]string `json:"metric"`
-	Value     []json.RawMessage `json:"value"`
-	Histogram json.RawMessage   `json:"histogram"`
-}
-
-// decode reads an answer to an instant query into its one value.
-func decode(status int, body []byte) (float64, error) {
-	var a apiAnswer
-	if err := json.Unmarshal(body, &a); err != nil || (a.Status != "success" && a.Status != "error") {
-		return 0, errNotAPI
-	}
-	if a.Status == "error" {
-		return 0, fmt.Errorf("Prometheus answered %d %s: %s; %s", status, a.ErrorType, oneLine(a.Error), advice(a.ErrorType))
-	}
-	if a.Data == nil {
-		return 0, fmt.Errorf("Prometheus answered success without data; check that the address is Prometheus' base URL")
-	}
-	switch a.Data.ResultType {
-	case "scalar":
-		var sample []json.RawMessage
-		if err := json.Unmarshal(a.Data.Result, &sample); err != nil {
-			return 0, fmt.Errorf("cannot read Prometheus' scalar %s", oneLine(string(a.Data.Result)))
-		}
-		return sampleValue(sample)
-	case "vector":
-		var vector []series
-		if err := json.Unmarshal(a.Data.Result, &vector); err != nil {
-			return 0, fmt.Errorf("cannot read Prometheus' vector: %s", oneLine(err.Error()))
-		}
-		switch {
-		case len(vector) == 0:
-			return 0, fmt.Errorf("%w: the query matched no series: the version has had no traffic yet, "+
-				"or a metric or label in the query is misspelt", ErrNoData)
-		case len(vector) > 1:
-			return 0, fmt.Errorf("the query yields %d series (%s); aggregate it to one, with sum() or max()",
-				len(vector), examples(vector))
-		case vector[0].Value == nil && vector[0].Histogram != nil:
-			return 0, fmt.Errorf("the query yields a native histogram, not a number; " +
-				"take a number from it, with histogram_quantile(), histogram_count() or histogram_sum()")
-		}
-		return sampleValue(vector[0].Value)
-	case "matrix":
-		return 0, fmt.Errorf("the query yields a range vector, not one value; " +
-			"make it an instant one, such as rate(m[5m]) or max_over_time(m[5m]) instead of m[5m]")
-	}
-	return 0, fmt.Errorf("the query yields a %s, not a number; make it a PromQL expression with one numeric value",
-		a.Data.ResultType)
-}
-
-// sampleValue reads a sample, [<unix time>, "<value>"], and accepts only a finite value.
-func sampleValue(sample []json.RawMessage) (float64, error) {
-	var text string
-	if len(sample) != 2 || json.Unmarshal(sample[1], &text) != nil {
-		raw, _ := json.Marshal(sample)
-		return 0, fmt.Errorf("cannot read Prometheus' sample %s", oneLine(string(raw)))
-	}
-	v, err := strconv.ParseFloat(text, 64)
-	switch {
-	case err != nil:
-		return 0, fmt.Errorf("cannot read Prometheus' sample value %q", text)
-	case math.IsNaN(v):
-		return 0, fmt.Errorf("%w: the query's value is NaN, such as a ratio 0/0 over a window without traffic; "+
-			"wait for traffic", ErrNoData)
-	case math.IsInf(v, 0):
-		return 0, fmt.Errorf("%w: the query's value is %s, such as a ratio x/0 over a window without traffic; "+
-			"wait for traffic", ErrNoData, text)
-	}
-	return v, nil
-}
-
 // advice says what to do about an API error, by its errorType.
-func advice(errorType string) string {
+func advice(errorType v1.ErrorType) string {
 	switch errorType {
-	case "bad_data", "execution":
+	case v1.ErrBadData, v1.ErrExec:
 		return "fix the query"
-	case "timeout", "canceled":
+	case v1.ErrTimeout, v1.ErrCanceled:
 		return "make the query cheaper, or raise Prometheus' --query.timeout"
 	}
 	return "check Prometheus' health"
 }
 
 // examples renders the labels of the first two series, for an error message.
-func examples(vector []series) string {
+func examples(vector model.Vector) string {
 	n := min(len(vector), 2)
-	out := make([]string, 0, n)
+	out := make([]string, 0, n+1)
 	for _, s := range vector[:n] {
-		labels := make([]string, 0, len(s.Metric))
-		for _, name := range slices.Sorted(maps.Keys(s.Metric)) {
-			labels = append(labels, fmt.Sprintf("%s=%q", name, s.Metric[name]))
-		}
-		out = append(out, "{"+strings.Join(labels, ", ")+"}")
+		out = append(out, s.Metric.String())
 	}
 	if len(vector) > n {
 		out = append(out, "…")

@@ -2,13 +2,30 @@ package analysis
 
 import (
 	"errors"
+	"net/http"
+	"net/http/httptest"
 	"strings"
 	"testing"
+
+	"github.com/prometheus/common/model"
 )
 
+// answering is a server that answers every request with status and body.
+func answering(t *testing.T, status int, body string) Prometheus {
+	t.Helper()
+	s := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+		w.Header().Set("Content-Type", "application/json")
+		w.WriteHeader(status)
+		_, _ = w.Write([]byte(body))
+	}))
+	t.Cleanup(s.Close)
+	return Prometheus{Address: s.URL}
+}
+
 // The answers below have the shapes of Prometheus' /api/v1/query documentation and of what
-// v0.316.0 answers; the tests against a real server cover the same paths end to end.
-func TestDecode(t *testing.T) {
+// v0.316.0 answers, read through the API client as from a real server; the tests against a real
+// Prometheus cover the common paths end to end.
+func TestMeasureReadsAnswers(t *testing.T) {
 	for name, tc := range map[string]struct {
 		status int
 		body   string
@@ -80,10 +97,10 @@ func TestDecode(t *testing.T) {
 			body:    `{"status":"success","data":{"resultType":"matrix","result":[{"metric":{},"values":[[1764285000,"1"]]}]}}`,
 			wantErr: []string{"range vector", "rate(m[5m])"},
 		},
-		"a string is not a number": {
+		"a string, which the API client cannot read, is an error": {
 			status:  200,
 			body:    `{"status":"success","data":{"resultType":"string","result":[1764285000,"hello"]}}`,
-			wantErr: []string{"yields a string, not a number"},
+			wantErr: []string{"cannot read the answer of Prometheus", `unexpected value type "string"`},
 		},
 		"a PromQL error shows Prometheus' type and text": {
 			status:  400,
@@ -100,35 +117,47 @@ func TestDecode(t *testing.T) {
 			body:    `{"status":"error","errorType":"timeout","error":"query timed out in expression evaluation"}`,
 			wantErr: []string{"503 timeout", "--query.timeout"},
 		},
+		"an internal error shows Prometheus' type and text": {
+			status:  500,
+			body:    `{"status":"error","errorType":"internal","error":"out of memory"}`,
+			wantErr: []string{"500 internal: out of memory", "check Prometheus' health"},
+		},
 		"a success without data is an error": {
 			status:  200,
 			body:    `{"status":"success"}`,
-			wantErr: []string{"without data"},
+			wantErr: []string{"cannot read the answer of Prometheus at http://127.0.0.1:"},
 		},
 		"a sample whose value is not a number is an error": {
 			status:  200,
 			body:    `{"status":"success","data":{"resultType":"scalar","result":[1764285000,"one"]}}`,
-			wantErr: []string{`sample value "one"`},
+			wantErr: []string{"cannot read the answer of Prometheus", "one"},
 		},
 		"a malformed sample is an error": {
 			status:  200,
 			body:    `{"status":"success","data":{"resultType":"scalar","result":[1764285000]}}`,
-			wantErr: []string{"cannot read Prometheus' sample [1764285000]"},
+			wantErr: []string{"cannot read the answer of Prometheus"},
+		},
+		"an answer of more than a MiB asks for an aggregation": {
+			status: 200,
+			body: `{"status":"success","data":{"resultType":"vector","result":[` +
+				strings.Repeat(`{"metric":{"pod":"serving-0123456789"},"value":[1764285000,"1"]},`, 20000) +
+				`{"metric":{},"value":[1764285000,"1"]}]}}`,
+			wantErr: []string{"more than 1048576 bytes", "sum() or max()"},
 		},
 	} {
 		t.Run(name, func(t *testing.T) {
-			got, err := decode(tc.status, []byte(tc.body))
+			got, err := answering(t, tc.status, tc.body).Measure(t.Context(), "q")
 			if len(tc.wantErr) == 0 {
 				if err != nil {
-					t.Fatalf("decode: %v", err)
+					t.Fatalf("Measure: %v", err)
 				}
 				if got != tc.want {
-					t.Errorf("decode = %v, want %v", got, tc.want)
+					t.Errorf("Measure = %v, want %v", got, tc.want)
 				}
 				return
 			}
 			if err == nil {
-				t.Fatalf("decode = %v, want an error", got)
+				t.Fatalf("Measure = %v, want an error", got)
 			}
 			for _, part := range tc.wantErr {
 				if !strings.Contains(err.Error(), part) {
@@ -145,17 +174,40 @@ func TestDecode(t *testing.T) {
 	}
 }
 
-func TestDecodeRefusesWhatIsNotTheAPI(t *testing.T) {
-	for name, body := range map[string]string{
-		"an HTML page":            "<html><body>Bad Gateway</body></html>",
-		"JSON of another API":     `{"kind":"Status","status":"Failure"}`,
-		"an empty answer":         "",
-		"a truncated API answer":  `{"status":"success","data":{"resultType":"vec`,
-		"JSON that is not object": `[1, 2]`,
+// TestValue covers the results that the API client's answers above cannot produce.
+func TestValue(t *testing.T) {
+	for name, tc := range map[string]struct {
+		v    model.Value
+		want string
+	}{
+		"a string is not a number": {&model.String{Value: "hello"}, "yields a string, not a number"},
+		"no result is no data":     {nil, "success without data"},
 	} {
 		t.Run(name, func(t *testing.T) {
-			if _, err := decode(502, []byte(body)); !errors.Is(err, errNotAPI) {
-				t.Errorf("decode = %v, want errNotAPI", err)
+			if _, err := value(tc.v); err == nil || !strings.Contains(err.Error(), tc.want) || errors.Is(err, ErrNoData) {
+				t.Errorf("value(%v) = %v, want an error that says %q", tc.v, err, tc.want)
+			}
+		})
+	}
+}
+
+func TestMeasureRefusesWhatIsNotTheAPI(t *testing.T) {
+	for name, tc := range map[string]struct {
+		status int
+		body   string
+	}{
+		"an HTML page":                   {502, "<html><body>Bad Gateway</body></html>"},
+		"JSON of another API":            {403, `{"kind":"Status","status":"Failure"}`},
+		"an empty answer":                {502, ""},
+		"a truncated API answer":         {503, `{"status":"error","errorType":"timeo`},
+		"JSON that is not an object":     {500, `[1, 2]`},
+		"an HTML page with a 200":        {200, "<html><body>Welcome</body></html>"},
+		"a success with a 400 is no API": {400, `{"status":"success","data":{"resultType":"scalar","result":[1,"1"]}}`},
+	} {
+		t.Run(name, func(t *testing.T) {
+			_, err := answering(t, tc.status, tc.body).Measure(t.Context(), "q")
+			if err == nil || !strings.Contains(err.Error(), "not with the Prometheus API") {
+				t.Errorf("Measure = %v, want an error that says the answer is not the API's", err)
 			}
 		})
 	}
