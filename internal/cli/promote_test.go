@@ -177,7 +177,7 @@ var _ = Describe("promote --skip-rollout", func() {
 			g.Expect(m.Status.Rollout).NotTo(BeNil())
 			g.Expect(m.Status.Rollout.Phase).To(Equal(mlv1.RolloutProgressing))
 		}).Should(Succeed())
-		Expect(stages(ctx, ns)).To(Equal("3=Production 4=Staging"), "version 4 is the canary's candidate")
+		Eventually(stages).WithArguments(ctx, ns).Should(Equal("3=Production 4=Staging"), "version 4 is the canary's candidate")
 
 		Expect(succeed(ctx, ns, "promote", seed, "4", "--skip-rollout", "--no-wait")).
 			To(Equal("Asked for version 4 of battle-winner-predictor as Production\n"))

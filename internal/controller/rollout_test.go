@@ -151,7 +151,8 @@ var _ = Describe("Canary rollouts", func() {
 			g.Expect(replicasOf(ctx, ns, canaryDeployment)).To(Equal(int32(1)))
 			g.Expect(replicasOf(ctx, ns, predictor)).To(Equal(int32(3)))
 		}).Should(Succeed())
-		Expect(stages(ctx, ns)).To(Equal("1=Production 2=Staging"), "the candidate is not Production")
+		// the model is written before its versions
+		Eventually(stages).WithArguments(ctx, ns).Should(Equal("1=Production 2=Staging"), "the candidate is not Production")
 		Expect(rolloutOf(ctx, ns).Weight).To(Equal(int32(25)))
 		Eventually(func(g Gomega) {
 			c := meta.FindStatusCondition(getVersion(ctx, ns, "battle-winner-predictor-2").Status.Conditions, mlv1.ConditionServing)
@@ -173,7 +174,8 @@ var _ = Describe("Canary rollouts", func() {
 			g.Expect(productionOf(ctx, ns)).To(Equal(int64(2)))
 		}).WithTimeout(30 * time.Second).Should(Succeed())
 		Expect(sawHalf).To(BeTrue(), "the second step runs half of the pods on the candidate")
-		Expect(stages(ctx, ns)).To(Equal("1=Archived 2=Production"))
+		// the model is written before its versions
+		Eventually(stages).WithArguments(ctx, ns).Should(Equal("1=Archived 2=Production"))
 		history := getModel(ctx, ns, "battle-winner-predictor").Status.History
 		last := history[len(history)-1]
 		Expect(last.Reason).To(Equal(mlv1.ReasonAnalysisPassed))
@@ -293,7 +295,8 @@ var _ = Describe("Canary rollouts", func() {
 			g.Expect(ro.Version).To(Equal(int64(3)))
 			g.Expect(ro.Phase).To(Equal(mlv1.RolloutProgressing))
 		}).Should(Succeed())
-		Expect(stages(ctx, ns)).To(Equal("1=Production 2=Staging 3=Staging"))
+		// the model is written before its versions
+		Eventually(stages).WithArguments(ctx, ns).Should(Equal("1=Production 2=Staging 3=Staging"))
 		Eventually(func(g Gomega) {
 			playDeployments(ctx, g, ns)
 			g.Expect(stages(ctx, ns)).To(Equal("1=Archived 2=Archived 3=Production"))
