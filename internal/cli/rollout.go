@@ -54,7 +54,7 @@ starts again from its beginning, and is measured again in full.
 
 A rollout paused because its analysis is inconclusive (no data, Prometheus unreachable) is not
 held by a person: it resumes by itself when measurements come back, and resume says why it waits.`,
-		Example: `  kubectl podium resume battle-winner-predictor`,
+		Example:           `  kubectl podium resume battle-winner-predictor`,
 		Args:              cobra.ExactArgs(1),
 		ValidArgsFunction: r.completeModel,
 		RunE: func(cmd *cobra.Command, args []string) error {
@@ -219,7 +219,9 @@ func (o *rolloutOptions) abort(ctx context.Context, name string) error {
 		return nil
 	}
 	model, err = o.waitForRollout(ctx, name, fmt.Sprintf("the canary rollout of version %d of %s to abort", ro.Version, name),
-		func(m *mlv1.RegisteredModel) bool { return !sameRollout(m.Status.Rollout, ro) || !m.Status.Rollout.Canary() })
+		func(m *mlv1.RegisteredModel) bool {
+			return !sameRollout(m.Status.Rollout, ro) || !m.Status.Rollout.Canary()
+		})
 	if err != nil {
 		return err
 	}
