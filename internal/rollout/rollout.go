@@ -99,7 +99,7 @@ func Advance(spec *mlv1.Rollout, st mlv1.RolloutStatus, obs Observation) (mlv1.R
 	}
 	if st.Phase == mlv1.RolloutPaused {
 		if why := inconclusive(spec, st); why != "" {
-			st.Message = inconclusivePause + why // also after a hold, which said more
+			st.Message = bounded(inconclusivePause + why) // also after a hold, which said more
 			return st, Undecided
 		}
 		resume(&st, obs.Now)
@@ -214,7 +214,7 @@ func measure(spec *mlv1.Rollout, st *mlv1.RolloutStatus, obs Observation) Verdic
 		return Failed
 	case len(inconclusive) > 0:
 		st.Phase = mlv1.RolloutPaused
-		st.Message = inconclusivePause + strings.Join(inconclusive, "; ")
+		st.Message = bounded(inconclusivePause + strings.Join(inconclusive, "; "))
 	}
 	return Undecided
 }
@@ -253,6 +253,17 @@ func held(spec *mlv1.Rollout, st mlv1.RolloutStatus, where string) string {
 		"resume, and the step starts again from its beginning", mlv1.AnnotationPauseRollout, stepName(spec, st), where)
 	if why := inconclusive(spec, st); why != "" {
 		msg += "; the analysis is inconclusive too: " + why
+	}
+	return bounded(msg)
+}
+
+// maxMessage is the longest status.rollout.message the API server accepts, in characters.
+const maxMessage = 1024
+
+// bounded cuts a message that lists every metric's error to what the status accepts.
+func bounded(msg string) string {
+	if runes := []rune(msg); len(runes) > maxMessage {
+		return string(runes[:maxMessage-3]) + "..."
 	}
 	return msg
 }

@@ -546,3 +546,21 @@ func TestABakeIsNotHeld(t *testing.T) {
 		t.Fatalf("verdict %v, phase %s: %s; want Passed after 10m", v, r.st.Phase, r.st.Message)
 	}
 }
+
+func TestAPauseMessageFitsTheStatus(t *testing.T) {
+	spec := canary()
+	long := errors.New(strings.Repeat("x", 300))
+	spec.Analysis.Metrics = nil
+	var measured []Measurement
+	for _, name := range []string{"a", "b", "c", "d", "e", "f", "g", "h"} {
+		spec.Analysis.Metrics = append(spec.Analysis.Metrics, mlv1.AnalysisMetric{Name: name, Query: "q", Max: num("1")})
+		measured = append(measured, Measurement{Name: name, Err: long})
+	}
+	st := Begin(spec, 2, "uid-2", nil, t0)
+	for _, held := range []bool{false, true} {
+		got, _ := Advance(spec, st, Observation{Now: t0, CanaryAvailable: true, Measured: measured, Held: held})
+		if n := len([]rune(got.Message)); got.Phase != mlv1.RolloutPaused || n > 1024 {
+			t.Errorf("held %v: phase %s, a message of %d characters; want Paused, at most 1024", held, got.Phase, n)
+		}
+	}
+}
