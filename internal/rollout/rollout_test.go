@@ -550,9 +550,10 @@ func TestABakeIsNotHeld(t *testing.T) {
 func TestAPauseMessageFitsTheStatus(t *testing.T) {
 	spec := canary()
 	long := errors.New(strings.Repeat("x", 300))
+	names := []string{"a", "b", "c", "d", "e", "f", "g", "h"}
 	spec.Analysis.Metrics = nil
-	var measured []Measurement
-	for _, name := range []string{"a", "b", "c", "d", "e", "f", "g", "h"} {
+	measured := make([]Measurement, 0, len(names))
+	for _, name := range names {
 		spec.Analysis.Metrics = append(spec.Analysis.Metrics, mlv1.AnalysisMetric{Name: name, Query: "q", Max: num("1")})
 		measured = append(measured, Measurement{Name: name, Err: long})
 	}
