@@ -56,6 +56,10 @@ const (
 	// ReasonAnalysisInconclusive: the canary's online gates give no number (no data, a query
 	// error, Prometheus unreachable); the rollout waits, and resumes when measurements come back.
 	ReasonAnalysisInconclusive = "AnalysisInconclusive"
+	// ReasonPausedByAnnotation: a person paused the canary with the annotation
+	// ml.podium.dev/pause-rollout on the model; it holds until the annotation is removed. It
+	// shows, rather than AnalysisInconclusive, when the analysis is inconclusive too.
+	ReasonPausedByAnnotation = "PausedByAnnotation"
 	// ReasonBaking: the new Production version serves and the online gates keep watching it.
 	ReasonBaking = "Baking"
 	// ReasonGatewayAPIMissing: spec.serving.rollout.traffic.gatewayAPI is set, and the cluster

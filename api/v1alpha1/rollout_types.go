@@ -22,6 +22,14 @@ const (
 // automatic promotions.
 const AnnotationSkipRollout = "ml.podium.dev/skip-rollout"
 
+// AnnotationPauseRollout on a RegisteredModel, set to "true" by a person, holds the model's
+// running canary where it stands: its phase becomes Paused, its step does not advance and its
+// candidate is not promoted, while its pods and weights stay and its analysis keeps measuring (a
+// failure past a failureLimit still aborts it). Removing the annotation resumes the canary, and
+// its current step starts again from its beginning. A bake is not held: its version is already
+// Production, and there is no traffic to hold back.
+const AnnotationPauseRollout = "ml.podium.dev/pause-rollout"
+
 // RolloutStep is one step of a canary rollout.
 type RolloutStep struct {
 	// weight is the candidate's share during the step, in percent. With traffic.gatewayAPI it is
@@ -252,7 +260,9 @@ const (
 	RolloutShadowing RolloutPhase = "Shadowing"
 	// RolloutProgressing: the candidate runs on the canary pods and the steps advance.
 	RolloutProgressing RolloutPhase = "Progressing"
-	// RolloutPaused: the last measurements were inconclusive; the rollout waits for data.
+	// RolloutPaused: the canary holds where it stands: the last measurements were inconclusive
+	// and it waits for data, or a person set the annotation ml.podium.dev/pause-rollout on the
+	// model. Either way it resumes from the start of its step.
 	RolloutPaused RolloutPhase = "Paused"
 	// RolloutBaking: the version is Production and the analysis keeps watching it.
 	RolloutBaking RolloutPhase = "Baking"

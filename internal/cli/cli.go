@@ -1,7 +1,8 @@
 // Package cli holds the commands of the kubectl podium plugin: register a model version, compare
-// the versions of a model, promote one or roll back, and read a model's history and status. The
-// commands only read objects and write ModelVersion specs; every decision is the operator's, read
-// back from the objects' status.
+// the versions of a model, promote one or roll back, pause, resume or abort a canary rollout, and
+// read a model's history and status. The commands only read objects, and write ModelVersion
+// specs and the RegisteredModel's pause annotation; every decision is the operator's, read back
+// from the objects' status.
 package cli
 
 import (
@@ -46,7 +47,8 @@ func newRootCommand(r *root) *cobra.Command {
 		Long: `kubectl podium works with Podium's RegisteredModels and ModelVersions.
 
 It registers versions, compares their metrics, asks for a version to be promoted or rolled back
-and waits until the Podium operator has made it so, and shows a model's status and history.`,
+and waits until the Podium operator has made it so, pauses, resumes or aborts a canary rollout,
+and shows a model's status and history.`,
 		Annotations:   map[string]string{cobra.CommandDisplayNameAnnotation: "kubectl podium"},
 		SilenceErrors: true,
 		SilenceUsage:  true,
@@ -62,6 +64,9 @@ and waits until the Podium operator has made it so, and shows a model's status a
 		newPromoteCommand(r),
 		newApproveCommand(r),
 		newRollbackCommand(r),
+		newPauseCommand(r),
+		newResumeCommand(r),
+		newAbortCommand(r),
 		newHistoryCommand(r),
 		newStatusCommand(r),
 		newDigestCommand(r),

@@ -137,6 +137,39 @@ func (c *cluster) requestStage(ctx context.Context, v *mlv1.ModelVersion, stage 
 	return nil
 }
 
+// versionUID returns the ModelVersion of a model with the given UID, which is version n: the
+// candidate a rollout names.
+func (c *cluster) versionUID(ctx context.Context, model string, n int64, uid string) (*mlv1.ModelVersion, error) {
+	versions, err := c.versions(ctx, model)
+	if err != nil {
+		return nil, err
+	}
+	for i := range versions {
+		if string(versions[i].UID) == uid {
+			return &versions[i], nil
+		}
+	}
+	return nil, fmt.Errorf("the ModelVersion of version %d of RegisteredModel %s, the candidate of its canary rollout, "+
+		"no longer exists; the operator ends the rollout by itself", n, model)
+}
+
+// annotateModel sets an annotation on a model as `kubectl annotate` does, or removes it when
+// value is nil.
+func (c *cluster) annotateModel(ctx context.Context, m *mlv1.RegisteredModel, key string, value *string) error {
+	var v any // null removes the annotation
+	if value != nil {
+		v = *value
+	}
+	body, err := json.Marshal(map[string]any{"metadata": map[string]any{"annotations": map[string]any{key: v}}})
+	if err != nil {
+		return err
+	}
+	if err := c.client.Patch(ctx, m, client.RawPatch(types.MergePatchType, body)); err != nil {
+		return fmt.Errorf("annotating RegisteredModel %s: %w", m.Name, explain(err))
+	}
+	return nil
+}
+
 func (c *cluster) key(name string) client.ObjectKey {
 	return client.ObjectKey{Namespace: c.namespace, Name: name}
 }

@@ -26,7 +26,7 @@ func run(args ...string) (stdout string, err error) {
 }
 
 func TestEveryCommandHelpHasExamples(t *testing.T) {
-	for _, name := range []string{"register", "compare", "promote", "approve", "rollback", "history", "status", "digest"} {
+	for _, name := range []string{"register", "compare", "promote", "approve", "rollback", "pause", "resume", "abort", "history", "status", "digest"} {
 		out, err := run(name, "--help")
 		if err != nil {
 			t.Fatalf("%s --help: %v", name, err)

@@ -58,6 +58,18 @@ func TestOutputsMatchGoldenFiles(t *testing.T) {
 		Traffic: &mlv1.Traffic{GatewayAPI: &mlv1.GatewayAPITraffic{ParentRefs: []mlv1.ParentReference{{Name: "public-gw"}}}}}}
 	shadow.Status.Rollout.Phase, shadow.Status.Rollout.Step, shadow.Status.Rollout.Weight = mlv1.RolloutShadowing, nil, 0
 	shadow.Status.Rollout.Message = "Shadow: 100% of the requests are copied to version 4"
+	paused := canary.DeepCopy() // held by a person with ml.podium.dev/pause-rollout
+	paused.Annotations = map[string]string{mlv1.AnnotationPauseRollout: "true"}
+	paused.Status.Rollout.Phase = mlv1.RolloutPaused
+	paused.Status.Rollout.Metrics[1].Inconclusive = 0 // else the message would say that the analysis is inconclusive too
+	paused.Status.Rollout.Message = "Paused by the annotation ml.podium.dev/pause-rollout: Step 2 of 2: 50% of the pods " +
+		"run version 4; remove the annotation (kubectl podium resume) to resume, and the step starts again from its beginning"
+	paused.Status.Conditions = []metav1.Condition{
+		{Type: mlv1.ConditionReady, Status: metav1.ConditionFalse, Reason: mlv1.ReasonPausedByAnnotation,
+			Message: paused.Status.Rollout.Message, LastTransitionTime: metav1.NewTime(goldenNow.Add(-time.Minute))},
+		{Type: mlv1.ConditionStalled, Status: metav1.ConditionTrue, Reason: mlv1.ReasonPausedByAnnotation,
+			Message: paused.Status.Rollout.Message, LastTransitionTime: metav1.NewTime(goldenNow.Add(-time.Minute))},
+	}
 	routed := shadow.DeepCopy()
 	routed.Status.Rollout.Phase, routed.Status.Rollout.Step, routed.Status.Rollout.Weight = mlv1.RolloutProgressing, new(int32(0)), 10
 	routed.Status.Rollout.Message = "Step 1 of 2: 10% of the requests go to version 4"
@@ -83,6 +95,9 @@ func TestOutputsMatchGoldenFiles(t *testing.T) {
 		{"status-new-model.golden", func(w io.Writer) error { return writeStatus(w, &modelStatus{model: fresh}, goldenNow) }},
 		{"status-canary.golden", func(w io.Writer) error {
 			return writeStatus(w, &modelStatus{model: canary, production: production, serving: served}, goldenNow)
+		}},
+		{"status-paused.golden", func(w io.Writer) error {
+			return writeStatus(w, &modelStatus{model: paused, production: production, serving: served}, goldenNow)
 		}},
 		{"status-shadow.golden", func(w io.Writer) error {
 			return writeStatus(w, &modelStatus{model: shadow, production: production, serving: served}, goldenNow)

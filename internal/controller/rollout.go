@@ -38,6 +38,12 @@ func canaryStrategy(model *mlv1.RegisteredModel) bool {
 	return spec != nil && spec.Strategy == mlv1.RolloutCanary && model.Spec.Serving.Replicas != nil
 }
 
+// pauseRequested says whether a person holds the model's canary with the annotation
+// ml.podium.dev/pause-rollout: "true".
+func pauseRequested(model *mlv1.RegisteredModel) bool {
+	return model.Annotations[mlv1.AnnotationPauseRollout] == "true"
+}
+
 // measure takes the online gates' measurements of the model's rollout, when they are due: one
 // PromQL query per metric, for the version under analysis. A query that fails is an
 // inconclusive measurement, not an error of the reconcile.
@@ -89,7 +95,7 @@ func (r *RegisteredModelReconciler) advanceRollout(model *mlv1.RegisteredModel, 
 	if spec == nil || !st.Active() {
 		return nil, rollout.Undecided
 	}
-	obs := rollout.Observation{Now: r.now()}
+	obs := rollout.Observation{Now: r.now(), Held: pauseRequested(model)}
 	if rollout.Due(spec, st, obs.Now) {
 		obs.Measured = measured // measurements taken for an older view of the rollout count only once
 	}

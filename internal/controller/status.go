@@ -33,6 +33,8 @@ func modelStatus(model *mlv1.RegisteredModel, versionCount int, d promotion.Deci
 	switch {
 	case plan.problem != "":
 		summarize(conditions.Blocked, metav1.ConditionFalse, plan.problem, plan.message)
+	case ro.Canary() && ro.Phase == mlv1.RolloutPaused && pauseRequested(model):
+		summarize(conditions.Blocked, metav1.ConditionFalse, mlv1.ReasonPausedByAnnotation, ro.Message)
 	case ro.Canary() && ro.Phase == mlv1.RolloutPaused:
 		summarize(conditions.Blocked, metav1.ConditionFalse, mlv1.ReasonAnalysisInconclusive, ro.Message)
 	case ro.Canary():

@@ -34,6 +34,10 @@ type Observation struct {
 	CanaryAvailable, CanaryFailed bool
 	// Serving is the version every stable prediction pod runs, if any.
 	Serving *int64
+	// Held says a person holds the canary (the model's ml.podium.dev/pause-rollout annotation):
+	// it pauses where it stands, and its step starts again from its beginning once released. The
+	// analysis goes on measuring, and a failure still ends the canary. A bake is not held.
+	Held bool
 }
 
 // Verdict is what a rollout's analysis concluded.
@@ -48,6 +52,9 @@ const (
 	// limit, or the canary pods never became available.
 	Failed
 )
+
+// inconclusivePause begins the message of a canary paused by an inconclusive analysis.
+const inconclusivePause = "Paused: the analysis is inconclusive; it resumes when measurements come back: "
 
 // DefaultInterval and DefaultInconclusiveLimit apply when the API server did not default them
 // (an object created before the fields existed, or a test's literal).
@@ -73,6 +80,10 @@ func Advance(spec *mlv1.Rollout, st mlv1.RolloutStatus, obs Observation) (mlv1.R
 	if !obs.CanaryAvailable {
 		st.StepStartTime = nil // the step starts when its pods serve
 		st.Message = fmt.Sprintf("%s: waiting for the canary pods of version %d", stepName(spec, st), st.Version)
+		if obs.Held {
+			st.Phase = mlv1.RolloutPaused
+			st.Message = held(spec, st, "its canary pods are starting")
+		}
 		return st, Undecided
 	}
 	if st.StepStartTime == nil {
@@ -81,8 +92,17 @@ func Advance(spec *mlv1.Rollout, st mlv1.RolloutStatus, obs Observation) (mlv1.R
 	if verdict := measure(spec, &st, obs); verdict != Undecided {
 		return st, verdict
 	}
-	if st.Phase == mlv1.RolloutPaused {
+	if obs.Held {
+		st.Phase = mlv1.RolloutPaused
+		st.Message = held(spec, st, holding(spec, st))
 		return st, Undecided
+	}
+	if st.Phase == mlv1.RolloutPaused {
+		if why := inconclusive(spec, st); why != "" {
+			st.Message = bounded(inconclusivePause + why) // also after a hold, which said more
+			return st, Undecided
+		}
+		resume(&st, obs.Now)
 	}
 	if st.Shadowing() {
 		if !stepDone(spec, st, spec.Shadow.Duration.Duration, obs.Now) {
@@ -135,7 +155,9 @@ func bake(spec *mlv1.Rollout, st mlv1.RolloutStatus, obs Observation) (mlv1.Roll
 		return st, verdict
 	}
 	if st.Phase == mlv1.RolloutPaused {
-		st.Phase = mlv1.RolloutBaking // a bake has no traffic to hold back: it waits for data to pass
+		// A bake has no traffic to hold back, and ml.podium.dev/pause-rollout does not hold it:
+		// it waits for data to pass.
+		st.Phase = mlv1.RolloutBaking
 		return st, Undecided
 	}
 	if spec.Bake == nil || stepDone(spec, st, spec.Bake.Duration, obs.Now) {
@@ -148,8 +170,8 @@ func bake(spec *mlv1.Rollout, st mlv1.RolloutStatus, obs Observation) (mlv1.Roll
 }
 
 // measure records the measurements taken now, if any, and says whether they end the rollout. An
-// inconclusive measurement pauses a canary, which resumes, from the start of its step, with the
-// next conclusive one.
+// inconclusive measurement pauses a canary, which resumes (see Advance), from the start of its
+// step, with the next conclusive one.
 func measure(spec *mlv1.Rollout, st *mlv1.RolloutStatus, obs Observation) Verdict {
 	if len(obs.Measured) == 0 || spec.Analysis == nil {
 		return Undecided
@@ -192,15 +214,66 @@ func measure(spec *mlv1.Rollout, st *mlv1.RolloutStatus, obs Observation) Verdic
 		return Failed
 	case len(inconclusive) > 0:
 		st.Phase = mlv1.RolloutPaused
-		st.Message = "Paused: the analysis is inconclusive; it resumes when measurements come back: " + strings.Join(inconclusive, "; ")
-	case st.Phase == mlv1.RolloutPaused:
-		st.Phase = mlv1.RolloutProgressing
-		if st.Step == nil {
-			st.Phase = mlv1.RolloutShadowing
-		}
-		st.StepStartTime = timeRef(obs.Now) // the step is measured again in full
+		st.Message = bounded(inconclusivePause + strings.Join(inconclusive, "; "))
 	}
 	return Undecided
+}
+
+// resume ends a pause of st: its step (or shadow) starts again, and is measured again in full.
+func resume(st *mlv1.RolloutStatus, now time.Time) {
+	st.Phase = mlv1.RolloutProgressing
+	if st.Step == nil {
+		st.Phase = mlv1.RolloutShadowing
+	}
+	st.StepStartTime = timeRef(now)
+}
+
+// inconclusive lists the metrics of spec whose last measurement in st gave no number, with
+// why; empty when every last measurement was conclusive. A paused canary resumes only then.
+func inconclusive(spec *mlv1.Rollout, st mlv1.RolloutStatus) string {
+	if spec.Analysis == nil {
+		return ""
+	}
+	var parts []string
+	for _, m := range spec.Analysis.Metrics {
+		for _, ms := range st.Metrics {
+			if ms.Name == m.Name && ms.Inconclusive > 0 {
+				parts = append(parts, fmt.Sprintf("%s: %s", m.Name, strings.TrimPrefix(ms.Message, "Inconclusive: ")))
+			}
+		}
+	}
+	return strings.Join(parts, "; ")
+}
+
+// held is the message of a canary a person holds with ml.podium.dev/pause-rollout: where it
+// holds, how to resume it, and, when the analysis is inconclusive too, why that is, since it
+// will keep the canary paused after the annotation goes.
+func held(spec *mlv1.Rollout, st mlv1.RolloutStatus, where string) string {
+	msg := fmt.Sprintf("Paused by the annotation %s: %s: %s; remove the annotation (kubectl podium resume) to "+
+		"resume, and the step starts again from its beginning", mlv1.AnnotationPauseRollout, stepName(spec, st), where)
+	if why := inconclusive(spec, st); why != "" {
+		msg += "; the analysis is inconclusive too: " + why
+	}
+	return bounded(msg)
+}
+
+// maxMessage is the longest status.rollout.message the API server accepts, in characters.
+const maxMessage = 1024
+
+// bounded cuts a message that lists every metric's error to what the status accepts.
+func bounded(msg string) string {
+	if runes := []rune(msg); len(runes) > maxMessage {
+		return string(runes[:maxMessage-3]) + "..."
+	}
+	return msg
+}
+
+// holding says where a held canary stands, as in "10% of the pods run version 2".
+func holding(spec *mlv1.Rollout, st mlv1.RolloutStatus) string {
+	if st.Shadowing() {
+		return fmt.Sprintf("%d%% of the requests are copied to version %d", MirrorPercent(spec, &st), st.Version)
+	}
+	return fmt.Sprintf("%d%% of the %s version %d", StepWeight(spec, &st), share(spec), st.Version)
 }
 
 // Due says whether the analysis should measure now: a rollout with online gates whose step (or

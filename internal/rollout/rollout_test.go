@@ -41,7 +41,9 @@ type run struct {
 	now     time.Time
 	serving *int64
 	values  func(time.Time) (float64, error)
-	ticked  bool
+	// held says whether a person holds the canary at a time; never when nil.
+	held   func(time.Time) bool
+	ticked bool
 }
 
 func newRun(spec *mlv1.Rollout) *run {
@@ -62,7 +64,7 @@ func (r *run) until(t *testing.T, limit time.Duration) Verdict {
 			r.now = r.now.Add(time.Second)
 		}
 		r.ticked = true
-		obs := Observation{Now: r.now, CanaryAvailable: true, Serving: r.serving}
+		obs := Observation{Now: r.now, CanaryAvailable: true, Serving: r.serving, Held: r.held != nil && r.held(r.now)}
 		if Due(r.spec, &r.st, r.now) {
 			v, err := r.values(r.now)
 			obs.Measured = []Measurement{{Name: "error-rate", Value: v, Err: err}}
@@ -404,5 +406,162 @@ func TestPodsPerTrack(t *testing.T) {
 				t.Errorf("StablePods = %d, want %d", got, tc.stable)
 			}
 		})
+	}
+}
+
+// heldUntil holds a canary from the start until d.
+func heldUntil(d time.Duration) func(time.Time) bool {
+	return func(now time.Time) bool { return now.Sub(t0) < d }
+}
+
+func TestAHeldCanary(t *testing.T) {
+	noData := func(time.Time) (float64, error) { return 0, errors.New("no data") }
+	withoutAnalysis := func() *mlv1.Rollout { spec := canary(); spec.Analysis = nil; return spec }
+	for _, tc := range []struct {
+		name    string
+		spec    func() *mlv1.Rollout
+		values  func(time.Time) (float64, error)
+		serving *int64
+		after   time.Duration
+		want    Verdict
+		phase   mlv1.RolloutPhase
+		message string // the message's beginning
+	}{
+		{"a held step does not advance past its duration, and its candidate is not promoted", canary, nil, nil,
+			20 * time.Minute, Undecided, mlv1.RolloutPaused,
+			"Paused by the annotation ml.podium.dev/pause-rollout: Step 1 of 2: 10% of the pods run version 2; " +
+				"remove the annotation (kubectl podium resume) to resume, and the step starts again from its beginning"},
+		{"a held step without analysis does not advance either", withoutAnalysis, nil, nil,
+			20 * time.Minute, Undecided, mlv1.RolloutPaused, "Paused by the annotation ml.podium.dev/pause-rollout: Step 1 of 2"},
+		{"a held shadow keeps copying the requests", shadowed, nil, nil,
+			20 * time.Minute, Undecided, mlv1.RolloutPaused,
+			"Paused by the annotation ml.podium.dev/pause-rollout: Shadow: 100% of the requests are copied to version 2"},
+		{"a failure past the failureLimit still aborts a held canary", canary,
+			func(time.Time) (float64, error) { return 0.034, nil }, nil,
+			61 * time.Second, Failed, mlv1.RolloutPaused, "Analysis failed: error-rate 0.034 is outside <= 0.01"},
+		{"an inconclusive analysis past its limit still aborts a held canary", canary, noData, nil,
+			20 * time.Minute, Failed, mlv1.RolloutPaused, "Analysis failed: error-rate was inconclusive 3 times in a row"},
+		{"a held canary that is inconclusive too shows the hold, and why the analysis is", canary, noData, nil,
+			31 * time.Second, Undecided, mlv1.RolloutPaused,
+			"Paused by the annotation ml.podium.dev/pause-rollout: Step 1 of 2: 10% of the pods run version 2; " +
+				"remove the annotation (kubectl podium resume) to resume, and the step starts again from its beginning; " +
+				"the analysis is inconclusive too: error-rate: no data"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			r := newRun(tc.spec())
+			r.held = heldUntil(time.Hour)
+			if tc.values != nil {
+				r.values = tc.values
+			}
+			if v := r.until(t, tc.after); v != tc.want || r.st.Phase != tc.phase {
+				t.Fatalf("verdict %v, phase %s; want %v, %s: %s", v, r.st.Phase, tc.want, tc.phase, r.st.Message)
+			}
+			if !strings.HasPrefix(r.st.Message, tc.message) {
+				t.Errorf("message %q\nwant the beginning %q", r.st.Message, tc.message)
+			}
+			if r.st.Step != nil && *r.st.Step != 0 {
+				t.Errorf("step %d: a held canary moved on", *r.st.Step)
+			}
+			if w, m := StepWeight(r.spec, &r.st), MirrorPercent(r.spec, &r.st); r.spec.Shadow == nil && (w != 10 || m != 0) {
+				t.Errorf("weight %d, mirror %d; want the first step's 10 and 0", w, m)
+			}
+			if r.spec.Analysis != nil && tc.want == Undecided && r.st.LastMeasurementTime == nil {
+				t.Error("a held canary's analysis stopped measuring")
+			}
+		})
+	}
+}
+
+func TestAReleasedCanaryStartsItsStepAgain(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		spec func() *mlv1.Rollout
+	}{
+		{"with analysis, the step is measured again in full", canary},
+		{"without analysis, the step's clock starts again", func() *mlv1.Rollout { spec := canary(); spec.Analysis = nil; return spec }},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			r := newRun(tc.spec())
+			r.held = heldUntil(5 * time.Minute)
+			r.until(t, 5*time.Minute-time.Second)
+			if r.st.Phase != mlv1.RolloutPaused {
+				t.Fatalf("phase %s while held, want Paused", r.st.Phase)
+			}
+			r.until(t, time.Second) // released at 5m
+			release := t0.Add(5 * time.Minute)
+			if r.st.Phase != mlv1.RolloutProgressing || *r.st.Step != 0 || !r.st.StepStartTime.Time.Equal(release) {
+				t.Fatalf("phase %s, step %d from %s after the release; want the first step again from %s",
+					r.st.Phase, *r.st.Step, r.st.StepStartTime, release)
+			}
+			r.until(t, 2*time.Minute-time.Second)
+			if *r.st.Step != 0 {
+				t.Fatalf("step %d before the first step's 2 minutes from the release were up", *r.st.Step)
+			}
+			r.until(t, 2*time.Second)
+			if *r.st.Step != 1 {
+				t.Fatalf("step %d 2 minutes after the release, want the second (1): %s", *r.st.Step, r.st.Message)
+			}
+		})
+	}
+}
+
+func TestAReleasedCanaryThatIsInconclusiveWaitsForData(t *testing.T) {
+	r := newRun(canary())
+	r.held = heldUntil(45 * time.Second)
+	r.values = func(now time.Time) (float64, error) {
+		if d := now.Sub(t0); d > 20*time.Second && d < 40*time.Second {
+			return 0, errors.New("no data") // at 31s
+		}
+		return 0.001, nil
+	}
+	r.until(t, 50*time.Second)
+	if r.st.Phase != mlv1.RolloutPaused || !strings.HasPrefix(r.st.Message,
+		"Paused: the analysis is inconclusive; it resumes when measurements come back: error-rate: no data") {
+		t.Fatalf("phase %s, message %q after the release; want the analysis's pause", r.st.Phase, r.st.Message)
+	}
+	r.until(t, 11*time.Second) // data again at 61s
+	if r.st.Phase != mlv1.RolloutProgressing || !r.st.StepStartTime.Time.Equal(t0.Add(61*time.Second)) {
+		t.Fatalf("phase %s from %s; want Progressing again from 61s", r.st.Phase, r.st.StepStartTime)
+	}
+}
+
+func TestAHeldCanaryWaitsForItsPodsAndStillFailsOnThem(t *testing.T) {
+	spec := canary()
+	st := Begin(spec, 2, "uid-2", nil, t0)
+	st, v := Advance(spec, st, Observation{Now: t0, Held: true})
+	if v != Undecided || st.Phase != mlv1.RolloutPaused || !strings.Contains(st.Message, "Step 1 of 2: its canary pods are starting") {
+		t.Fatalf("verdict %v, phase %s, message %q; want Paused while the pods start", v, st.Phase, st.Message)
+	}
+	if _, v = Advance(spec, st, Observation{Now: t0, Held: true, CanaryFailed: true}); v != Failed {
+		t.Fatalf("verdict %v when the held canary's pods miss their deadline, want Failed", v)
+	}
+}
+
+func TestABakeIsNotHeld(t *testing.T) {
+	spec := canary()
+	spec.Bake = &metav1.Duration{Duration: 10 * time.Minute}
+	r := &run{spec: spec, st: BeginBake(spec, 2, "uid-2", nil, t0), now: t0, serving: new(int64(2)),
+		values: func(time.Time) (float64, error) { return 0.001, nil }, held: heldUntil(time.Hour)}
+	if v := r.until(t, 11*time.Minute); v != Passed {
+		t.Fatalf("verdict %v, phase %s: %s; want Passed after 10m", v, r.st.Phase, r.st.Message)
+	}
+}
+
+func TestAPauseMessageFitsTheStatus(t *testing.T) {
+	spec := canary()
+	long := errors.New(strings.Repeat("x", 300))
+	names := []string{"a", "b", "c", "d", "e", "f", "g", "h"}
+	spec.Analysis.Metrics = nil
+	measured := make([]Measurement, 0, len(names))
+	for _, name := range names {
+		spec.Analysis.Metrics = append(spec.Analysis.Metrics, mlv1.AnalysisMetric{Name: name, Query: "q", Max: num("1")})
+		measured = append(measured, Measurement{Name: name, Err: long})
+	}
+	st := Begin(spec, 2, "uid-2", nil, t0)
+	for _, held := range []bool{false, true} {
+		got, _ := Advance(spec, st, Observation{Now: t0, CanaryAvailable: true, Measured: measured, Held: held})
+		if n := len([]rune(got.Message)); got.Phase != mlv1.RolloutPaused || n > 1024 {
+			t.Errorf("held %v: phase %s, a message of %d characters; want Paused, at most 1024", held, got.Phase, n)
+		}
 	}
 }
