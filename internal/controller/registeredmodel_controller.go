@@ -425,8 +425,7 @@ func (r *RegisteredModelReconciler) recordModel(ctx context.Context, p plan) err
 	}
 	if reason, note := rolloutEvent(oldRollout, p.status.Rollout); reason != "" {
 		eventType := corev1.EventTypeNormal
-		heldByAPerson := model.Annotations[mlv1.AnnotationPauseRollout] == "true"
-		if p.status.Rollout.Phase == mlv1.RolloutAborted || (p.status.Rollout.Phase == mlv1.RolloutPaused && !heldByAPerson) {
+		if p.status.Rollout.Phase == mlv1.RolloutAborted || (p.status.Rollout.Phase == mlv1.RolloutPaused && !pauseRequested(model)) {
 			eventType = corev1.EventTypeWarning // a person's pause is what they asked for, not a problem
 		}
 		r.Recorder.Eventf(model, nil, eventType, reason, "Rollout", "%s", eventNote(note))
