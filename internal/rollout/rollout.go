@@ -203,8 +203,8 @@ func measure(spec *mlv1.Rollout, st *mlv1.RolloutStatus, obs Observation) Verdic
 			ms.Failed++
 			ms.Message = fmt.Sprintf("%s %s is outside %s", m.Name, value, ms.Bound)
 			if ms.Failed > m.FailureLimit {
-				failed = append(failed, fmt.Sprintf("%s %s is outside %s (failed %d times, the limit is %d)",
-					m.Name, value, ms.Bound, ms.Failed, m.FailureLimit))
+				failed = append(failed, fmt.Sprintf("%s %s is outside %s (failed %s, the limit is %d)",
+					m.Name, value, ms.Bound, times(ms.Failed), m.FailureLimit))
 			}
 		}
 	}
@@ -512,4 +512,12 @@ func inconclusiveLimit(spec *mlv1.Rollout) int32 {
 func timeRef(t time.Time) *metav1.Time {
 	mt := metav1.NewTime(t)
 	return &mt
+}
+
+// times renders a count of failures: "once", "3 times".
+func times(n int32) string {
+	if n == 1 {
+		return "once"
+	}
+	return fmt.Sprintf("%d times", n)
 }

@@ -565,3 +565,15 @@ func TestAPauseMessageFitsTheStatus(t *testing.T) {
 		}
 	}
 }
+
+func TestAFailureOverALimitOfZeroSaysOnce(t *testing.T) {
+	r := newRun(canary())
+	r.spec.Analysis.Metrics[0].FailureLimit = 0
+	r.values = func(time.Time) (float64, error) { return 0.2, nil }
+	if v := r.until(t, time.Minute); v != Failed {
+		t.Fatalf("verdict %v, want Failed", v)
+	}
+	if want := "Analysis failed: error-rate 0.2 is outside <= 0.01 (failed once, the limit is 0)"; r.st.Message != want {
+		t.Errorf("message %q, want %q", r.st.Message, want)
+	}
+}
