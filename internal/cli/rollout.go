@@ -18,8 +18,7 @@ type rolloutOptions struct {
 }
 
 func newPauseCommand(r *root) *cobra.Command {
-	o := &rolloutOptions{&promoteOptions{root: r}}
-	cmd := &cobra.Command{
+	return newModelRolloutCommand(r, (*rolloutOptions).pause, &cobra.Command{
 		Use:   "pause MODEL",
 		Short: "Hold a model's running canary rollout where it stands",
 		Long: `Hold a model's running canary rollout: annotate the RegisteredModel
@@ -33,19 +32,11 @@ and the current step starts again from its beginning.`,
 
   # Annotate, and do not wait for the operator
   kubectl podium pause battle-winner-predictor --no-wait`,
-		Args:              cobra.ExactArgs(1),
-		ValidArgsFunction: r.completeModel,
-		RunE: func(cmd *cobra.Command, args []string) error {
-			return o.pause(cmd.Context(), args[0])
-		},
-	}
-	o.addWaitFlags(cmd)
-	return cmd
+	})
 }
 
 func newResumeCommand(r *root) *cobra.Command {
-	o := &rolloutOptions{&promoteOptions{root: r}}
-	cmd := &cobra.Command{
+	return newModelRolloutCommand(r, (*rolloutOptions).resume, &cobra.Command{
 		Use:   "resume MODEL",
 		Short: "Resume a model's canary rollout that pause held",
 		Long: `Resume a model's canary rollout held by pause: remove the annotation ` + mlv1.AnnotationPauseRollout + `
@@ -54,20 +45,12 @@ starts again from its beginning, and is measured again in full.
 
 A rollout paused because its analysis is inconclusive (no data, Prometheus unreachable) is not
 held by a person: it resumes by itself when measurements come back, and resume says why it waits.`,
-		Example:           `  kubectl podium resume battle-winner-predictor`,
-		Args:              cobra.ExactArgs(1),
-		ValidArgsFunction: r.completeModel,
-		RunE: func(cmd *cobra.Command, args []string) error {
-			return o.resume(cmd.Context(), args[0])
-		},
-	}
-	o.addWaitFlags(cmd)
-	return cmd
+		Example: `  kubectl podium resume battle-winner-predictor`,
+	})
 }
 
 func newAbortCommand(r *root) *cobra.Command {
-	o := &rolloutOptions{&promoteOptions{root: r}}
-	cmd := &cobra.Command{
+	return newModelRolloutCommand(r, (*rolloutOptions).abort, &cobra.Command{
 		Use:   "abort MODEL",
 		Short: "End a model's running canary rollout, and return its traffic to the Production version",
 		Long: `Abort a model's running canary rollout: write spec.stage: Archived on the ModelVersion of its
@@ -80,12 +63,17 @@ An Archived version is never promoted automatically again; promote it by name to
 
   # Ask, and do not wait for the operator
   kubectl podium abort battle-winner-predictor --no-wait`,
-		Args:              cobra.ExactArgs(1),
-		ValidArgsFunction: r.completeModel,
-		RunE: func(cmd *cobra.Command, args []string) error {
-			return o.abort(cmd.Context(), args[0])
-		},
-	}
+	})
+}
+
+// newModelRolloutCommand completes cmd, which names one model (MODEL), to run act on its rollout
+// and wait as promote does: pause, resume and abort differ only in what they do.
+func newModelRolloutCommand(r *root, act func(*rolloutOptions, context.Context, string) error,
+	cmd *cobra.Command) *cobra.Command {
+	o := &rolloutOptions{&promoteOptions{root: r}}
+	cmd.Args = cobra.ExactArgs(1)
+	cmd.ValidArgsFunction = r.completeModel
+	cmd.RunE = func(cmd *cobra.Command, args []string) error { return act(o, cmd.Context(), args[0]) }
 	o.addWaitFlags(cmd)
 	return cmd
 }

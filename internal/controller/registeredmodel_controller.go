@@ -82,11 +82,8 @@ type RegisteredModelReconciler struct {
 // Production versions of one model (see record), whatever the cache, the errors, a crash between
 // two writes, or a second manager do.
 func (r *RegisteredModelReconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Result, error) {
-	measured, err := r.measureRollout(ctx, req)
-	if err != nil {
-		return ctrl.Result{}, err
-	}
-	p, err := r.plan(ctx, r.Client, req, measured)
+	var measured measurements // taken once, by the first plan, from the cached model
+	p, err := r.plan(ctx, r.Client, req, &measured)
 	if err != nil {
 		return ctrl.Result{}, err
 	}
@@ -99,7 +96,7 @@ func (r *RegisteredModelReconciler) Reconcile(ctx context.Context, req ctrl.Requ
 		// that changes only the rollout's progress decides nothing: it is written as it is, on
 		// the model's resourceVersion, so an analysis interval costs no reads of the API server.
 		if !p.rolloutProgressOnly() {
-			if p, err = r.plan(ctx, r.APIReader, req, measured); err != nil {
+			if p, err = r.plan(ctx, r.APIReader, req, &measured); err != nil {
 				return ctrl.Result{}, err
 			}
 		}
@@ -121,15 +118,13 @@ func (r *RegisteredModelReconciler) Reconcile(ctx context.Context, req ctrl.Requ
 	return ctrl.Result{RequeueAfter: soonest(p.serving.retry, rollout.Wake(rolloutSpec(p.model), p.status.Rollout, r.now()))}, nil
 }
 
-// measureRollout takes the measurements of the model's online gates that are due, reading the
-// model from the cache: at worst a measurement is taken for a rollout that moved on, and the
-// plan ignores it.
-func (r *RegisteredModelReconciler) measureRollout(ctx context.Context, req ctrl.Request) ([]rollout.Measurement, error) {
-	model := &mlv1.RegisteredModel{}
-	if err := r.Get(ctx, req.NamespacedName, model); err != nil {
-		return nil, client.IgnoreNotFound(err)
-	}
-	return r.measure(ctx, model), nil
+// measurements are the online gates' measurements of one reconcile. The first plan, made from
+// the cache, takes those that are due on the model it read; a plan made again from the API
+// server's view uses the same ones, and ignores them if that view's rollout is not due: a
+// measurement counts at most once.
+type measurements struct {
+	taken  bool
+	values []rollout.Measurement
 }
 
 // soonest is the shorter of two requeue delays, zero meaning none.
@@ -214,7 +209,7 @@ func (p plan) rolloutProgressOnly() bool {
 // after it include every version the model's status names, so a version missing from them was
 // deleted.
 func (r *RegisteredModelReconciler) plan(ctx context.Context, reader client.Reader, req ctrl.Request,
-	measured []rollout.Measurement) (plan, error) {
+	measured *measurements) (plan, error) {
 	var p plan
 	model := &mlv1.RegisteredModel{}
 	modelErr := reader.Get(ctx, req.NamespacedName, model)
@@ -246,6 +241,9 @@ func (r *RegisteredModelReconciler) plan(ctx context.Context, reader client.Read
 	if !model.DeletionTimestamp.IsZero() {
 		return p, nil
 	}
+	if !measured.taken {
+		measured.values, measured.taken = r.measure(ctx, model), true
+	}
 	live, err := r.observeDeployment(ctx, model)
 	if err != nil {
 		return p, err
@@ -260,7 +258,7 @@ func (r *RegisteredModelReconciler) plan(ctx context.Context, reader client.Read
 	}
 	in := observe(model, p.versions)
 	in.Failed = failedRollout(model, live)
-	advanced, verdict := r.advanceRollout(model, live, canary, route, measured, &in)
+	advanced, verdict := r.advanceRollout(model, live, canary, route, measured.values, &in)
 	p.decision = promotion.Decide(in)
 	p.rollout = r.settleRollout(model, advanced, verdict, p.decision, canary)
 	if p.serving, err = r.planServing(ctx, model, p.versions, live, canary, route, p.decision, p.rollout, fresh); err != nil {

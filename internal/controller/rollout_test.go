@@ -2,15 +2,12 @@ package controller_test
 
 import (
 	"context"
-	"net/http/httptest"
-	"strings"
 	"time"
 
 	. "github.com/onsi/ginkgo/v2"
 	. "github.com/onsi/gomega"
 
 	"github.com/prometheus/client_golang/prometheus"
-	"github.com/prometheus/client_golang/prometheus/promhttp"
 	appsv1 "k8s.io/api/apps/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/api/meta"
@@ -35,15 +32,8 @@ type errorRatio struct {
 
 func startAnalysis() *errorRatio {
 	GinkgoHelper()
-	reg := prometheus.NewRegistry()
-	e := &errorRatio{gauge: prometheus.NewGaugeVec(prometheus.GaugeOpts{
-		Name: "podium_test_error_ratio", Help: "The share of a version's answers that were errors.",
-	}, []string{"namespace", "version"})}
-	reg.MustRegister(e.gauge)
-	exporter := httptest.NewServer(promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
-	DeferCleanup(exporter.Close)
-	e.address = testprometheus.Start(GinkgoT(), []string{strings.TrimPrefix(exporter.URL, "http://")}).Address
-	return e
+	prom, gauge := testprometheus.StartWithGauge(GinkgoT(), "podium_test_error_ratio", "namespace", "version")
+	return &errorRatio{gauge: gauge, address: prom.Address}
 }
 
 // set reports version's error ratio in ns, and waits until Prometheus has scraped it.

@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"net"
 	"net/http"
+	"net/http/httptest"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -15,6 +16,9 @@ import (
 	"sync"
 	"syscall"
 	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
 )
 
 // EnvBinary names the prometheus binary; `make test-unit` sets it to what hack/prometheus.sh prints.
@@ -156,4 +160,17 @@ func (b *syncBuffer) String() string {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	return b.buf.String()
+}
+
+// StartWithGauge starts a Prometheus that scrapes one gauge the test sets, by labels: what the
+// prediction pods of each version would report, on an exporter of the test's own that stops with
+// the test.
+func StartWithGauge(t T, name string, labels ...string) (*Server, *prometheus.GaugeVec) {
+	t.Helper()
+	reg := prometheus.NewRegistry()
+	gauge := prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: name, Help: "A value the test sets."}, labels)
+	reg.MustRegister(gauge)
+	exporter := httptest.NewServer(promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
+	t.Cleanup(exporter.Close)
+	return Start(t, []string{strings.TrimPrefix(exporter.URL, "http://")}), gauge
 }

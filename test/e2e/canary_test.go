@@ -5,15 +5,10 @@ package e2e
 import (
 	"context"
 	"fmt"
-	"net/http/httptest"
-	"strings"
 	"time"
 
 	. "github.com/onsi/ginkgo/v2" //nolint:revive,staticcheck
 	. "github.com/onsi/gomega"    //nolint:revive,staticcheck
-
-	"github.com/prometheus/client_golang/prometheus"
-	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"github.com/podium-dev/podium/internal/analysis"
 	"github.com/podium-dev/podium/internal/testprometheus"
@@ -46,14 +41,7 @@ spec:
 
 	It("promotes a candidate whose online gates pass, and aborts one whose gates fail", func() {
 		managerAlive()
-		reg := prometheus.NewRegistry()
-		errorRatio := prometheus.NewGaugeVec(prometheus.GaugeOpts{
-			Name: "podium_e2e_error_ratio", Help: "The share of a version's answers that were errors.",
-		}, []string{"version"})
-		reg.MustRegister(errorRatio)
-		exporter := httptest.NewServer(promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
-		DeferCleanup(exporter.Close)
-		prom := testprometheus.Start(GinkgoT(), []string{strings.TrimPrefix(exporter.URL, "http://")})
+		prom, errorRatio := testprometheus.StartWithGauge(GinkgoT(), "podium_e2e_error_ratio", "version")
 		errorRatio.WithLabelValues("2").Set(0.001)
 		errorRatio.WithLabelValues("3").Set(0.2)
 		Eventually(func(g Gomega) {

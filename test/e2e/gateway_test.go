@@ -4,14 +4,10 @@ package e2e
 
 import (
 	"fmt"
-	"net/http/httptest"
 	"strings"
 
 	. "github.com/onsi/ginkgo/v2" //nolint:revive,staticcheck
 	. "github.com/onsi/gomega"    //nolint:revive,staticcheck
-
-	"github.com/prometheus/client_golang/prometheus"
-	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"github.com/podium-dev/podium/internal/testenv"
 	"github.com/podium-dev/podium/internal/testprometheus"
@@ -50,14 +46,7 @@ spec:
 		mustKubectl("apply", "--server-side", "-f", crds)
 		mustKubectl("wait", "--for=condition=established", "--timeout=60s", "crd/httproutes.gateway.networking.k8s.io")
 
-		reg := prometheus.NewRegistry()
-		errorRatio := prometheus.NewGaugeVec(prometheus.GaugeOpts{
-			Name: "podium_e2e_gateway_error_ratio", Help: "The share of a version's answers that were errors.",
-		}, []string{"version"})
-		reg.MustRegister(errorRatio)
-		exporter := httptest.NewServer(promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
-		DeferCleanup(exporter.Close)
-		prom := testprometheus.Start(GinkgoT(), []string{strings.TrimPrefix(exporter.URL, "http://")})
+		prom, errorRatio := testprometheus.StartWithGauge(GinkgoT(), "podium_e2e_gateway_error_ratio", "version")
 		errorRatio.WithLabelValues("2").Set(0.001)
 
 		createNamespace(ns)
