@@ -22,6 +22,7 @@ import (
 	gatewayv1 "sigs.k8s.io/gateway-api/apis/v1"
 
 	mlv1 "github.com/podium-dev/podium/api/v1alpha1"
+	"github.com/podium-dev/podium/internal/admission"
 	"github.com/podium-dev/podium/internal/controller"
 )
 
@@ -34,6 +35,9 @@ const defaultLeaderElectionID = "podium.ml.podium.dev"
 type managerOptions struct {
 	operator        controller.Options
 	watchNamespaces string // comma-separated; becomes operator.Namespaces
+	// governanceProbeNamespace, when set, holds readiness until the governance admission
+	// policies stamp a ModelVersion dry-run-created there (internal/admission).
+	governanceProbeNamespace string
 	// insecureRegistries are the --insecure-registry values, each a comma-separated list; they
 	// become operator.InsecureRegistries.
 	insecureRegistries stringList
@@ -79,6 +83,9 @@ func (o *managerOptions) bindFlags(fs *flag.FlagSet) {
 	fs.IntVar(&o.burst, "kube-api-burst", 1000, "Burst of requests the manager may send to the API server.")
 	fs.IntVar(&o.operator.MaxConcurrentReconciles, "max-concurrent-reconciles", o.operator.MaxConcurrentReconciles,
 		"Models reconciled in parallel.")
+	fs.StringVar(&o.governanceProbeNamespace, "governance-probe-namespace", "",
+		"Namespace in which /readyz dry-run-creates a ModelVersion, ready only once the governance admission "+
+			"policies admit and stamp it, so that an install waits until the API server applies them; empty skips the check.")
 	fs.StringVar(&o.watchNamespaces, "watch-namespaces", "",
 		"Comma-separated namespaces to watch; empty watches all namespaces.")
 	fs.StringVar(&o.operator.FetcherImage, "fetcher-image", o.operator.FetcherImage,
@@ -200,6 +207,12 @@ func runManager(ctx context.Context, o *managerOptions) error {
 	}
 	if err := mgr.AddReadyzCheck("readyz", healthz.Ping); err != nil {
 		return err
+	}
+	if ns := o.governanceProbeNamespace; ns != "" {
+		probe := &admission.GovernanceProbe{Client: mgr.GetClient(), Namespace: ns}
+		if err := mgr.AddReadyzCheck("governance-policies", probe.Check); err != nil {
+			return err
+		}
 	}
 	ctrl.Log.WithName("setup").Info("Starting manager")
 	return mgr.Start(ctx)

@@ -3,6 +3,8 @@ package controller_test
 import (
 	"context"
 	"fmt"
+	"net/http"
+	"net/http/httptest"
 	"path/filepath"
 
 	. "github.com/onsi/ginkgo/v2"
@@ -19,6 +21,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	mlv1 "github.com/podium-dev/podium/api/v1alpha1"
+	"github.com/podium-dev/podium/internal/admission"
 )
 
 // governedLabel marks the namespaces this file's policies are bound to, so that the rest of the
@@ -222,6 +225,22 @@ var _ = Describe("The governance admission policies", Ordered, func() {
 			}).Should(Succeed())
 			Eventually(func() int64 { return productionOf(ctx, governed) }).Should(BeEquivalentTo(4))
 		})
+	})
+
+	It("hold the manager's readiness until they stamp a ModelVersion, and store nothing", func(ctx context.Context) {
+		probe := func(ns string) *admission.GovernanceProbe {
+			return &admission.GovernanceProbe{Client: k8sClient, Namespace: ns}
+		}
+		req := httptest.NewRequestWithContext(ctx, http.MethodGet, "/readyz", nil)
+		ungoverned := newNamespace(ctx)
+		Expect(probe(ungoverned).Check(req)).To(MatchError(ContainSubstring(
+			"admits ModelVersions in namespace " + ungoverned + " without the governance policies' ml.podium.dev/registered-by stamp")))
+		ready := probe(governedNamespace(ctx))
+		Eventually(ready.Check).WithArguments(req).Should(Succeed())
+		Expect(ready.Check(req)).To(Succeed(), "a probe that passed stays passed")
+		var versions mlv1.ModelVersionList
+		Expect(k8sClient.List(ctx, &versions, client.InNamespace(ready.Namespace))).To(Succeed())
+		Expect(versions.Items).To(BeEmpty(), "the probe's dry run stored a version")
 	})
 })
 
