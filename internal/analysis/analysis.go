@@ -8,13 +8,11 @@
 package analysis
 
 import (
-	"bytes"
 	"errors"
 	"fmt"
 	"math"
 	"strconv"
 	"strings"
-	"text/template"
 )
 
 // Vars are the values a query may name: {{.Namespace}}, {{.Model}}, {{.Version}}, {{.Track}}.
@@ -24,20 +22,61 @@ type Vars struct {
 	Track            string
 }
 
-// Render expands a query template (text/template, missingkey=error); a template error names the
-// query. The values are inserted as they are: Kubernetes names and a version number need no
-// quoting inside a PromQL label matcher.
+// placeholders names what Render substitutes, for its errors.
+const placeholders = "{{.Namespace}}, {{.Model}}, {{.Version}} and {{.Track}}"
+
+// Render substitutes the four documented placeholders of a query, {{.Namespace}}, {{.Model}},
+// {{.Version}} and {{.Track}} (spaces inside the braces allowed), and nothing else: a query is
+// text written by a model's author and run by the operator, so it is never a program. The result
+// is at most the query's length plus the values' (Kubernetes names, a number and a track, which
+// need no quoting inside a PromQL label matcher), and rendering takes time linear in the query.
+// An error names the first placeholder it cannot fill, never the whole query.
 func Render(query string, v Vars) (string, error) {
-	tmpl, err := template.New("query").Option("missingkey=error").Parse(query)
-	if err != nil {
-		return "", fmt.Errorf("query %q is not a valid template: %s", query, oneLine(err.Error()))
+	var out strings.Builder
+	rest := query
+	for {
+		open := strings.Index(rest, "{{")
+		if open < 0 {
+			out.WriteString(rest)
+			return out.String(), nil
+		}
+		out.WriteString(rest[:open])
+		at := len(query) - len(rest) + open
+		end := strings.Index(rest[open:], "}}")
+		if end < 0 {
+			return "", fmt.Errorf("the query has a {{ without its }} at character %d; it may name only %s", at+1, placeholders)
+		}
+		inner := rest[open+2 : open+end]
+		value, ok := v.lookup(strings.TrimSpace(inner))
+		if !ok {
+			return "", fmt.Errorf("the query names %s at character %d, which Podium does not fill in; it may name only %s",
+				quoteShort("{{"+inner+"}}"), at+1, placeholders)
+		}
+		out.WriteString(value)
+		rest = rest[open+end+2:]
 	}
-	var out bytes.Buffer
-	if err := tmpl.Execute(&out, v); err != nil {
-		return "", fmt.Errorf("query %q cannot be rendered: %s; it may name only {{.Namespace}}, {{.Model}}, {{.Version}} and {{.Track}}",
-			query, oneLine(err.Error()))
+}
+
+func (v Vars) lookup(name string) (string, bool) {
+	switch name {
+	case ".Namespace":
+		return v.Namespace, true
+	case ".Model":
+		return v.Model, true
+	case ".Version":
+		return strconv.FormatInt(v.Version, 10), true
+	case ".Track":
+		return v.Track, true
 	}
-	return out.String(), nil
+	return "", false
+}
+
+// quoteShort quotes s for a message, cut to 40 characters.
+func quoteShort(s string) string {
+	if r := []rune(s); len(r) > 40 {
+		s = string(r[:37]) + "..."
+	}
+	return strconv.Quote(s)
 }
 
 // Check says whether value passes the bounds min and max (inclusive; nil is no bound) and renders

@@ -2,9 +2,11 @@ package analysis
 
 import (
 	"errors"
+	"fmt"
 	"net/http"
 	"net/http/httptest"
 	"strings"
+	"sync/atomic"
 	"testing"
 
 	"github.com/prometheus/common/model"
@@ -225,5 +227,38 @@ func TestRedact(t *testing.T) {
 				t.Errorf("redact(%q) = %q, want %q", tc.address, got, tc.want)
 			}
 		})
+	}
+}
+
+// An address that redirects elsewhere does not make the operator send its query there: a policy
+// that pins the address pins where the operator's requests go.
+func TestMeasureFollowsNoRedirect(t *testing.T) {
+	var elsewhere atomic.Int32
+	target := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+		elsewhere.Add(1)
+		w.Header().Set("Content-Type", "application/json")
+		_, _ = w.Write([]byte(`{"status":"success","data":{"resultType":"scalar","result":[1764285000,"0"]}}`))
+	}))
+	t.Cleanup(target.Close)
+	for _, code := range []int{http.StatusFound, http.StatusTemporaryRedirect, http.StatusPermanentRedirect} {
+		redirecting := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			http.Redirect(w, r, target.URL+"/api/v1/query?token=secret", code)
+		}))
+		_, err := Prometheus{Address: redirecting.URL}.Measure(t.Context(), "sum(up)")
+		redirecting.Close()
+		if err == nil {
+			t.Fatalf("%d: a redirect gave a value", code)
+		}
+		for _, part := range []string{"with a redirect to " + target.URL + "/api/v1/query", "follows no redirects", fmt.Sprint(code)} {
+			if !strings.Contains(err.Error(), part) {
+				t.Errorf("%d: %q does not say %q", code, err, part)
+			}
+		}
+		if strings.Contains(err.Error(), "secret") {
+			t.Errorf("%d: the error shows the redirect's query: %q", code, err)
+		}
+	}
+	if n := elsewhere.Load(); n != 0 {
+		t.Errorf("the server the redirects pointed to got %d requests", n)
 	}
 }

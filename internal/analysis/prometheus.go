@@ -63,9 +63,14 @@ func (p Prometheus) Measure(ctx context.Context, query string) (float64, error) 
 			redact(p.Address))
 	}
 	at := redact(p.Address)
-	// A copy of the client whose transport notes the status of the last answer, for the messages.
+	// A copy of the client whose transport notes the status of the last answer, for the messages,
+	// and that follows no redirect: the address is the one place a model's author says the
+	// operator may send requests to, and a policy that pins it must pin where they go.
 	rt := &recorder{base: client.Transport}
 	client.Transport = rt
+	client.CheckRedirect = func(req *http.Request, _ []*http.Request) error {
+		return fmt.Errorf("%w to %s", errRedirect, redact(req.URL.String()))
+	}
 	c, err := api.NewClient(api.Config{Address: p.Address, Client: &client})
 	if err != nil {
 		return 0, fmt.Errorf("cannot ask Prometheus at %s: %s", at, oneLine(err.Error()))
@@ -86,6 +91,9 @@ type recorder struct {
 
 // errTooLarge ends the reading of an answer larger than maxAnswer.
 var errTooLarge = errors.New("answer too large")
+
+// errRedirect refuses a redirect from the Prometheus address.
+var errRedirect = errors.New("redirected")
 
 func (r *recorder) RoundTrip(req *http.Request) (*http.Response, error) {
 	base := r.base
@@ -128,6 +136,13 @@ func queryError(at, status string, err error) error {
 	code, _, _ := strings.Cut(status, " ")
 	var uerr *url.Error
 	switch aerr, isAPI := errors.AsType[*v1.Error](err); {
+	case errors.Is(err, errRedirect):
+		var to string
+		if uerr, ok := errors.AsType[*url.Error](err); ok {
+			to = strings.TrimPrefix(uerr.Err.Error(), errRedirect.Error()+" to ")
+		}
+		return fmt.Errorf("the server at %s answered %s with a redirect to %s, and Podium follows no redirects; "+
+			"set the address to where Prometheus answers", at, status, to)
 	case errors.Is(err, errTooLarge):
 		return fmt.Errorf("Prometheus at %s answered with more than %d bytes: the query yields many series; "+
 			"aggregate it to one, with sum() or max()", at, maxAnswer)

@@ -300,13 +300,27 @@ func TestRender(t *testing.T) {
 			want:  `rate(x{namespace="ml",model="churn",version="12",track="canary"}[5m])`,
 		},
 		"a query without variables stays as it is": {query: `sum(up)`, want: `sum(up)`},
-		"an unknown field is rejected and the query named": {
+		"spaces inside the braces are allowed":     {query: `x{v="{{ .Version }}"}`, want: `x{v="12"}`},
+		"an unknown field is rejected and named": {
 			query:   `x{stage="{{.Stage}}"}`,
-			wantErr: []string{`query "x{stage=\"{{.Stage}}\"}" cannot be rendered`, "Stage", "{{.Namespace}}, {{.Model}}, {{.Version}} and {{.Track}}"},
+			wantErr: []string{`the query names "{{.Stage}}" at character 10`, "{{.Namespace}}, {{.Model}}, {{.Version}} and {{.Track}}"},
 		},
-		"a template that does not parse is rejected and the query named": {
+		"an unclosed placeholder is rejected": {
 			query:   `x{model="{{.Model}"}`,
-			wantErr: []string{`query "x{model=\"{{.Model}\"}" is not a valid template`},
+			wantErr: []string{`has a {{ without its }} at character 10`},
+		},
+		// Under text/template these ran without bound in time or memory inside a reconcile.
+		"a loop is not run": {
+			query:   `{{range 100000000}}{{end}}`,
+			wantErr: []string{`the query names "{{range 100000000}}" at character 1`},
+		},
+		"a repetition is not run": {
+			query:   `{{printf "%016777216d" 0}}`,
+			wantErr: []string{`the query names "{{printf \"%016777216d\" 0}}"`},
+		},
+		"a long query with a typo is named by its placeholder, not quoted whole": {
+			query:   strings.Repeat("sum(rate(x[1m])) + ", 200) + `{{.Versoin}}`,
+			wantErr: []string{`the query names "{{.Versoin}}" at character 3801`},
 		},
 	} {
 		t.Run(name, func(t *testing.T) {
@@ -324,6 +338,9 @@ func TestRender(t *testing.T) {
 				if !strings.Contains(err.Error(), part) {
 					t.Errorf("%q does not say %q", err, part)
 				}
+			}
+			if len(err.Error()) > 200 {
+				t.Errorf("the error has %d characters, more than a status message should carry: %q", len(err.Error()), err)
 			}
 		})
 	}
