@@ -77,6 +77,7 @@ type ModelVersionSpec struct {
 	// +kubebuilder:validation:MinLength=1
 	// +kubebuilder:validation:MaxLength=45
 	// +kubebuilder:validation:XValidation:rule="self == oldSelf",message="registeredModel cannot be changed; register a new ModelVersion instead"
+	// +kubebuilder:validation:XValidation:rule="self.matches('^[a-z]([-a-z0-9]*[a-z0-9])?$')",message="registeredModel must be the name of a RegisteredModel in the version's namespace: a lowercase letter, then lowercase letters, digits and '-', such as battle-winner-predictor (no namespace: a version belongs to a model of its own namespace)"
 	RegisteredModel string `json:"registeredModel"`
 
 	// version is the version number, 1 or more, unique within the model. Numbers order events
@@ -165,6 +166,13 @@ type ModelVersionStatus struct {
 	// when spec.stage differs from it; clearing spec.stage clears it.
 	// +optional
 	ObservedStageRequest Stage `json:"observedStageRequest,omitempty"`
+
+	// requestNote says why the operator did not carry out the request in observedStageRequest,
+	// for example a Production request first seen together with one for a newer version, which
+	// wins; empty when it was carried out. It is replaced when spec.stage changes.
+	// +optional
+	// +kubebuilder:validation:MaxLength=1024
+	RequestNote string `json:"requestNote,omitempty"`
 
 	// registeredModelUID is the UID of the RegisteredModel that decided this status. A model
 	// deleted and created again is a new model: it does not inherit stages decided by the old one.

@@ -243,6 +243,13 @@ type HistoryEntry struct {
 	// +required
 	Version int64 `json:"version"`
 
+	// versionUID is the UID of the ModelVersion that changed stage: a version deleted and
+	// registered again under the same number is another object, which never served. Absent in
+	// entries written before it was recorded.
+	// +optional
+	// +kubebuilder:validation:MaxLength=128
+	VersionUID string `json:"versionUID,omitempty"`
+
 	// from is the stage the version left; absent for a version decided for the first time.
 	// +optional
 	From Stage `json:"from,omitempty"`
@@ -293,6 +300,9 @@ func (m *RegisteredModel) HistoryLimit() int {
 	}
 	return int(*m.Spec.HistoryLimit)
 }
+
+// MaxRequestNote is the longest status.requestNote of a ModelVersion, in characters.
+const MaxRequestNote = 1024
 
 // MaxHistoryMessage is the longest history message, in characters; longer ones are shortened.
 const MaxHistoryMessage = 1024

@@ -55,7 +55,7 @@ type Prometheus struct {
 	// +required
 	// +kubebuilder:validation:MinLength=1
 	// +kubebuilder:validation:MaxLength=512
-	// +kubebuilder:validation:XValidation:rule="self.startsWith('http://') || self.startsWith('https://')",message="the Prometheus address must be an http:// or https:// URL, such as http://prometheus.monitoring:9090"
+	// +kubebuilder:validation:XValidation:rule="isURL(self) && url(self).getScheme() in ['http', 'https'] && url(self).getHostname() != ''",message="the Prometheus address must be an http:// or https:// URL with a host, such as http://prometheus.monitoring:9090"
 	Address string `json:"address"`
 }
 

@@ -84,7 +84,20 @@ func TestOutputsMatchGoldenFiles(t *testing.T) {
 		{"history.golden", func(w io.Writer) error { return writeHistory(w, model, model.Status.History, nil) }},
 		{"history-full.golden", func(w io.Writer) error { return writeHistory(w, limited, limited.Status.History, nil) }},
 		{"history-registered-by.golden", func(w io.Writer) error {
-			return writeHistory(w, model, model.Status.History, map[int64]string{3: "alice", 4: "alice@example.com"})
+			return writeHistory(w, model, model.Status.History,
+				map[int64]registrant{3: {uid: "uid-3", by: "alice"}, 4: {uid: "uid-4", by: "alice@example.com"}})
+		}},
+		// Version 3 was deleted and registered again by bob: the rows of the old object name no
+		// registrant, since the object bob created never had those stages.
+		{"history-number-reused.golden", func(w io.Writer) error {
+			reused := model.DeepCopy()
+			for i := range reused.Status.History {
+				if h := &reused.Status.History[i]; h.Version == 3 {
+					h.VersionUID = "uid-3-deleted"
+				}
+			}
+			return writeHistory(w, reused, reused.Status.History,
+				map[int64]registrant{3: {uid: "uid-3", by: "bob"}, 4: {uid: "uid-4", by: "alice@example.com"}})
 		}},
 		{"status.golden", func(w io.Writer) error {
 			return writeStatus(w, &modelStatus{model: model, production: production}, goldenNow)

@@ -78,7 +78,7 @@ its start in UTC).`, mlv1.DefaultHistoryLimit, mlv1.MaxHistoryLimit),
 // writeHistory writes shown, the model's history or its newest entries, as a table, oldest first,
 // and says when older entries were dropped: when the model's history holds as many as its
 // spec.historyLimit. With registrants, a REGISTERED BY column says who registered each version.
-func writeHistory(w io.Writer, model *mlv1.RegisteredModel, shown []mlv1.HistoryEntry, registrants map[int64]string) error {
+func writeHistory(w io.Writer, model *mlv1.RegisteredModel, shown []mlv1.HistoryEntry, registrants map[int64]registrant) error {
 	t := printers.GetNewTabWriter(w)
 	header, row := "TIME\tVERSION\tFROM\tTO\tREASON\tBY\tMESSAGE", "%s\t%d\t%s\t%s\t%s\t%s\t%[7]s\n"
 	if registrants != nil {
@@ -87,7 +87,7 @@ func writeHistory(w io.Writer, model *mlv1.RegisteredModel, shown []mlv1.History
 	_, _ = fmt.Fprintln(t, header)
 	for _, h := range shown {
 		_, _ = fmt.Fprintf(t, row, timestamp(h.Time), h.Version, orDash(h.From), h.To, h.Reason, orDash(h.By), h.Message,
-			orDash(registrants[h.Version]))
+			orDash(registrants[h.Version].of(h)))
 	}
 	if err := t.Flush(); err != nil {
 		return err
@@ -100,16 +100,29 @@ func writeHistory(w io.Writer, model *mlv1.RegisteredModel, shown []mlv1.History
 	return nil
 }
 
-// registrants maps each version number to who registered it, as the governance policies stamp
-// it; nil when no version carries the stamp (the policies are not installed).
-func registrants(versions []mlv1.ModelVersion) map[int64]string {
-	var out map[int64]string
+// registrant is who registered the ModelVersion that now holds a version number, as the
+// governance policies stamp it, and that object's UID.
+type registrant struct{ uid, by string }
+
+// of is who registered the version of history entry h: unknown ("") when the entry is about
+// another object with that number, deleted since.
+func (r registrant) of(h mlv1.HistoryEntry) string {
+	if h.VersionUID != "" && h.VersionUID != r.uid {
+		return ""
+	}
+	return r.by
+}
+
+// registrants maps each version number to who registered it; nil when no version carries the
+// stamp (the policies are not installed).
+func registrants(versions []mlv1.ModelVersion) map[int64]registrant {
+	var out map[int64]registrant
 	for _, v := range versions {
 		if by := v.Annotations[mlv1.AnnotationRegisteredBy]; by != "" {
 			if out == nil {
-				out = map[int64]string{}
+				out = map[int64]registrant{}
 			}
-			out[v.Spec.Version] = by
+			out[v.Spec.Version] = registrant{uid: string(v.UID), by: by}
 		}
 	}
 	return out

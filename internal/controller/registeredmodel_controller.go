@@ -19,6 +19,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/apimachinery/pkg/util/validation"
 	"k8s.io/klog/v2"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/cache"
@@ -565,7 +566,13 @@ func modelOfPod(_ context.Context, o client.Object) []ctrl.Request {
 	return []ctrl.Request{{NamespacedName: types.NamespacedName{Namespace: o.GetNamespace(), Name: model}}}
 }
 
+// modelOfVersion maps a version to its model. A spec.registeredModel that can name no object
+// (only a version stored before the CRD refused such names can hold one) maps to nothing: the
+// model's Get would fail on the name and be retried forever.
 func modelOfVersion(_ context.Context, o client.Object) []ctrl.Request {
 	v := o.(*mlv1.ModelVersion)
+	if len(validation.IsDNS1123Label(v.Spec.RegisteredModel)) > 0 {
+		return nil
+	}
 	return []ctrl.Request{{NamespacedName: types.NamespacedName{Namespace: v.Namespace, Name: v.Spec.RegisteredModel}}}
 }

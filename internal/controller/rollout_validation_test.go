@@ -55,6 +55,13 @@ var _ = Describe("Validation of spec.serving.rollout at apply time", func() {
 			"bake keeps the analysis running after the promotion: it needs spec.serving.rollout.analysis"),
 		Entry("a Prometheus address that is not a URL", func(r *mlv1.Rollout) { r.Analysis.Prometheus.Address = "prometheus:9090" },
 			"the Prometheus address must be an http:// or https:// URL"),
+		Entry("a Prometheus address with a space in its host", func(r *mlv1.Rollout) {
+			r.Analysis.Prometheus.Address = "http://prometheus monitoring:9090"
+		}, "the Prometheus address must be an http:// or https:// URL with a host"),
+		Entry("a Prometheus address without a host", func(r *mlv1.Rollout) { r.Analysis.Prometheus.Address = "http://" },
+			"the Prometheus address must be an http:// or https:// URL with a host"),
+		Entry("a Prometheus address of another scheme", func(r *mlv1.Rollout) { r.Analysis.Prometheus.Address = "file:///etc/passwd" },
+			"the Prometheus address must be an http:// or https:// URL with a host"),
 		Entry("a metric without a bound", func(r *mlv1.Rollout) { r.Analysis.Metrics[0].Max = nil },
 			"an analysis metric needs min, max or both"),
 		Entry("a metric whose min is above its max", func(r *mlv1.Rollout) { r.Analysis.Metrics[0].Min = numPtr("0.5") },

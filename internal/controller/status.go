@@ -1,6 +1,7 @@
 package controller
 
 import (
+	"cmp"
 	"fmt"
 	"time"
 
@@ -9,6 +10,7 @@ import (
 	mlv1 "github.com/podium-dev/podium/api/v1alpha1"
 	"github.com/podium-dev/podium/internal/conditions"
 	"github.com/podium-dev/podium/internal/promotion"
+	"github.com/podium-dev/podium/internal/rollout"
 	"github.com/podium-dev/podium/internal/serving"
 )
 
@@ -25,7 +27,8 @@ func modelStatus(model *mlv1.RegisteredModel, versionCount int, d promotion.Deci
 	s.VersionCount = int32(versionCount)
 	s.History = promotion.AppendHistory(s.History, d.Transitions, now, model.HistoryLimit())
 	s.Serving = servingStatus(model, d, plan, now)
-	s.Rollout = ro
+	s.Rollout = ro.DeepCopy()
+	rollout.BoundMessages(s.Rollout)
 
 	summarize := func(p conditions.Progress, ready metav1.ConditionStatus, reason, msg string) {
 		conditions.Summarize(&s.Conditions, model.Generation, now, p, ready, reason, msg)
@@ -109,6 +112,9 @@ func versionStatus(model *mlv1.RegisteredModel, v *mlv1.ModelVersion, vd promoti
 	s.ObservedGeneration = v.Generation
 	s.RegisteredModelUID = string(model.UID)
 	s.Stage = vd.Stage
+	if vd.ObservedRequest != v.Status.ObservedStageRequest {
+		s.RequestNote = promotion.Shorten(vd.RequestNote, mlv1.MaxRequestNote)
+	}
 	s.ObservedStageRequest = vd.ObservedRequest
 	s.Gates = vd.Gates.Results
 	s.PrimaryMetric = vd.PrimaryMetric
@@ -129,8 +135,8 @@ func versionStatus(model *mlv1.RegisteredModel, v *mlv1.ModelVersion, vd promoti
 		return s
 	}
 	msg := fmt.Sprintf("Stage %s", vd.Stage)
-	if vd.Note != "" {
-		msg += ": " + vd.Note
+	if note := cmp.Or(vd.Note, s.RequestNote); note != "" {
+		msg += ": " + note
 	}
 	conditions.Summarize(&s.Conditions, v.Generation, now, conditions.Done, metav1.ConditionTrue, mlv1.ReasonReconciled, msg)
 	return s

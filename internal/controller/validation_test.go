@@ -47,6 +47,10 @@ var _ = Describe("Validation at apply time", func() {
 			"metric names start with a letter or '_'"),
 		Entry("when the model name is empty", func(v *mlv1.ModelVersion) { v.Spec.RegisteredModel = "" },
 			"spec.registeredModel"),
+		Entry("when the model is named with its namespace", func(v *mlv1.ModelVersion) { v.Spec.RegisteredModel = "gov/churn" },
+			"registeredModel must be the name of a RegisteredModel in the version's namespace"),
+		Entry("when the model name could never name a RegisteredModel", func(v *mlv1.ModelVersion) { v.Spec.RegisteredModel = "Churn" },
+			"registeredModel must be the name of a RegisteredModel"),
 	)
 
 	It("keeps metric values exactly as written", func(ctx context.Context) {

@@ -121,14 +121,20 @@ type VersionDecision struct {
 	PrimaryMetric   string
 	// Duplicate is true when another version claims the same number.
 	Duplicate bool
-	// Note explains a request that was not acted on, if any.
+	// Note explains why the version is not where its gates or request would put it, while that
+	// lasts (a duplicate number, requireImprovement, the canary it runs).
 	Note string
+	// RequestNote answers a new stage request that this decision observes without carrying it
+	// out; the controller keeps it in status.requestNote until spec.stage changes.
+	RequestNote string
 }
 
 // Transition is one change of stage, for the history and for Events.
 type Transition struct {
 	Name    string
 	Version int64
+	// UID is the ModelVersion's UID.
+	UID     string
 	From    mlv1.Stage
 	To      mlv1.Stage
 	Reason  mlv1.HistoryReason
@@ -180,6 +186,7 @@ type decider struct {
 	archived          map[string]bool // versions that are Archived after the events
 	reasons           map[string]reason
 	notes             map[string]string
+	requestNotes      map[string]string
 }
 
 type reason struct {
@@ -200,6 +207,8 @@ func Decide(in Input) Decision {
 		archived: map[string]bool{},
 		reasons:  map[string]reason{},
 		notes:    map[string]string{},
+
+		requestNotes: map[string]string{},
 	}
 	for i := range in.Versions {
 		v := &in.Versions[i]
@@ -292,7 +301,30 @@ func (d *decider) events() []event {
 	slices.SortStableFunc(events, func(a, b event) int {
 		return cmp.Or(cmp.Compare(a.position, b.position), cmp.Compare(a.version.Number, b.version.Number))
 	})
-	return events
+	return d.dropTiedProductionRequests(events)
+}
+
+// dropTiedProductionRequests keeps, of the Production requests that stand at one clock position
+// (first seen in one view, so nothing tells which was made last), only the one for the newest
+// version, and answers the others with a note. Acting on each in turn would record promotions and
+// rollbacks that never served. events is sorted.
+func (d *decider) dropTiedProductionRequests(events []event) []event {
+	winner := map[int64]*Version{}
+	for _, e := range events {
+		if e.request == mlv1.StageProduction {
+			winner[e.position] = e.version // the last one of the position: the newest version
+		}
+	}
+	return slices.DeleteFunc(events, func(e event) bool {
+		w := winner[e.position]
+		if e.request != mlv1.StageProduction || w == e.version {
+			return false
+		}
+		d.requestNotes[e.version.Name] = fmt.Sprintf("The Production request was not acted on: it was first seen "+
+			"together with a Production request for version %d, and of requests seen together the newest version's "+
+			"wins; request Production again to promote this version", w.Number)
+		return true
+	})
 }
 
 func isNewRequest(v *Version) bool {
@@ -327,7 +359,7 @@ func (d *decider) handleRequest(e event) {
 			return
 		}
 		if e.position < d.lastPosition() {
-			d.notes[v.Name] = "The Production request in the version's manifest was not acted on: the model's current " +
+			d.requestNotes[v.Name] = "The Production request in the version's manifest was not acted on: the model's current " +
 				"decision came after it; clear spec.stage and request Production again to promote this version"
 			return
 		}
@@ -411,7 +443,7 @@ func (d *decider) resumeCandidate(c Candidate) {
 // served before, a request that skips the rollout and a candidate that passed take effect at once.
 func (d *decider) holdForCanary(v *Version, position, floor int64, r reason) bool {
 	switch {
-	case !d.in.Canary, r.reason == mlv1.ReasonAnalysisPassed, d.wasProduction(v.Number):
+	case !d.in.Canary, r.reason == mlv1.ReasonAnalysisPassed, d.wasProduction(v):
 		return false
 	case d.production == nil:
 		return false // no version serves: there is no traffic to share and nothing to compare with
@@ -427,11 +459,18 @@ func (d *decider) holdForCanary(v *Version, position, floor int64, r reason) boo
 	return true
 }
 
-// wasProduction says whether the history shows version n in Production.
-func (d *decider) wasProduction(n int64) bool {
+// wasProduction says whether the history shows v, this very ModelVersion, in Production: a
+// version deleted and registered again under its number is a bundle that never served.
+func (d *decider) wasProduction(v *Version) bool {
 	return slices.ContainsFunc(d.in.History, func(h mlv1.HistoryEntry) bool {
-		return h.Version == n && h.To == mlv1.StageProduction
+		return h.To == mlv1.StageProduction && sameObject(h, v)
 	})
+}
+
+// sameObject says whether history entry h is about v: the same number and, where the entry
+// records a UID, the same object.
+func sameObject(h mlv1.HistoryEntry, v *Version) bool {
+	return h.Version == v.Number && (h.VersionUID == "" || h.VersionUID == v.UID)
 }
 
 func (d *decider) isCandidate(v *Version) bool {
@@ -497,7 +536,7 @@ func (d *decider) restorePrevious(retired int64, by string) {
 		if h.To != mlv1.StageProduction || retiredOnRequest[h.Version] {
 			continue
 		}
-		if prev := d.unique(h.Version); prev != nil {
+		if prev := d.unique(h.Version); prev != nil && sameObject(h, prev) {
 			n := prev.Number
 			d.production, d.productionUID = &n, prev.UID
 			delete(d.archived, prev.Name)
@@ -563,8 +602,8 @@ func (d *decider) result() Decision {
 			msg = fmt.Sprintf("Its ModelVersion was deleted; version %d, the previous Production version, was restored", *d.production)
 		}
 		out.Transitions = append(out.Transitions, Transition{
-			Version: *n, From: mlv1.StageProduction, To: mlv1.StageArchived, Reason: mlv1.ReasonDeleted, Message: msg,
-			By: mlv1.ByOperator,
+			Version: *n, UID: d.in.ProductionUID, From: mlv1.StageProduction, To: mlv1.StageArchived,
+			Reason: mlv1.ReasonDeleted, Message: msg, By: mlv1.ByOperator,
 		})
 	}
 	for i := range d.in.Versions {
@@ -577,6 +616,7 @@ func (d *decider) result() Decision {
 			PrimaryMetric:   PrimaryMetric(d.in.Policy.Gates, v.Metrics),
 			Duplicate:       d.isDuplicate(v),
 			Note:            d.notes[v.Name],
+			RequestNote:     d.requestNotes[v.Name],
 		}
 		if d.isCandidate(v) && vd.Note == "" {
 			vd.Note = "The candidate of the model's canary rollout: the model's status.rollout shows how it goes"
@@ -591,7 +631,7 @@ func (d *decider) result() Decision {
 				r = derivedReason(vd.Stage, g)
 			}
 			out.Transitions = append(out.Transitions, Transition{
-				Name: v.Name, Version: v.Number, From: v.Stage, To: vd.Stage, Reason: r.reason, Message: Shorten(r.message, mlv1.MaxHistoryMessage),
+				Name: v.Name, Version: v.Number, UID: v.UID, From: v.Stage, To: vd.Stage, Reason: r.reason, Message: Shorten(r.message, mlv1.MaxHistoryMessage),
 				By: r.by,
 			})
 		}
@@ -678,7 +718,7 @@ func AppendHistory(history []mlv1.HistoryEntry, ts []Transition, now time.Time, 
 	out := slices.Clone(history)
 	for _, t := range ts {
 		out = append(out, mlv1.HistoryEntry{
-			Version: t.Version, From: t.From, To: t.To, Reason: t.Reason, Message: Shorten(t.Message, mlv1.MaxHistoryMessage),
+			Version: t.Version, VersionUID: t.UID, From: t.From, To: t.To, Reason: t.Reason, Message: Shorten(t.Message, mlv1.MaxHistoryMessage),
 			Time: metav1.NewTime(now), By: t.By,
 		})
 	}

@@ -543,7 +543,7 @@ func TestAManifestRequestAfterAFailedRolloutWithNothingToRestore(t *testing.T) {
 			w.add(requestingProduction(version(2, "0.86")))
 			d := w.reconcile(t) // used to panic on the missing Production version
 			expectStages(t, w, "m-2=Staging m-3=Archived")
-			if note := d.Versions["m-2"].Note; !strings.Contains(note, "request Production again") {
+			if note := d.Versions["m-2"].RequestNote; !strings.Contains(note, "request Production again") {
 				t.Fatalf("the request's fate is not explained: %q", note)
 			}
 		})
@@ -855,6 +855,26 @@ func TestCanary(t *testing.T) {
 		},
 		production: 1, stages: "m-1=Production m-2=Archived m-3=Staging",
 	}, {
+		name: "a version deleted and registered again under a number that served is a new bundle: it rolls out",
+		act: func(t *testing.T, w *world) {
+			w.add(version(2, "0.91"))
+			w.reconcile(t)
+			w.verdict = "passed"
+			w.reconcile(t) // 2 served
+			w.add(version(3, "0.92"))
+			w.reconcile(t)
+			w.verdict = "passed"
+			w.reconcile(t) // 3 serves, 2 Archived
+			w.remove("m-2")
+			w.reconcile(t)
+			again := version(2, "0.93") // the only way to change an immutable artifact
+			again.UID = "uid-m-2-again"
+			w.add(again)
+			w.reconcile(t)
+			w.request("m-2", mlv1.StageProduction)
+		},
+		production: 3, candidate: 2, stages: "m-1=Archived m-2=Staging m-3=Production",
+	}, {
 		name: "a request with the skip-rollout annotation takes effect at once",
 		act: func(t *testing.T, w *world) {
 			w.add(version(2, "0.91"))
@@ -1053,4 +1073,44 @@ func mayBypassCanary(d Decision, n int64, w *world) bool {
 		}
 	}
 	return false
+}
+
+// Two Production requests first seen in one view stand at the same instant: the one for the newer
+// version wins, the other is answered with a note, and the history names only what happened.
+func TestProductionRequestsSeenTogether(t *testing.T) {
+	w := &world{policy: mlv1.Promotion{Mode: mlv1.PromotionManual, Gates: seedPolicy().Gates}}
+	w.add(version(3, "0.8512"), version(4, "0.8723"), version(5, "0.88"))
+	w.request("m-5", mlv1.StageProduction)
+	w.reconcile(t)
+	expectStages(t, w, "m-3=Staging m-4=Staging m-5=Production")
+
+	w.request("m-3", mlv1.StageProduction) // a rollback...
+	w.request("m-4", mlv1.StageProduction) // ...and a promotion that lands in the same view
+	d := w.reconcile(t)
+	expectStages(t, w, "m-3=Staging m-4=Production m-5=Archived")
+	for _, tr := range d.Transitions {
+		if tr.Version == 3 || strings.Contains(tr.Message, "version 3") {
+			t.Fatalf("the history names a rollback to version 3 that never happened: %+v", d.Transitions)
+		}
+	}
+	if got := d.Versions["m-3"].RequestNote; !strings.Contains(got, "version 4") || !strings.Contains(got, "request Production again") {
+		t.Fatalf("the losing request's note: %q", got)
+	}
+	if d.Versions["m-3"].ObservedRequest != mlv1.StageProduction {
+		t.Fatalf("the losing request was answered, so it is observed: %+v", d.Versions["m-3"])
+	}
+	if got := d.Versions["m-4"].RequestNote; got != "" {
+		t.Fatalf("the winning request has a note: %q", got)
+	}
+	// The answered request is not acted on later.
+	if d := w.reconcile(t); len(d.Transitions) != 0 || d.Versions["m-3"].RequestNote != "" {
+		t.Fatalf("a second reconcile acted again: %+v %q", d.Transitions, d.Versions["m-3"].RequestNote)
+	}
+	expectStages(t, w, "m-3=Staging m-4=Production m-5=Archived")
+	// Requested again, alone, it wins.
+	w.request("m-3", mlv1.StageNone)
+	w.reconcile(t)
+	w.request("m-3", mlv1.StageProduction)
+	w.reconcile(t)
+	expectStages(t, w, "m-3=Production m-4=Archived m-5=Archived")
 }

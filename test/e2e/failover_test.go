@@ -164,14 +164,30 @@ var _ = Describe("Failover between two managers", Serial, func() {
 			awaitAcquired(leader2)
 			Expect(leader1.exited()).To(BeFalse(), "the frozen manager cannot have exited")
 
-			By("the new leader acts while the old one is frozen: it rolls back to an older version")
+			By("the new leader acts while the old one is frozen: it answers a rollback request")
 			rollback := pw.pickPassing()
 			Expect(rollback).NotTo(BeEmpty(), "no passing version to roll back to")
 			promotionsBefore := pw.promotionsOf(rollback)
 			churn.hold(rollback)
 			churn.request(ctx, rollback, mlv1.StageProduction)
-			Eventually(pw.promotionsOf).WithArguments(rollback).Should(BeNumerically(">", promotionsBefore),
-				"the new leader should make %s Production", rollback)
+			// The rules act on a request once: the version becomes Production or, when the churn's
+			// Production request for a newer version was first seen in the same view and won,
+			// status.requestNote says so. Either way the new leader decided it.
+			var rollbackAnswer string
+			Eventually(func(g Gomega) {
+				if pw.promotionsOf(rollback) > promotionsBefore {
+					rollbackAnswer = "promoted"
+					return
+				}
+				var v mlv1.ModelVersion
+				g.Expect(c.Get(ctx, client.ObjectKey{Namespace: ns, Name: rollback}, &v)).To(Succeed())
+				g.Expect(v.Status.ObservedGeneration).To(Equal(v.Generation), "%s is not reconciled", rollback)
+				g.Expect(v.Status.ObservedStageRequest).To(Equal(mlv1.StageProduction))
+				g.Expect(v.Status.RequestNote).To(ContainSubstring("was not acted on"),
+					"the new leader should make %s Production, or say why not", rollback)
+				rollbackAnswer = "answered: " + v.Status.RequestNote
+			}).Should(Succeed())
+			_, _ = fmt.Fprintf(GinkgoWriter, "the rollback request for %s was %s\n", rollback, rollbackAnswer)
 
 			By("resuming the frozen manager: it finds that it lost the Lease and exits")
 			resumedAt := leader1.logSize()
