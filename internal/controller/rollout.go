@@ -237,18 +237,16 @@ func (r *RegisteredModelReconciler) observeCanary(ctx context.Context, model *ml
 }
 
 // planCanary renders the canary Deployment while a canary runs, and lists it for removal once
-// the rollout ended: at once when it was aborted, once the stable pods serve the candidate when
-// it passed, so that the candidate never loses its pods in between.
+// the rollout ended and the stable pods serve the Production version (canaryEnded), so that no
+// path out of a canary, an abort at a 100% step included, leaves fewer pods serving than before.
 func (r *RegisteredModelReconciler) planCanary(ctx context.Context, model *mlv1.RegisteredModel,
-	versions []mlv1.ModelVersion, st *mlv1.RolloutStatus, live *appsv1.Deployment, check bool, s *servingState) error {
+	versions []mlv1.ModelVersion, st *mlv1.RolloutStatus, production *int64, live *appsv1.Deployment, check bool,
+	s *servingState) error {
 	s.canaryLive = live
 	if !st.Canary() || !canaryStrategy(model) {
-		if live != nil && live.DeletionTimestamp.IsZero() && metav1.IsControlledBy(live, model) {
-			promoted := st != nil && sameVersion(serving.Observe(live).TemplateVersion, &st.Version) &&
-				st.Phase != mlv1.RolloutAborted
-			if !promoted || sameVersion(s.servedVersion(), &st.Version) {
-				s.remove = append(s.remove, live)
-			}
+		if live != nil && live.DeletionTimestamp.IsZero() && metav1.IsControlledBy(live, model) &&
+			canaryEnded(model, production, s.observed) {
+			s.remove = append(s.remove, live)
 		}
 		return nil
 	}
@@ -291,12 +289,34 @@ func (r *RegisteredModelReconciler) planCanary(ctx context.Context, model *mlv1.
 	return nil
 }
 
-// stableReplicas is the stable Deployment's share of the pods while a canary runs; nil otherwise.
-func stableReplicas(model *mlv1.RegisteredModel, st *mlv1.RolloutStatus) *int32 {
+// stableReplicas is the stable Deployment's share of the pods while a canary runs, given the
+// canary Deployment as it is (nil when there is none); nil when no canary runs.
+func stableReplicas(model *mlv1.RegisteredModel, st *mlv1.RolloutStatus, canary *appsv1.Deployment) *int32 {
 	if !st.Canary() || !canaryStrategy(model) {
 		return nil
 	}
-	return new(rollout.StablePods(model.Spec.Serving.Rollout, *model.Spec.Serving.Replicas, st))
+	var available int32
+	if canary != nil {
+		if o := serving.Observe(canary); sameVersion(o.TemplateVersion, &st.Version) {
+			available = o.CurrentAvailable
+		}
+	}
+	return new(rollout.StablePods(model.Spec.Serving.Rollout, *model.Spec.Serving.Replicas, st, available))
+}
+
+// canaryEnded says whether the canary Deployment of a rollout that ended, by any path (passed,
+// aborted, rolled back, RolloutFailed, the candidate archived or deleted, the rollout removed
+// from the spec), may go: once the stable Deployment serves the Production version on every pod
+// it should have, so that the canary's pods serve until the stable ones can take their
+// traffic; at once when no version is Production, since nothing will take it.
+func canaryEnded(model *mlv1.RegisteredModel, production *int64, stable *serving.Observed) bool {
+	if production == nil {
+		return true
+	}
+	if stable == nil || !stable.Serving || !sameVersion(stable.TemplateVersion, production) {
+		return false
+	}
+	return model.Spec.Serving == nil || model.Spec.Serving.Replicas == nil || stable.Replicas >= *model.Spec.Serving.Replicas
 }
 
 // canaryShare says what the candidate gets, for its Serving condition.

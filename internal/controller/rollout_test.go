@@ -121,9 +121,11 @@ var _ = Describe("Canary rollouts", func() {
 	BeforeEach(func(ctx context.Context) {
 		ns = newNamespace(ctx)
 		pw = watchProduction(ctx, ns)
+		cw := watchCapacity(ctx, ns, 4) // canaryOf's replicas
 		DeferCleanup(func() {
 			violations, _ := pw.report()
 			Expect(violations).To(BeEmpty(), "two Production versions at once")
+			Expect(cw.report()).To(BeEmpty(), "fewer pods available than spec.serving.replicas because of a canary")
 		})
 		e = startAnalysis()
 		e.set(ctx, ns, "2", 0.002)
@@ -139,6 +141,10 @@ var _ = Describe("Canary rollouts", func() {
 		Eventually(func(g Gomega) {
 			g.Expect(rolloutOf(ctx, ns).Phase).To(Equal(mlv1.RolloutProgressing))
 			g.Expect(replicasOf(ctx, ns, canaryDeployment)).To(Equal(int32(1)))
+		}).Should(Succeed())
+		Expect(replicasOf(ctx, ns, predictor)).To(Equal(int32(4)), "the stable pods stay until a canary pod serves in their place")
+		Eventually(func(g Gomega) {
+			playDeployments(ctx, g, ns)
 			g.Expect(replicasOf(ctx, ns, predictor)).To(Equal(int32(3)))
 		}).Should(Succeed())
 		// the model is written before its versions
@@ -229,13 +235,25 @@ var _ = Describe("Canary rollouts", func() {
 		create(ctx, seedVersion(ns, 3, "0.9012"))
 		Eventually(func() mlv1.RolloutPhase { return rolloutOf(ctx, ns).Phase }).Should(Equal(mlv1.RolloutProgressing))
 
+		Eventually(func(g Gomega) {
+			playDeployments(ctx, g, ns)
+			g.Expect(replicasOf(ctx, ns, predictor)).To(Equal(int32(3)), "the canary serves on one pod")
+		}).Should(Succeed())
+
 		requestStage(ctx, ns, "battle-winner-predictor-1", mlv1.StageProduction)
 		Eventually(func(g Gomega) {
 			g.Expect(productionOf(ctx, ns)).To(Equal(int64(1)))
 			g.Expect(rolloutOf(ctx, ns).Phase).To(Equal(mlv1.RolloutAborted))
-			g.Expect(replicasOf(ctx, ns, canaryDeployment)).To(Equal(int32(-1)))
+			g.Expect(replicasOf(ctx, ns, predictor)).To(Equal(int32(4)))
 		}).Should(Succeed())
 		Expect(rolloutOf(ctx, ns).Message).To(ContainSubstring("version 1 became Production at once (Rollback)"))
+		Expect(replicasOf(ctx, ns, canaryDeployment)).To(Equal(int32(1)),
+			"the canary pod serves until the stable pods serve version 1 on all four")
+		Eventually(func(g Gomega) {
+			playDeployments(ctx, g, ns)
+			g.Expect(servedVersion(ctx, ns)).To(Equal(int64(1)))
+			g.Expect(replicasOf(ctx, ns, canaryDeployment)).To(Equal(int32(-1)))
+		}).Should(Succeed())
 	})
 
 	It("ends the canary and promotes the candidate at once when the rollout is removed from the model", func(ctx context.Context) {
@@ -246,8 +264,10 @@ var _ = Describe("Canary rollouts", func() {
 		m.Spec.Serving.Rollout = nil
 		Expect(k8sClient.Patch(ctx, m, patch)).To(Succeed())
 		Eventually(func(g Gomega) {
+			playDeployments(ctx, g, ns)
 			g.Expect(productionOf(ctx, ns)).To(Equal(int64(2)))
 			g.Expect(rolloutOf(ctx, ns).Phase).To(Equal(mlv1.RolloutAborted))
+			g.Expect(servedVersion(ctx, ns)).To(Equal(int64(2)))
 			g.Expect(replicasOf(ctx, ns, canaryDeployment)).To(Equal(int32(-1)))
 		}).Should(Succeed())
 	})
@@ -272,6 +292,55 @@ var _ = Describe("Canary rollouts", func() {
 		Expect(ro.Step).To(HaveValue(Equal(int32(1))), "it failed in its second step")
 		history := getModel(ctx, ns, "battle-winner-predictor").Status.History
 		Expect(history[len(history)-1].Message).To(ContainSubstring("error-rate 0.5 is outside <= 0.01"))
+	})
+
+	It("keeps every pod serving when a candidate fails at a step of 100%", func(ctx context.Context) {
+		m := getModel(ctx, ns, "battle-winner-predictor")
+		patch := client.MergeFrom(m.DeepCopy())
+		m.Spec.Serving.Rollout.Steps = []mlv1.RolloutStep{ // the CRD's own example ends at 100
+			{Weight: 25, Duration: metav1.Duration{Duration: 2 * time.Second}},
+			{Weight: 100, Duration: metav1.Duration{Duration: time.Minute}},
+		}
+		Expect(k8sClient.Patch(ctx, m, patch)).To(Succeed())
+		create(ctx, seedVersion(ns, 2, "0.8901"))
+		Eventually(func(g Gomega) {
+			playDeployments(ctx, g, ns)
+			g.Expect(rolloutOf(ctx, ns).Step).To(HaveValue(Equal(int32(1))))
+			g.Expect(replicasOf(ctx, ns, canaryDeployment)).To(Equal(int32(4)))
+			g.Expect(replicasOf(ctx, ns, predictor)).To(Equal(int32(0)), "at 100% the candidate serves on every pod")
+		}).WithTimeout(30 * time.Second).Should(Succeed())
+		e.set(ctx, ns, "2", 0.5)
+		Eventually(func(g Gomega) {
+			g.Expect(stages(ctx, ns)).To(Equal("1=Production 2=Archived"))
+			g.Expect(replicasOf(ctx, ns, predictor)).To(Equal(int32(4)))
+		}).WithTimeout(30 * time.Second).Should(Succeed())
+		Expect(replicasOf(ctx, ns, canaryDeployment)).To(Equal(int32(4)),
+			"the aborted candidate's pods serve until the stable ones can take the traffic")
+		Eventually(func(g Gomega) {
+			playDeployments(ctx, g, ns)
+			g.Expect(replicasOf(ctx, ns, canaryDeployment)).To(Equal(int32(-1)))
+			g.Expect(servedVersion(ctx, ns)).To(Equal(int64(1)))
+		}).Should(Succeed())
+	})
+
+	It("removes the canary of a promoted candidate that is rolled back before the stable pods serve it", func(ctx context.Context) {
+		create(ctx, seedVersion(ns, 2, "0.8901"))
+		Eventually(func(g Gomega) {
+			if productionOf(ctx, ns) != 2 { // once it is, the stable pods are left not serving it
+				playDeployments(ctx, g, ns)
+			}
+			g.Expect(productionOf(ctx, ns)).To(Equal(int64(2)))
+		}).WithTimeout(30 * time.Second).Should(Succeed())
+		// Version 2 passed; the stable pods do not serve it yet when a person rolls back.
+		requestStage(ctx, ns, "battle-winner-predictor-1", mlv1.StageProduction)
+		Eventually(func(g Gomega) {
+			g.Expect(productionOf(ctx, ns)).To(Equal(int64(1)))
+		}).Should(Succeed())
+		Eventually(func(g Gomega) {
+			playDeployments(ctx, g, ns)
+			g.Expect(servedVersion(ctx, ns)).To(Equal(int64(1)))
+			g.Expect(replicasOf(ctx, ns, canaryDeployment)).To(Equal(int32(-1)), "the Archived candidate must not keep serving")
+		}).Should(Succeed())
 	})
 
 	It("lets a newer version that passes its gates replace the candidate, which stays Staging until it is superseded", func(ctx context.Context) {
@@ -300,6 +369,7 @@ var _ = Describe("Canary rollouts", func() {
 			playDeployments(ctx, g, ns)
 			g.Expect(rolloutOf(ctx, ns).Step).To(HaveValue(Equal(int32(1))))
 			g.Expect(rolloutOf(ctx, ns).StepStartTime).NotTo(BeNil())
+			g.Expect(replicasOf(ctx, ns, predictor)).To(Equal(int32(2)), "the stable pods shrink once the canary's serve")
 		}).WithTimeout(30 * time.Second).Should(Succeed())
 		before := rolloutOf(ctx, ns)
 

@@ -124,7 +124,7 @@ func (r *RegisteredModelReconciler) planServing(ctx context.Context, model *mlv1
 	if err := r.planStaging(ctx, model, versions, d, check, &s); err != nil {
 		return s, err
 	}
-	if err := r.planCanary(ctx, model, versions, st, canary, check, &s); err != nil || s.problem != "" {
+	if err := r.planCanary(ctx, model, versions, st, d.Production, canary, check, &s); err != nil || s.problem != "" {
 		return s, err
 	}
 	if d.Production == nil {
@@ -140,7 +140,7 @@ func (r *RegisteredModelReconciler) planServing(ctx context.Context, model *mlv1
 		return s, nil
 	}
 	dep, svc, err := render(serving.Target{Model: model, Version: target, FetcherImage: r.FetcherImage,
-		Replicas: stableReplicas(model, st), InsecureRegistries: r.InsecureRegistries}, serving.Service(model))
+		Replicas: stableReplicas(model, st, canary), InsecureRegistries: r.InsecureRegistries}, serving.Service(model))
 	if errors.Is(err, serving.ErrInvalid) {
 		s.problem, s.message = mlv1.ReasonInvalidServing, err.Error()
 		return s, nil

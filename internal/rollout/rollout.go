@@ -257,7 +257,8 @@ func held(spec *mlv1.Rollout, st mlv1.RolloutStatus, where string) string {
 	return bounded(msg)
 }
 
-// maxMessage is the longest status.rollout.message the API server accepts, in characters.
+// maxMessage is the longest status.rollout.message, and the longest message of one of its
+// metrics, that the API server accepts, in characters.
 const maxMessage = 1024
 
 // bounded cuts a message that lists every metric's error to what the status accepts.
@@ -266,6 +267,20 @@ func bounded(msg string) string {
 		return string(runes[:maxMessage-3]) + "..."
 	}
 	return msg
+}
+
+// BoundMessages cuts every message of st to what the API server accepts. The controller passes
+// each rollout status it writes through it, so that no message built from Prometheus' errors, a
+// query or many metrics makes the API server refuse the write: a status refused for its size
+// would hold the canary where it is, abort included.
+func BoundMessages(st *mlv1.RolloutStatus) {
+	if st == nil {
+		return
+	}
+	st.Message = bounded(st.Message)
+	for i := range st.Metrics {
+		st.Metrics[i].Message = bounded(st.Metrics[i].Message)
+	}
 }
 
 // holding says where a held canary stands, as in "10% of the pods run version 2".
@@ -381,15 +396,18 @@ func Pods(spec *mlv1.Rollout, replicas int32, st *mlv1.RolloutStatus) int32 {
 	return CanaryReplicas(replicas, StepWeight(spec, st))
 }
 
-// StablePods is how many pods the stable track runs while st's canary runs on Pods of them.
-// With the Gateway API, the route gives each track its exact weight, so the stable track keeps
-// every pod, enough to take all the traffic back at once on an abort; otherwise the replica
-// counts are the weights, and the two tracks share the pods.
-func StablePods(spec *mlv1.Rollout, replicas int32, st *mlv1.RolloutStatus) int32 {
+// StablePods is how many pods the stable track runs while st's canary runs on Pods of them,
+// when canaryAvailable of the canary's pods already serve the candidate. With the Gateway API,
+// the route gives each track its exact weight, so the stable track keeps every pod, enough to
+// take all the traffic back at once on an abort. Otherwise the replica counts are the weights
+// and the two tracks share the pods, surge before shrink: the stable track gives up a pod only
+// once a canary pod serves in its place, so that the available pods never drop below replicas
+// while a step moves.
+func StablePods(spec *mlv1.Rollout, replicas int32, st *mlv1.RolloutStatus, canaryAvailable int32) int32 {
 	if spec.GatewayAPI() != nil {
 		return replicas
 	}
-	return replicas - Pods(spec, replicas, st)
+	return replicas - min(Pods(spec, replicas, st), max(canaryAvailable, 0))
 }
 
 // Bound renders a metric's bound for messages, such as "<= 0.01" or "in [0.8, 1]".

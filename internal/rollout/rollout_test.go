@@ -391,22 +391,46 @@ func TestPodsPerTrack(t *testing.T) {
 		name           string
 		spec           *mlv1.Rollout
 		st             mlv1.RolloutStatus
+		available      int32 // canary pods that serve the candidate
 		canary, stable int32
 	}{
-		{"a shadow of 100% runs as many candidate pods as stable ones", gateway, shadowing, 4, 4},
-		{"with the Gateway API the stable track keeps every pod", gateway, secondStep, 2, 4},
-		{"with replica weights the tracks share the pods", replicaWeighted, firstStep, 1, 3},
-		{"the second step of replica weights", replicaWeighted, secondStep, 2, 2},
+		{"a shadow of 100% runs as many candidate pods as stable ones", gateway, shadowing, 4, 4, 4},
+		{"with the Gateway API the stable track keeps every pod", gateway, secondStep, 0, 2, 4},
+		{"with replica weights the tracks share the pods", replicaWeighted, firstStep, 1, 1, 3},
+		{"the second step of replica weights", replicaWeighted, secondStep, 2, 2, 2},
+		{"the stable track keeps every pod until a canary pod serves", replicaWeighted, firstStep, 0, 1, 4},
+		{"a step that grows the canary shrinks the stable track only by the canary pods that serve", replicaWeighted, secondStep, 1, 2, 3},
+		{"a canary with more pods than its step, from the step before, shrinks the stable track by the step's", replicaWeighted, firstStep, 3, 1, 3},
+		{"a last step of 100% leaves the stable track no pod once the canary serves on every one", lastStepOf100(), hundred(), 4, 4, 0},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			if got := Pods(tc.spec, 4, &tc.st); got != tc.canary {
 				t.Errorf("Pods = %d, want %d", got, tc.canary)
 			}
-			if got := StablePods(tc.spec, 4, &tc.st); got != tc.stable {
+			if got := StablePods(tc.spec, 4, &tc.st, tc.available); got != tc.stable {
 				t.Errorf("StablePods = %d, want %d", got, tc.stable)
+			}
+			for available := range tc.canary + 1 {
+				if got := StablePods(tc.spec, 4, &tc.st, available) + available; got < 4 {
+					t.Errorf("with %d canary pods serving, %d pods serve in all, fewer than the 4 replicas", available, got)
+				}
 			}
 		})
 	}
+}
+
+// lastStepOf100 is the CRD's own example of steps: 10%, 50%, then 100%.
+func lastStepOf100() *mlv1.Rollout {
+	spec := canary()
+	spec.Steps = append(spec.Steps, mlv1.RolloutStep{Weight: 100, Duration: metav1.Duration{Duration: time.Minute}})
+	return spec
+}
+
+// hundred is a rollout of lastStepOf100 at its last step.
+func hundred() mlv1.RolloutStatus {
+	st := Begin(lastStepOf100(), 2, "", nil, t0)
+	st.Step = new(int32(2))
+	return st
 }
 
 // heldUntil holds a canary from the start until d.
@@ -575,5 +599,48 @@ func TestAFailureOverALimitOfZeroSaysOnce(t *testing.T) {
 	}
 	if want := "Analysis failed: error-rate 0.2 is outside <= 0.01 (failed once, the limit is 0)"; r.st.Message != want {
 		t.Errorf("message %q, want %q", r.st.Message, want)
+	}
+}
+
+// While Prometheus is down, each of eight metrics carries a long error: the abort that the
+// inconclusive limit asks for must still fit the status, or the API server refuses it and the
+// canary can never be aborted.
+func TestAnAbortOfManyInconclusiveMetricsFitsTheStatus(t *testing.T) {
+	spec := canary()
+	spec.Analysis.Metrics = nil
+	var measured []Measurement
+	down := errors.New("cannot reach Prometheus at http://prometheus.monitoring:9090 (" + strings.Repeat("dial tcp: i/o timeout; ", 25) + ")")
+	for _, name := range []string{"a", "b", "c", "d", "e", "f", "g", "h"} {
+		spec.Analysis.Metrics = append(spec.Analysis.Metrics, mlv1.AnalysisMetric{Name: name, Query: "q", Max: num("1")})
+		measured = append(measured, Measurement{Name: name, Err: down})
+	}
+	prev := int64(1)
+	st := Begin(spec, 2, "uid-2", &prev, t0)
+	now := t0
+	var verdict Verdict
+	for i := range int(spec.Analysis.InconclusiveLimit) {
+		now = now.Add(spec.Analysis.Interval.Duration)
+		obs := Observation{Now: now, CanaryAvailable: true}
+		if i > 0 {
+			obs.Measured = measured
+		}
+		st, verdict = Advance(spec, st, obs)
+	}
+	now = now.Add(spec.Analysis.Interval.Duration)
+	st, verdict = Advance(spec, st, Observation{Now: now, CanaryAvailable: true, Measured: measured})
+	if verdict != Failed {
+		t.Fatalf("after %d inconclusive measurements the verdict is %v, want Failed: %s", spec.Analysis.InconclusiveLimit, verdict, st.Message)
+	}
+	if n := len([]rune(st.Message)); n <= maxMessage {
+		t.Fatalf("the case no longer builds a long message (%d characters); make its errors longer", n)
+	}
+	BoundMessages(&st)
+	if n := len([]rune(st.Message)); n > maxMessage || !strings.HasPrefix(st.Message, "Analysis failed: a was inconclusive") {
+		t.Errorf("status.rollout.message has %d characters (the API server takes %d): %q", n, maxMessage, st.Message)
+	}
+	for _, ms := range st.Metrics {
+		if n := len([]rune(ms.Message)); n > maxMessage {
+			t.Errorf("metric %s's message has %d characters", ms.Name, n)
+		}
 	}
 }

@@ -24,6 +24,9 @@ type Observed struct {
 	ReadyReplicas int32
 	// UpdatedReplicas and Replicas say how far a rollout has come.
 	UpdatedReplicas, Replicas int32
+	// CurrentAvailable counts the available pods that run the current template: all available
+	// pods once the status describes the current spec and every pod runs its template, else none.
+	CurrentAvailable int32
 }
 
 // Observe reads a Deployment's status. A status the Deployment controller has not yet
@@ -41,6 +44,9 @@ func Observe(d *appsv1.Deployment) Observed {
 	}
 	o.Serving = d.Status.UpdatedReplicas == o.Replicas && d.Status.AvailableReplicas == o.Replicas &&
 		d.Status.Replicas == o.Replicas
+	if d.Status.UpdatedReplicas == d.Status.Replicas {
+		o.CurrentAvailable = d.Status.AvailableReplicas
+	}
 	for _, c := range d.Status.Conditions {
 		if c.Type == appsv1.DeploymentProgressing && c.Status == corev1.ConditionFalse && c.Reason == "ProgressDeadlineExceeded" {
 			o.Failed = true
