@@ -47,6 +47,13 @@ type Prometheus struct {
 // The API's warnings (such as "metric might not be a counter") are ignored: they do not change
 // the value, and a gate's condition has room for one judgement only.
 func (p Prometheus) Measure(ctx context.Context, query string) (float64, error) {
+	value, _, err := p.Sample(ctx, query)
+	return value, err
+}
+
+// Sample is Measure, with the time of the sample Prometheus answered with: its evaluation time
+// for an instant query, on Prometheus' clock.
+func (p Prometheus) Sample(ctx context.Context, query string) (float64, time.Time, error) {
 	client := http.Client{}
 	if p.Client != nil {
 		client = *p.Client
@@ -59,7 +66,7 @@ func (p Prometheus) Measure(ctx context.Context, query string) (float64, error) 
 	base, err := url.Parse(p.Address)
 	if err != nil || (base.Scheme != "http" && base.Scheme != "https") || base.Host == "" {
 		// url.Parse's error quotes the address, with any password in it.
-		return 0, fmt.Errorf("the Prometheus address %q is not an http:// or https:// URL; set it to one, such as http://prometheus:9090",
+		return 0, time.Time{}, fmt.Errorf("the Prometheus address %q is not an http:// or https:// URL; set it to one, such as http://prometheus:9090",
 			redact(p.Address))
 	}
 	at := redact(p.Address)
@@ -73,13 +80,27 @@ func (p Prometheus) Measure(ctx context.Context, query string) (float64, error) 
 	}
 	c, err := api.NewClient(api.Config{Address: p.Address, Client: &client})
 	if err != nil {
-		return 0, fmt.Errorf("cannot ask Prometheus at %s: %s", at, oneLine(err.Error()))
+		return 0, time.Time{}, fmt.Errorf("cannot ask Prometheus at %s: %s", at, oneLine(err.Error()))
 	}
 	v, _, err := v1.NewAPI(c).Query(ctx, query, time.Time{})
 	if err != nil {
-		return 0, queryError(at, rt.status, err)
+		return 0, time.Time{}, queryError(at, rt.status, err)
 	}
-	return value(v)
+	f, err := value(v)
+	return f, sampleTime(v), err
+}
+
+// sampleTime is the time of a result's one sample; zero when it has none.
+func sampleTime(v model.Value) time.Time {
+	switch v := v.(type) {
+	case *model.Scalar:
+		return v.Timestamp.Time()
+	case model.Vector:
+		if len(v) == 1 {
+			return v[0].Timestamp.Time()
+		}
+	}
+	return time.Time{}
 }
 
 // recorder is an http.RoundTripper that notes the status of the last answer (the API client

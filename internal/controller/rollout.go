@@ -60,11 +60,13 @@ func (r *RegisteredModelReconciler) measure(ctx context.Context, model *mlv1.Reg
 	prom := analysis.Prometheus{Address: spec.Analysis.Prometheus.Address, Client: r.PrometheusClient}
 	out := make([]rollout.Measurement, 0, len(spec.Analysis.Metrics))
 	for _, m := range spec.Analysis.Metrics {
-		got := rollout.Measurement{Name: m.Name}
+		// Stamped with the rollout it measures: a plan made again from the API server's view
+		// counts it only when that view shows the same candidate in the same step.
+		got := rollout.Measurement{Name: m.Name, For: rollout.TargetOf(st)}
 		query, err := analysis.Render(m.Query, vars)
 		if err == nil {
 			qctx, cancel := context.WithTimeout(ctx, measureTimeout)
-			got.Value, err = prom.Measure(qctx, query)
+			got.Value, got.At, err = prom.Sample(qctx, query)
 			cancel()
 		}
 		got.Err = err
@@ -97,7 +99,8 @@ func (r *RegisteredModelReconciler) advanceRollout(model *mlv1.RegisteredModel, 
 	}
 	obs := rollout.Observation{Now: r.now(), Held: pauseRequested(model)}
 	if rollout.Due(spec, st, obs.Now) {
-		obs.Measured = measured // measurements taken for an older view of the rollout count only once
+		// Counted only once, and only those taken for this view's candidate and step (rollout.Target).
+		obs.Measured = measured
 	}
 	if live != nil {
 		if o := serving.Observe(live); o.Serving {

@@ -8,6 +8,7 @@ package rollout
 import (
 	"fmt"
 	"math"
+	"slices"
 	"strings"
 	"time"
 
@@ -22,6 +23,48 @@ type Measurement struct {
 	Value float64
 	// Err makes the measurement inconclusive: no data, a query error, Prometheus unreachable.
 	Err error
+	// For is the rollout the measurement was taken for (TargetOf its status), and At the time
+	// of the sample Prometheus answered with; zero when there is none (Err).
+	For Target
+	At  time.Time
+}
+
+// Target is what a measurement measured: one candidate (or baked version), by UID, in one step
+// (or the shadow, or the bake) that began at one time. A measurement counts only for the rollout
+// status it was taken for: a cache that lags may show another candidate, or an earlier step, than
+// the API server's view that the measurements are recorded on.
+type Target struct {
+	VersionUID string
+	Phase      string // "canary", "shadow" or "bake": a pause keeps the step it paused in
+	Step       int32
+	StepStart  time.Time
+}
+
+// TargetOf is the target of measurements taken for st.
+func TargetOf(st *mlv1.RolloutStatus) Target {
+	t := Target{VersionUID: st.VersionUID, Phase: "canary", Step: -1}
+	switch {
+	case st.Phase == mlv1.RolloutBaking:
+		t.Phase = "bake"
+	case st.Step == nil:
+		t.Phase = "shadow"
+	default:
+		t.Step = *st.Step
+	}
+	if st.StepStartTime != nil {
+		t.StepStart = st.StepStartTime.Time
+	}
+	return t
+}
+
+// counts says whether m measures st: it was taken for st's candidate in st's step, and its
+// sample is not older than the step.
+func (m Measurement) counts(st *mlv1.RolloutStatus) bool {
+	t := TargetOf(st)
+	if m.For != t || t.StepStart.IsZero() {
+		return false
+	}
+	return m.Err != nil || !m.At.Before(t.StepStart)
 }
 
 // Observation is what one reconcile saw of a rollout.
@@ -173,9 +216,11 @@ func bake(spec *mlv1.Rollout, st mlv1.RolloutStatus, obs Observation) (mlv1.Roll
 // inconclusive measurement pauses a canary, which resumes (see Advance), from the start of its
 // step, with the next conclusive one.
 func measure(spec *mlv1.Rollout, st *mlv1.RolloutStatus, obs Observation) Verdict {
-	if len(obs.Measured) == 0 || spec.Analysis == nil {
+	measured := slices.DeleteFunc(slices.Clone(obs.Measured), func(m Measurement) bool { return !m.counts(st) })
+	if len(measured) == 0 || spec.Analysis == nil {
 		return Undecided
 	}
+	obs.Measured = measured
 	st.LastMeasurementTime = timeRef(obs.Now)
 	var failed, inconclusive []string
 	for _, m := range spec.Analysis.Metrics {

@@ -2,6 +2,7 @@ package rollout
 
 import (
 	"errors"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -67,7 +68,7 @@ func (r *run) until(t *testing.T, limit time.Duration) Verdict {
 		obs := Observation{Now: r.now, CanaryAvailable: true, Serving: r.serving, Held: r.held != nil && r.held(r.now)}
 		if Due(r.spec, &r.st, r.now) {
 			v, err := r.values(r.now)
-			obs.Measured = []Measurement{{Name: "error-rate", Value: v, Err: err}}
+			obs.Measured = takenFor(&r.st, r.now, Measurement{Name: "error-rate", Value: v, Err: err})
 		}
 		var verdict Verdict
 		r.st, verdict = Advance(r.spec, r.st, obs)
@@ -419,6 +420,15 @@ func TestPodsPerTrack(t *testing.T) {
 	}
 }
 
+// takenFor stamps measurements as the controller does: taken at at, for the rollout st.
+func takenFor(st *mlv1.RolloutStatus, at time.Time, ms ...Measurement) []Measurement {
+	out := slices.Clone(ms)
+	for i := range out {
+		out[i].For, out[i].At = TargetOf(st), at
+	}
+	return out
+}
+
 // lastStepOf100 is the CRD's own example of steps: 10%, 50%, then 100%.
 func lastStepOf100() *mlv1.Rollout {
 	spec := canary()
@@ -582,8 +592,9 @@ func TestAPauseMessageFitsTheStatus(t *testing.T) {
 		measured = append(measured, Measurement{Name: name, Err: long})
 	}
 	st := Begin(spec, 2, "uid-2", nil, t0)
+	st.StepStartTime = timeRef(t0) // its pods serve
 	for _, held := range []bool{false, true} {
-		got, _ := Advance(spec, st, Observation{Now: t0, CanaryAvailable: true, Measured: measured, Held: held})
+		got, _ := Advance(spec, st, Observation{Now: t0, CanaryAvailable: true, Measured: takenFor(&st, t0, measured...), Held: held})
 		if n := len([]rune(got.Message)); got.Phase != mlv1.RolloutPaused || n > 1024 {
 			t.Errorf("held %v: phase %s, a message of %d characters; want Paused, at most 1024", held, got.Phase, n)
 		}
@@ -622,12 +633,12 @@ func TestAnAbortOfManyInconclusiveMetricsFitsTheStatus(t *testing.T) {
 		now = now.Add(spec.Analysis.Interval.Duration)
 		obs := Observation{Now: now, CanaryAvailable: true}
 		if i > 0 {
-			obs.Measured = measured
+			obs.Measured = takenFor(&st, now, measured...)
 		}
 		st, verdict = Advance(spec, st, obs)
 	}
 	now = now.Add(spec.Analysis.Interval.Duration)
-	st, verdict = Advance(spec, st, Observation{Now: now, CanaryAvailable: true, Measured: measured})
+	st, verdict = Advance(spec, st, Observation{Now: now, CanaryAvailable: true, Measured: takenFor(&st, now, measured...)})
 	if verdict != Failed {
 		t.Fatalf("after %d inconclusive measurements the verdict is %v, want Failed: %s", spec.Analysis.InconclusiveLimit, verdict, st.Message)
 	}
@@ -642,5 +653,39 @@ func TestAnAbortOfManyInconclusiveMetricsFitsTheStatus(t *testing.T) {
 		if n := len([]rune(ms.Message)); n > maxMessage {
 			t.Errorf("metric %s's message has %d characters", ms.Name, n)
 		}
+	}
+}
+
+// The cache lagged: it showed version 2's canary, or an earlier step, when the measurement was
+// taken, while the API server's view, on which it is recorded, has another candidate or step.
+// Such a measurement measures something else and must not count, nor a sample from before the step.
+func TestOnlyMeasurementsOfTheCandidateInItsStepCount(t *testing.T) {
+	spec := canary()
+	prev := int64(1)
+	st := Begin(spec, 3, "uid-3", &prev, t0)
+	st.Step, st.StepStartTime = new(int32(1)), timeRef(t0.Add(2*time.Minute))
+	now := t0.Add(3 * time.Minute)
+	failing := Measurement{Name: "error-rate", Value: 0.5}
+	version2 := st
+	version2.VersionUID, version2.Version = "uid-2", 2
+	firstStep := st
+	firstStep.Step, firstStep.StepStartTime = new(int32(0)), timeRef(t0)
+	for name, m := range map[string]Measurement{
+		"another candidate's":              takenFor(&version2, now, failing)[0],
+		"the candidate's, an earlier step": takenFor(&firstStep, now, failing)[0],
+		"a sample from before the step":    takenFor(&st, st.StepStartTime.Add(-time.Second), failing)[0],
+		"one without a target":             failing,
+	} {
+		t.Run(name, func(t *testing.T) {
+			spec.Analysis.Metrics[0].FailureLimit = 0
+			got, verdict := Advance(spec, st, Observation{Now: now, CanaryAvailable: true, Measured: []Measurement{m}})
+			if verdict != Undecided || got.LastMeasurementTime != nil || got.Metrics[0].Failed != 0 {
+				t.Errorf("it counted: verdict %v, last measurement %v, failed %d", verdict, got.LastMeasurementTime, got.Metrics[0].Failed)
+			}
+		})
+	}
+	got, verdict := Advance(spec, st, Observation{Now: now, CanaryAvailable: true, Measured: takenFor(&st, now, failing)})
+	if verdict != Failed {
+		t.Errorf("the candidate's own failing measurement in its step: verdict %v, %s", verdict, got.Message)
 	}
 }
