@@ -52,6 +52,7 @@ var _ = Describe("The Helm chart", Serial, func() {
 		DeferCleanup(func() {
 			_, err := helm("uninstall", release, "-n", ns)
 			Expect(err).NotTo(HaveOccurred())
+			awaitGovernanceGone(ns)
 		})
 
 		By("waiting for both manager pods: the restricted namespace admits them")

@@ -100,6 +100,7 @@ var _ = Describe("Governance through kubectl --as", Serial, func() {
 		DeferCleanup(func() {
 			_, err := kubectl("delete", "-k", governance, "--ignore-not-found")
 			Expect(err).NotTo(HaveOccurred())
+			awaitGovernanceGone(ns)
 		})
 
 		By("letting data scientists and reviewers work with models in the namespace, and making ml-reviewers its approvers")
@@ -242,3 +243,31 @@ spec:
 			model, t2.UTC().Format(time.RFC3339))))
 	})
 })
+
+
+// awaitGovernanceGone waits, after the governance policies were deleted, until the API server
+// applies neither to a ModelVersion created in ns. It drops deleted policies one by one, some time
+// after the delete: while the validation outlives the mutation it refuses every new ModelVersion,
+// in every namespace, for the specs that run next.
+func awaitGovernanceGone(ns string) {
+	GinkgoHelper()
+	By("waiting until the API server no longer applies the governance policies")
+	Eventually(func(g Gomega) {
+		out, err := kubectlWithInput(unstampedVersion, "create", "--dry-run=server", "-n", ns, "-o",
+			`jsonpath={.metadata.annotations}`, "-f", "-")
+		g.Expect(err).NotTo(HaveOccurred())
+		g.Expect(out).NotTo(ContainSubstring(mlv1.AnnotationRegisteredBy))
+	}).Should(Succeed())
+}
+
+// unstampedVersion is a ModelVersion for dry runs that tell whether the governance policies apply.
+const unstampedVersion = `apiVersion: ml.podium.dev/v1alpha1
+kind: ModelVersion
+metadata:
+  name: governance-probe
+spec:
+  registeredModel: governance-probe
+  version: 1
+  artifact:
+    uri: s3://governance-probe/
+`
