@@ -6,6 +6,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"path/filepath"
+	"strings"
 
 	. "github.com/onsi/ginkgo/v2"
 	. "github.com/onsi/gomega"
@@ -224,6 +225,73 @@ var _ = Describe("The governance admission policies", Ordered, func() {
 				return patchAs(ctx, alice, governed, name, `{"spec":{"stage":"Production"}}`)
 			}).Should(Succeed())
 			Eventually(func() int64 { return productionOf(ctx, governed) }).Should(BeEquivalentTo(4))
+		})
+
+		// The side doors: what else moves Production, holds or skips a rollout, or erases the
+		// record, tried by bob, who may write and delete models and versions but approves nothing.
+		It("refuses a non-approver's withdrawal of a request, which a sync would otherwise turn into a new one", func(ctx context.Context) {
+			deleter := rbacv1.PolicyRule{APIGroups: []string{mlv1.GroupVersion.Group},
+				Resources: []string{"registeredmodels", "modelversions"}, Verbs: []string{"delete"}}
+			create(ctx, &rbacv1.Role{ObjectMeta: metav1.ObjectMeta{Namespace: governed, Name: "deleter"},
+				Rules: []rbacv1.PolicyRule{deleter}},
+				&rbacv1.RoleBinding{ObjectMeta: metav1.ObjectMeta{Namespace: governed, Name: "deleters"},
+					RoleRef: rbacv1.RoleRef{APIGroup: rbacv1.GroupName, Kind: "Role", Name: "deleter"},
+					Subjects: []rbacv1.Subject{{APIGroup: rbacv1.GroupName, Kind: rbacv1.UserKind, Name: "bob"},
+						{APIGroup: rbacv1.GroupName, Kind: rbacv1.UserKind, Name: "alice"}}})
+			name := "battle-winner-predictor-4"
+			before := getVersion(ctx, governed, name)
+			for _, patch := range []string{`{"spec":{"stage":null}}`, `{"spec":{"stage":"Staging"}}`, `{"spec":{"stage":"None"}}`} {
+				err := patchAs(ctx, bob, governed, name, patch)
+				Expect(apierrors.IsForbidden(err)).To(BeTrue(), "%s: %v", patch, err)
+				Expect(err).To(MatchError(ContainSubstring("user bob may not withdraw the spec.stage: Production request of " +
+					"ModelVersion " + name + " in namespace " + governed + ": the ConfigMap podium-governance there lets " +
+					"only its approvers change a request once made")))
+			}
+			Expect(getVersion(ctx, governed, name).ResourceVersion).To(Equal(before.ResourceVersion), "a refusal changes nothing")
+			Expect(patchAs(ctx, alice, governed, name, `{"spec":{"stage":null}}`, client.DryRunAll)).To(Succeed(),
+				"an approver may withdraw it")
+		})
+
+		It("refuses a non-approver's deletion of the Production version and of a model with history", func(ctx context.Context) {
+			v4 := &mlv1.ModelVersion{ObjectMeta: metav1.ObjectMeta{Namespace: governed, Name: "battle-winner-predictor-4"}}
+			err := bob.Delete(ctx, v4)
+			Expect(apierrors.IsForbidden(err)).To(BeTrue(), "%v", err)
+			Expect(err).To(MatchError(ContainSubstring("user bob may not delete ModelVersion battle-winner-predictor-4, " +
+				"which serves (Production or the candidate of a canary), in namespace " + governed)))
+			v3 := &mlv1.ModelVersion{ObjectMeta: metav1.ObjectMeta{Namespace: governed, Name: "battle-winner-predictor-3"}}
+			Expect(bob.Delete(ctx, v3, client.DryRunAll)).To(Succeed(), "an Archived version is not governed")
+
+			model := &mlv1.RegisteredModel{ObjectMeta: metav1.ObjectMeta{Namespace: governed, Name: "battle-winner-predictor"}}
+			err = bob.Delete(ctx, model)
+			Expect(apierrors.IsForbidden(err)).To(BeTrue(), "%v", err)
+			Expect(err).To(MatchError(MatchRegexp(`user bob may not delete RegisteredModel battle-winner-predictor, ` +
+				`whose status holds \d+ history entries`)))
+			Expect(alice.Delete(ctx, v4, client.DryRunAll)).To(Succeed())
+			Expect(alice.Delete(ctx, model, client.DryRunAll)).To(Succeed())
+			Expect(productionOf(ctx, governed)).To(BeEquivalentTo(4))
+		})
+
+		It("refuses a non-approver's pause and skip annotations, and changes of the gates, the mode or the rollout", func(ctx context.Context) {
+			patchModel := func(c client.Client, patch string, opts ...client.PatchOption) error {
+				m := &mlv1.RegisteredModel{ObjectMeta: metav1.ObjectMeta{Namespace: governed, Name: "battle-winner-predictor"}}
+				return c.Patch(ctx, m, client.RawPatch(types.MergePatchType, []byte(patch)), opts...)
+			}
+			for patch, says := range map[string]string{
+				`{"metadata":{"annotations":{"ml.podium.dev/pause-rollout":"true"}}}`: "set, change or remove the annotation ml.podium.dev/pause-rollout",
+				`{"spec":{"promotion":{"gates":[{"metric":"test_accuracy","min":0.5}]}}}`: "change spec.promotion or spec.serving.rollout of RegisteredModel battle-winner-predictor",
+				`{"spec":{"promotion":{"requireImprovement":{"metric":"test_accuracy"}}}}`: "change the gates, the mode or the rollout",
+			} {
+				err := patchModel(bob, patch)
+				Expect(apierrors.IsForbidden(err)).To(BeTrue(), "%s: %v", patch, err)
+				Expect(err).To(MatchError(ContainSubstring("user bob may not " + strings.SplitN(says, " ", 2)[0])))
+				Expect(err).To(MatchError(ContainSubstring(says)))
+				Expect(patchModel(alice, patch, client.DryRunAll)).To(Succeed(), "an approver may: %s", patch)
+			}
+			Expect(patchModel(bob, `{"spec":{"description":"the seed's model"}}`, client.DryRunAll)).To(Succeed(),
+				"the rest of the model is not governed")
+			err := patchAs(ctx, bob, governed, "battle-winner-predictor-3", `{"metadata":{"annotations":{"ml.podium.dev/skip-rollout":"true"}}}`)
+			Expect(apierrors.IsForbidden(err)).To(BeTrue(), "%v", err)
+			Expect(err).To(MatchError(ContainSubstring("user bob may not set, change or remove the annotation ml.podium.dev/skip-rollout")))
 		})
 	})
 
