@@ -319,8 +319,8 @@ func TestRender(t *testing.T) {
 			wantErr: []string{`the query names "{{printf \"%016777216d\" 0}}"`},
 		},
 		"a long query with a typo is named by its placeholder, not quoted whole": {
-			query:   strings.Repeat("sum(rate(x[1m])) + ", 200) + `{{.Versoin}}`,
-			wantErr: []string{`the query names "{{.Versoin}}" at character 3801`},
+			query:   strings.Repeat("sum(rate(x[1m])) + ", 200) + `{{.Vresion}}`,
+			wantErr: []string{`the query names "{{.Vresion}}" at character 3801`},
 		},
 	} {
 		t.Run(name, func(t *testing.T) {

@@ -277,8 +277,8 @@ var _ = Describe("The governance admission policies", Ordered, func() {
 				return c.Patch(ctx, m, client.RawPatch(types.MergePatchType, []byte(patch)), opts...)
 			}
 			for patch, says := range map[string]string{
-				`{"metadata":{"annotations":{"ml.podium.dev/pause-rollout":"true"}}}`: "set, change or remove the annotation ml.podium.dev/pause-rollout",
-				`{"spec":{"promotion":{"gates":[{"metric":"test_accuracy","min":0.5}]}}}`: "change spec.promotion or spec.serving.rollout of RegisteredModel battle-winner-predictor",
+				`{"metadata":{"annotations":{"ml.podium.dev/pause-rollout":"true"}}}`:      "set, change or remove the annotation ml.podium.dev/pause-rollout",
+				`{"spec":{"promotion":{"gates":[{"metric":"test_accuracy","min":0.5}]}}}`:  "change spec.promotion or spec.serving.rollout of RegisteredModel battle-winner-predictor",
 				`{"spec":{"promotion":{"requireImprovement":{"metric":"test_accuracy"}}}}`: "change the gates, the mode or the rollout",
 			} {
 				err := patchModel(bob, patch)

@@ -619,7 +619,7 @@ func TestAFailureOverALimitOfZeroSaysOnce(t *testing.T) {
 func TestAnAbortOfManyInconclusiveMetricsFitsTheStatus(t *testing.T) {
 	spec := canary()
 	spec.Analysis.Metrics = nil
-	var measured []Measurement
+	measured := make([]Measurement, 0, 8)
 	down := errors.New("cannot reach Prometheus at http://prometheus.monitoring:9090 (" + strings.Repeat("dial tcp: i/o timeout; ", 25) + ")")
 	for _, name := range []string{"a", "b", "c", "d", "e", "f", "g", "h"} {
 		spec.Analysis.Metrics = append(spec.Analysis.Metrics, mlv1.AnalysisMetric{Name: name, Query: "q", Max: num("1")})
@@ -628,17 +628,16 @@ func TestAnAbortOfManyInconclusiveMetricsFitsTheStatus(t *testing.T) {
 	prev := int64(1)
 	st := Begin(spec, 2, "uid-2", &prev, t0)
 	now := t0
-	var verdict Verdict
 	for i := range int(spec.Analysis.InconclusiveLimit) {
 		now = now.Add(spec.Analysis.Interval.Duration)
 		obs := Observation{Now: now, CanaryAvailable: true}
 		if i > 0 {
 			obs.Measured = takenFor(&st, now, measured...)
 		}
-		st, verdict = Advance(spec, st, obs)
+		st, _ = Advance(spec, st, obs)
 	}
 	now = now.Add(spec.Analysis.Interval.Duration)
-	st, verdict = Advance(spec, st, Observation{Now: now, CanaryAvailable: true, Measured: takenFor(&st, now, measured...)})
+	st, verdict := Advance(spec, st, Observation{Now: now, CanaryAvailable: true, Measured: takenFor(&st, now, measured...)})
 	if verdict != Failed {
 		t.Fatalf("after %d inconclusive measurements the verdict is %v, want Failed: %s", spec.Analysis.InconclusiveLimit, verdict, st.Message)
 	}
