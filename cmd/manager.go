@@ -83,6 +83,8 @@ func (o *managerOptions) bindFlags(fs *flag.FlagSet) {
 	fs.IntVar(&o.burst, "kube-api-burst", 1000, "Burst of requests the manager may send to the API server.")
 	fs.IntVar(&o.operator.MaxConcurrentReconciles, "max-concurrent-reconciles", o.operator.MaxConcurrentReconciles,
 		"Models reconciled in parallel.")
+	fs.IntVar(&o.operator.MaxAnalysisQueries, "max-analysis-queries", o.operator.MaxAnalysisQueries,
+		"Online gates' Prometheus queries in flight at once, across every model; they run off the reconcile workers.")
 	fs.StringVar(&o.governanceProbeNamespace, "governance-probe-namespace", "",
 		"Namespace in which /readyz dry-run-creates a ModelVersion, ready only once the governance admission "+
 			"policies admit and stamp it, so that an install waits until the API server applies them; empty skips the check.")

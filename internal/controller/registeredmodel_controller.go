@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"net/http"
 	"slices"
+	"sync"
 	"time"
 	"unicode/utf8"
 
@@ -24,9 +25,11 @@ import (
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/cache"
 	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/event"
 	"sigs.k8s.io/controller-runtime/pkg/handler"
 	logf "sigs.k8s.io/controller-runtime/pkg/log"
 	"sigs.k8s.io/controller-runtime/pkg/recorder"
+	"sigs.k8s.io/controller-runtime/pkg/source"
 
 	mlv1 "github.com/podium-dev/podium/api/v1alpha1"
 	"github.com/podium-dev/podium/internal/metrics"
@@ -63,8 +66,22 @@ type RegisteredModelReconciler struct {
 	// PrometheusClient queries the online gates' Prometheus; the analysis package's default,
 	// with its short timeout, when nil.
 	PrometheusClient *http.Client
+	// MaxQueries bounds the analysis queries in flight across every model; DefaultMaxQueries
+	// when zero.
+	MaxQueries int
 
 	pending pendingWrites
+	// measurer takes the online gates' measurements off the workers (analysis); measured wakes
+	// a model whose measurements are ready.
+	measurerOnce sync.Once
+	measurer     *measurer
+	measured     chan event.GenericEvent
+}
+
+// analysis is the reconciler's measurer, made on first use.
+func (r *RegisteredModelReconciler) analysis() *measurer {
+	r.measurerOnce.Do(func() { r.measurer = newMeasurer(r.PrometheusClient, r.MaxQueries, r.measured) })
+	return r.measurer
 }
 
 // +kubebuilder:rbac:groups=ml.podium.dev,resources=registeredmodels;modelversions,verbs=get;list;watch
@@ -243,7 +260,7 @@ func (r *RegisteredModelReconciler) plan(ctx context.Context, reader client.Read
 		return p, nil
 	}
 	if !measured.taken {
-		measured.values, measured.taken = r.measure(ctx, model), true
+		measured.values, measured.taken = r.measure(model), true
 	}
 	live, err := r.observeDeployment(ctx, model)
 	if err != nil {
@@ -548,9 +565,11 @@ func (r *RegisteredModelReconciler) SetupWithManager(mgr ctrl.Manager) error {
 		func(o client.Object) []string { return []string{o.(*mlv1.ModelVersion).Spec.RegisteredModel} }); err != nil {
 		return err
 	}
+	r.measured = make(chan event.GenericEvent, 1024)
 	return ctrl.NewControllerManagedBy(mgr).
 		For(&mlv1.RegisteredModel{}).
 		Watches(&mlv1.ModelVersion{}, handler.EnqueueRequestsFromMapFunc(modelOfVersion)).
+		WatchesRawSource(source.Channel(r.measured, &handler.EnqueueRequestForObject{})).
 		Owns(&appsv1.Deployment{}).
 		Owns(&corev1.Service{}).
 		Watches(&corev1.Pod{}, handler.EnqueueRequestsFromMapFunc(modelOfPod)).

@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"time"
 
 	appsv1 "k8s.io/api/apps/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
@@ -13,16 +12,10 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	mlv1 "github.com/podium-dev/podium/api/v1alpha1"
-	"github.com/podium-dev/podium/internal/analysis"
-	"github.com/podium-dev/podium/internal/metrics"
 	"github.com/podium-dev/podium/internal/promotion"
 	"github.com/podium-dev/podium/internal/rollout"
 	"github.com/podium-dev/podium/internal/serving"
 )
-
-// measureTimeout bounds one analysis query: a Prometheus that does not answer makes the
-// measurement inconclusive, and never holds the reconcile for long.
-const measureTimeout = 10 * time.Second
 
 // rolloutSpec is the model's spec.serving.rollout, nil when it has none.
 func rolloutSpec(model *mlv1.RegisteredModel) *mlv1.Rollout {
@@ -44,36 +37,16 @@ func pauseRequested(model *mlv1.RegisteredModel) bool {
 	return model.Annotations[mlv1.AnnotationPauseRollout] == "true"
 }
 
-// measure takes the online gates' measurements of the model's rollout, when they are due: one
-// PromQL query per metric, for the version under analysis. A query that fails is an
-// inconclusive measurement, not an error of the reconcile.
-func (r *RegisteredModelReconciler) measure(ctx context.Context, model *mlv1.RegisteredModel) []rollout.Measurement {
+// measure returns the online gates' measurements of the model's rollout that the measurer has
+// taken since the last reconcile, when they are due, and has it take the next ones: one PromQL
+// query per metric, for the version under analysis, off the reconcile workers. A query that fails
+// is an inconclusive measurement, not an error of the reconcile.
+func (r *RegisteredModelReconciler) measure(model *mlv1.RegisteredModel) []rollout.Measurement {
 	spec, st := rolloutSpec(model), model.Status.Rollout
 	if !rollout.Due(spec, st, r.now()) {
 		return nil
 	}
-	track := serving.TrackCanary
-	if st.Phase == mlv1.RolloutBaking {
-		track = serving.TrackStable
-	}
-	vars := analysis.Vars{Namespace: model.Namespace, Model: model.Name, Version: st.Version, Track: track}
-	prom := analysis.Prometheus{Address: spec.Analysis.Prometheus.Address, Client: r.PrometheusClient}
-	out := make([]rollout.Measurement, 0, len(spec.Analysis.Metrics))
-	for _, m := range spec.Analysis.Metrics {
-		// Stamped with the rollout it measures: a plan made again from the API server's view
-		// counts it only when that view shows the same candidate in the same step.
-		got := rollout.Measurement{Name: m.Name, For: rollout.TargetOf(st)}
-		query, err := analysis.Render(m.Query, vars)
-		if err == nil {
-			qctx, cancel := context.WithTimeout(ctx, measureTimeout)
-			got.Value, got.At, err = prom.Sample(qctx, query)
-			cancel()
-		}
-		got.Err = err
-		out = append(out, got)
-		metrics.RecordMeasurement(model.Namespace, model.Name, m.Name, measurementResult(got, m))
-	}
-	return out
+	return r.analysis().take(model, spec, st)
 }
 
 // measurementResult names a measurement's result for podium_analysis_measurements_total.

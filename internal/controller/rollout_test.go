@@ -198,6 +198,7 @@ var _ = Describe("Canary rollouts", func() {
 		Expect(last.Reason).To(Equal(mlv1.ReasonAnalysisFailed))
 		Expect(last.Message).To(ContainSubstring("error-rate 0.034 is outside <= 0.01"))
 		Eventually(func(g Gomega) {
+			playDeployments(ctx, g, ns) // the canary goes once the stable pods serve again
 			g.Expect(replicasOf(ctx, ns, canaryDeployment)).To(Equal(int32(-1)))
 			g.Expect(replicasOf(ctx, ns, predictor)).To(Equal(int32(4)))
 			g.Expect(rolloutOf(ctx, ns).Phase).To(Equal(mlv1.RolloutAborted))

@@ -28,6 +28,9 @@ type Options struct {
 	Namespaces []string
 	// MaxConcurrentReconciles is how many models are reconciled in parallel.
 	MaxConcurrentReconciles int
+	// MaxAnalysisQueries bounds the online gates' queries in flight across every model, off
+	// the reconcile workers.
+	MaxAnalysisQueries int
 }
 
 // DefaultOptions are the settings of a manager started without flags.
@@ -36,6 +39,7 @@ func DefaultOptions() Options {
 		FetcherImage:            DefaultFetcherImage,
 		MissingRetry:            DefaultMissingRetry,
 		MaxConcurrentReconciles: DefaultMaxConcurrentReconciles,
+		MaxAnalysisQueries:      DefaultMaxQueries,
 	}
 }
 
@@ -69,6 +73,7 @@ func (o Options) AddToManager(mgr ctrl.Manager) error {
 		FetcherImage:       o.FetcherImage,
 		InsecureRegistries: o.InsecureRegistries,
 		MissingRetry:       o.MissingRetry,
+		MaxQueries:         o.MaxAnalysisQueries,
 	}).SetupWithManager(mgr); err != nil {
 		return fmt.Errorf("setting up the RegisteredModel controller: %w", err)
 	}

@@ -9,6 +9,7 @@ import (
 	"context"
 	"fmt"
 	"math"
+	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -20,7 +21,9 @@ import (
 	"time"
 
 	"github.com/go-logr/logr"
+	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/types"
@@ -45,6 +48,9 @@ const (
 	models            = 1000
 	versionsPerModel  = 10
 	promotionSamples  = 200
+	// stalledModels canaries of stalledMetrics online gates each ask a Prometheus that never
+	// answers while stalledSamples other models are promoted.
+	stalledModels, stalledMetrics, stalledSamples = 8, 8, 50
 	idleWindow        = 10 * time.Second
 	createConcurrency = 16
 )
@@ -52,6 +58,7 @@ const (
 type results struct {
 	coldCreate, coldConverge time.Duration
 	promotionLatencies       []time.Duration
+	stalledLatencies         []time.Duration
 	writesPerPromotion       float64
 	idleWrites               int
 	peakRSSKiB               int
@@ -168,7 +175,7 @@ func benchmark(t *run) {
 	t.Logf("cold start converged in %s", r.coldConverge)
 
 	writesBefore := statusWrites(t, cfg)
-	r.promotionLatencies = measurePromotions(ctx, t, c)
+	r.promotionLatencies = measurePromotions(ctx, t, c, promotionSamples, versionsPerModel+1)
 	r.writesPerPromotion = float64(statusWrites(t, cfg)-writesBefore) / promotionSamples
 
 	waitFor(t, time.Minute, 50*time.Millisecond, func() bool { return convergedModels(ctx, t, observed) == models })
@@ -177,8 +184,112 @@ func benchmark(t *run) {
 	r.idleWrites = statusWrites(t, cfg) - idleBefore
 
 	r.peakRSSKiB = peakRSS(t, pid)
+
+	t.Logf("promoting %d models while %d canaries' Prometheus stalls", stalledSamples, stalledModels)
+	stallCanaries(ctx, t, c, stallingPrometheus(t))
+	r.stalledLatencies = measurePromotions(ctx, t, c, stalledSamples, versionsPerModel+2)
 	_ = manager.Process.Kill()
 	report(t, r)
+}
+
+// stallingPrometheus is the address of a server that accepts connections and never answers.
+func stallingPrometheus(t *run) string {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var mu sync.Mutex
+	var conns []net.Conn
+	go func() {
+		for {
+			conn, err := l.Accept()
+			if err != nil {
+				return
+			}
+			mu.Lock()
+			conns = append(conns, conn)
+			mu.Unlock()
+		}
+	}()
+	t.Cleanup(func() {
+		_ = l.Close()
+		mu.Lock()
+		defer mu.Unlock()
+		for _, conn := range conns {
+			_ = conn.Close()
+		}
+	})
+	return "http://" + l.Addr().String()
+}
+
+// stallCanaries starts stalledModels canaries whose online gates ask address, and returns once
+// every one's step has begun, so that their analysis is due at every interval. envtest runs no
+// Deployment controller: the benchmark reports the Deployments rolled out, as it would.
+func stallCanaries(ctx context.Context, t *run, c client.Client, address string) {
+	names := map[string]bool{}
+	for i := range stalledModels {
+		m := seedModel(models + i)
+		names[m.Name] = true
+		replicas := int32(2)
+		m.Spec.Serving = &mlv1.Serving{Replicas: &replicas, Template: corev1.PodTemplateSpec{Spec: corev1.PodSpec{
+			Containers: []corev1.Container{{Name: "predictor", Image: "registry.example.com/predictor:1",
+				Ports: []corev1.ContainerPort{{Name: "http", ContainerPort: 8000}}}}}}}
+		analysis := &mlv1.Analysis{Prometheus: mlv1.Prometheus{Address: address},
+			Interval: metav1.Duration{Duration: time.Second}, InconclusiveLimit: 1000}
+		for j := range stalledMetrics {
+			analysis.Metrics = append(analysis.Metrics, mlv1.AnalysisMetric{Name: fmt.Sprintf("m%d", j),
+				Query: fmt.Sprintf(`up{job="%d"}`, j), Max: new(mlv1.Number("1"))})
+		}
+		m.Spec.Serving.Rollout = &mlv1.Rollout{Strategy: mlv1.RolloutCanary, Analysis: analysis,
+			Steps: []mlv1.RolloutStep{{Weight: 50, Duration: metav1.Duration{Duration: time.Hour}}}}
+		createAll(ctx, t, c, []client.Object{m, seedVersion(models+i, 1)})
+	}
+	rolledOut := func(want func(mlv1.RegisteredModel) bool) func() bool {
+		return func() bool {
+			playDeployments(ctx, t, c)
+			var list mlv1.RegisteredModelList
+			if err := c.List(ctx, &list, client.InNamespace(namespace)); err != nil {
+				t.Fatal(err)
+			}
+			n := 0
+			for _, m := range list.Items {
+				if names[m.Name] && want(m) {
+					n++
+				}
+			}
+			return n == stalledModels
+		}
+	}
+	waitFor(t, 2*time.Minute, 100*time.Millisecond, rolledOut(func(m mlv1.RegisteredModel) bool {
+		return m.Status.Serving != nil && m.Status.Serving.Version != nil && *m.Status.Serving.Version == 1
+	}))
+	for i := range stalledModels {
+		createAll(ctx, t, c, []client.Object{seedVersion(models+i, 2)})
+	}
+	waitFor(t, 2*time.Minute, 100*time.Millisecond, rolledOut(func(m mlv1.RegisteredModel) bool {
+		return m.Status.Rollout != nil && m.Status.Rollout.Version == 2 && m.Status.Rollout.StepStartTime != nil
+	}))
+}
+
+// playDeployments reports every Deployment of the namespace rolled out on all its replicas.
+func playDeployments(ctx context.Context, t *run, c client.Client) {
+	var list appsv1.DeploymentList
+	if err := c.List(ctx, &list, client.InNamespace(namespace)); err != nil {
+		t.Fatal(err)
+	}
+	for i := range list.Items {
+		d := &list.Items[i]
+		n := *d.Spec.Replicas
+		if d.Status.ObservedGeneration == d.Generation && d.Status.AvailableReplicas == n && d.Status.UpdatedReplicas == n {
+			continue
+		}
+		base := d.DeepCopy()
+		d.Status = appsv1.DeploymentStatus{ObservedGeneration: d.Generation, Replicas: n, UpdatedReplicas: n,
+			ReadyReplicas: n, AvailableReplicas: n}
+		if err := c.Status().Patch(ctx, d, client.MergeFrom(base)); err != nil && !apierrors.IsNotFound(err) {
+			t.Fatal(err)
+		}
+	}
 }
 
 func seedModel(i int) *mlv1.RegisteredModel {
@@ -310,11 +421,11 @@ func convergedModels(ctx context.Context, t *run, c client.Reader) int {
 // measurePromotions registers, one at a time, a new passing version of a different model and
 // times how long until a watch shows it Production. The operator archives the old version
 // before it promotes the new one, which the benchmark checks once the new one is Production.
-func measurePromotions(ctx context.Context, t *run, c client.WithWatch) []time.Duration {
+func measurePromotions(ctx context.Context, t *run, c client.WithWatch, samples int, n int64) []time.Duration {
 	var out []time.Duration
-	for s := range promotionSamples {
-		i := s * (models / promotionSamples)
-		v := seedVersion(i, versionsPerModel+1)
+	for s := range samples {
+		i := s * (models / samples)
+		v := seedVersion(i, n)
 		w, err := c.Watch(ctx, &mlv1.ModelVersionList{}, client.InNamespace(namespace),
 			client.MatchingFields{"metadata.name": v.Name})
 		if err != nil {
@@ -339,7 +450,7 @@ func measurePromotions(ctx context.Context, t *run, c client.WithWatch) []time.D
 		out = append(out, time.Since(start))
 		w.Stop()
 		var old mlv1.ModelVersion
-		key := client.ObjectKey{Namespace: namespace, Name: fmt.Sprintf("model-%04d-%d", i, versionsPerModel)}
+		key := client.ObjectKey{Namespace: namespace, Name: fmt.Sprintf("model-%04d-%d", i, n-1)}
 		if err := c.Get(ctx, key, &old); err != nil {
 			t.Fatal(err)
 		}
@@ -477,6 +588,10 @@ func report(t *run, r results) {
 		{fmt.Sprintf("promotion latency p50 (%d promotions: new version applied -> it is Production, the old one Archived)",
 			promotionSamples), ms(p50), "< 25 ms", p50 < 25*time.Millisecond},
 		{"promotion latency p99", ms(p99), "< 100 ms", p99 < 100*time.Millisecond},
+		{fmt.Sprintf("promotion latency p50 / p99 (%d promotions) while %d canaries of %d online gates each ask a "+
+			"Prometheus that accepts connections and never answers", stalledSamples, stalledModels, stalledMetrics),
+			ms(percentile(r.stalledLatencies, 0.5)) + " / " + ms(percentile(r.stalledLatencies, 0.99)),
+			"as without them", percentile(r.stalledLatencies, 0.99) < 2*max(p99, 50*time.Millisecond)},
 		{fmt.Sprintf("cold start: %d models x %d versions registered, then the manager starts -> all converged",
 			models, versionsPerModel),
 			fmt.Sprintf("%s (manager CPU %s, %d status writes)",
