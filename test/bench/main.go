@@ -51,8 +51,8 @@ const (
 	// stalledModels canaries of stalledMetrics online gates each ask a Prometheus that never
 	// answers while stalledSamples other models are promoted.
 	stalledModels, stalledMetrics, stalledSamples = 8, 8, 50
-	idleWindow        = 10 * time.Second
-	createConcurrency = 16
+	idleWindow                                    = 10 * time.Second
+	createConcurrency                             = 16
 )
 
 type results struct {

@@ -244,7 +244,6 @@ spec:
 	})
 })
 
-
 // awaitGovernanceGone waits, after the governance policies were deleted, until the API server
 // applies neither to a ModelVersion created in ns. It drops deleted policies one by one, some time
 // after the delete: while the validation outlives the mutation it refuses every new ModelVersion,
