@@ -48,12 +48,13 @@ const (
 	models            = 1000
 	versionsPerModel  = 10
 	promotionSamples  = 200
-	// stalledModels canaries of stalledMetrics online gates each ask a Prometheus that never
-	// answers while stalledSamples other models are promoted.
-	stalledModels, stalledMetrics, stalledSamples = 8, 8, 50
-	idleWindow                                    = 10 * time.Second
-	createConcurrency                             = 16
+	idleWindow        = 10 * time.Second
+	createConcurrency = 16
 )
+
+// stalledModels canaries of stalledMetrics online gates each ask a Prometheus that never answers
+// while stalledSamples other models are promoted.
+const stalledModels, stalledMetrics, stalledSamples = 8, 8, 50
 
 type results struct {
 	coldCreate, coldConverge time.Duration
