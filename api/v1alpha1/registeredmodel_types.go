@@ -301,6 +301,23 @@ func (m *RegisteredModel) HistoryLimit() int {
 	return int(*m.Spec.HistoryLimit)
 }
 
+// HandledRequest is a stage request the operator acted on: the ModelVersion, and the generation
+// of its spec at the request.
+type HandledRequest struct {
+	// versionUID is the ModelVersion's UID.
+	// +required
+	// +kubebuilder:validation:MaxLength=128
+	VersionUID string `json:"versionUID"`
+
+	// generation is the ModelVersion's metadata.generation when the operator acted on its
+	// spec.stage; a later request (spec.stage cleared and written again) has a higher one.
+	// +required
+	Generation int64 `json:"generation"`
+}
+
+// MaxHandledRequests is how many handled requests a RegisteredModel's status keeps.
+const MaxHandledRequests = 32
+
 // MaxRequestNote is the longest status.requestNote of a ModelVersion, in characters.
 const MaxRequestNote = 1024
 
@@ -337,6 +354,16 @@ type RegisteredModelStatus struct {
 	// (docs/concepts.md).
 	// +optional
 	DecisionSequence int64 `json:"decisionSequence,omitempty"`
+
+	// handledRequests identifies the newest stage requests the operator acted on, by the
+	// ModelVersion's UID and the generation its spec.stage was written at. The model is written
+	// before its versions, so a view of the versions that lags behind (a cache, or another API
+	// server's watch cache) may still show a request as not yet acted on: a request listed here
+	// is never acted on again. The newest MaxHandledRequests are kept.
+	// +optional
+	// +listType=atomic
+	// +kubebuilder:validation:MaxItems=32
+	HandledRequests []HandledRequest `json:"handledRequests,omitempty"`
 
 	// automaticPromotionFloor is the version number above which automatic promotion looks for a
 	// candidate. It is the Production version after an automatic promotion, and the newest

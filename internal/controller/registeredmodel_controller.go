@@ -384,6 +384,7 @@ func observe(model *mlv1.RegisteredModel, versions []mlv1.ModelVersion) promotio
 		ProductionUID: model.Status.ProductionVersionUID,
 		Floor:         model.Status.AutomaticPromotionFloor,
 		History:       model.Status.History,
+		Handled:       model.Status.HandledRequests,
 	}
 	if l := model.Status.LatestVersion; l != nil {
 		in.Latest = *l

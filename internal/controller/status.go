@@ -26,6 +26,7 @@ func modelStatus(model *mlv1.RegisteredModel, versionCount int, d promotion.Deci
 	s.LatestVersion = d.Latest
 	s.VersionCount = int32(versionCount)
 	s.History = promotion.AppendHistory(s.History, d.Transitions, now, model.HistoryLimit())
+	s.HandledRequests = d.Handled
 	s.Serving = servingStatus(model, d, plan, now)
 	s.Rollout = ro.DeepCopy()
 	rollout.BoundMessages(s.Rollout)

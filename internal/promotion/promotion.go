@@ -111,6 +111,9 @@ type Input struct {
 	// Candidate is the candidate the model records (status.rollout while its canary runs), with
 	// the verdict of its analysis, if any.
 	Candidate *Candidate
+	// Handled are the requests the model records as acted on (status.handledRequests): a version
+	// whose view still shows one of them as new lags behind the model, and is not acted on again.
+	Handled []mlv1.HandledRequest
 }
 
 // VersionDecision is the stage decided for one version and what explains it.
@@ -155,6 +158,9 @@ type Decision struct {
 	Transitions   []Transition
 	// Candidate is the version the canary rollout runs; nil when there is none.
 	Candidate *Candidate
+	// Handled is Input.Handled with the requests this decision acted on, the newest last,
+	// at most mlv1.MaxHandledRequests.
+	Handled []mlv1.HandledRequest
 }
 
 // event is a promotion or a request, placed on the version-number clock: registration of n at 2n,
@@ -282,7 +288,7 @@ func (d *decider) events() []event {
 	for i := range d.in.Versions {
 		v := &d.in.Versions[i]
 		if d.isDuplicate(v) {
-			if isNewRequest(v) {
+			if d.isNewRequest(v) {
 				d.notes[v.Name] = fmt.Sprintf("The request for %s waits: version %d is claimed by more than one ModelVersion", v.Request, v.Number)
 			}
 			continue
@@ -290,7 +296,7 @@ func (d *decider) events() []event {
 		if d.in.Policy.Mode != mlv1.PromotionManual && v.Number > d.floor && !d.archived[v.Name] && d.gates[v.Name].Passed {
 			events = append(events, event{position: 2 * v.Number, version: v})
 		}
-		if isNewRequest(v) {
+		if d.isNewRequest(v) {
 			pos := 2*d.latest + 1
 			if v.Stage == "" && v.Generation == 1 {
 				pos = 2*v.Number + 1 // written into the manifest the version was registered with
@@ -327,8 +333,35 @@ func (d *decider) dropTiedProductionRequests(events []event) []event {
 	})
 }
 
-func isNewRequest(v *Version) bool {
-	return v.Request != "" && v.Request != mlv1.StageNone && v.Request != v.ObservedRequest
+// isNewRequest says whether v's spec.stage is a request not yet acted on: it differs from what
+// the version's status observed, and the model does not record it as handled (a view of the
+// version that lags behind the model's).
+func (d *decider) isNewRequest(v *Version) bool {
+	return v.Request != "" && v.Request != mlv1.StageNone && v.Request != v.ObservedRequest && !d.handled(v)
+}
+
+func (d *decider) handled(v *Version) bool {
+	return slices.ContainsFunc(d.in.Handled, func(h mlv1.HandledRequest) bool {
+		return h.VersionUID == v.UID && h.Generation >= v.Generation
+	})
+}
+
+// handledRequests is in.Handled with the requests of this decision: each version's newest,
+// newest last, at most MaxHandledRequests.
+func (d *decider) handledRequests() []mlv1.HandledRequest {
+	out := slices.Clone(d.in.Handled)
+	for i := range d.in.Versions {
+		v := &d.in.Versions[i]
+		if !d.isNewRequest(v) || d.isDuplicate(v) || v.UID == "" {
+			continue // a duplicate's request waits
+		}
+		out = slices.DeleteFunc(out, func(h mlv1.HandledRequest) bool { return h.VersionUID == v.UID })
+		out = append(out, mlv1.HandledRequest{VersionUID: v.UID, Generation: v.Generation})
+	}
+	if len(out) > mlv1.MaxHandledRequests {
+		out = out[len(out)-mlv1.MaxHandledRequests:]
+	}
+	return out
 }
 
 func (d *decider) isDuplicate(v *Version) bool { return len(d.byNumber[v.Number]) > 1 }
@@ -583,7 +616,8 @@ func (d *decider) holdsProduction(v *Version) bool {
 
 // result derives every version's stage from the events' outcome.
 func (d *decider) result() Decision {
-	out := Decision{Production: d.production, Floor: d.floor, Versions: map[string]VersionDecision{}, Candidate: d.candidate}
+	out := Decision{Production: d.production, Floor: d.floor, Versions: map[string]VersionDecision{}, Candidate: d.candidate,
+		Handled: d.handledRequests()}
 	if d.latest > 0 {
 		l := d.latest
 		out.Latest = &l
@@ -621,7 +655,7 @@ func (d *decider) result() Decision {
 		if d.isCandidate(v) && vd.Note == "" {
 			vd.Note = "The candidate of the model's canary rollout: the model's status.rollout shows how it goes"
 		}
-		if vd.Duplicate && isNewRequest(v) {
+		if vd.Duplicate && d.isNewRequest(v) {
 			vd.ObservedRequest = v.ObservedRequest // the request waits for the duplicate to go
 		}
 		out.Versions[v.Name] = vd

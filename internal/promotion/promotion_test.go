@@ -62,6 +62,7 @@ type world struct {
 	canary    bool
 	candidate *Candidate
 	verdict   string // "passed" or "failed"
+	handled   []mlv1.HandledRequest
 }
 
 func (w *world) add(vs ...Version) { w.versions = append(w.versions, vs...) }
@@ -85,7 +86,8 @@ func (w *world) request(name string, stage mlv1.Stage) {
 func (w *world) reconcile(t *testing.T) Decision {
 	t.Helper()
 	in := Input{Policy: w.policy, ModelUID: w.modelUID, Production: w.production, ProductionUID: w.productionUID,
-		Floor: w.floor, Latest: w.latest, History: w.history, Versions: slices.Clone(w.versions), Canary: w.canary}
+		Floor: w.floor, Latest: w.latest, History: w.history, Versions: slices.Clone(w.versions), Canary: w.canary,
+		Handled: w.handled}
 	if w.failedRollout != nil {
 		in.Failed = &Failure{Version: *w.failedRollout, Reason: mlv1.ReasonRolloutFailed, Message: "Its rollout missed the progress deadline"}
 	}
@@ -96,7 +98,7 @@ func (w *world) reconcile(t *testing.T) Decision {
 	}
 	d := Decide(in)
 	w.failedRollout, w.candidate, w.verdict = nil, d.Candidate, ""
-	w.production, w.productionUID, w.floor = d.Production, d.ProductionUID, d.Floor
+	w.production, w.productionUID, w.floor, w.handled = d.Production, d.ProductionUID, d.Floor, d.Handled
 	if d.Latest != nil {
 		w.latest = *d.Latest
 	}
@@ -1113,4 +1115,54 @@ func TestProductionRequestsSeenTogether(t *testing.T) {
 	w.request("m-3", mlv1.StageProduction)
 	w.reconcile(t)
 	expectStages(t, w, "m-3=Production m-4=Archived m-5=Archived")
+}
+
+// The model is written before its versions: a view of the versions that lags behind it (a cache,
+// another API server's watch cache) shows the rollback request as not yet acted on. Acting on it
+// again, after a newer version was promoted, archived that version for good.
+func TestARequestIsActedOnOnceWhateverTheLagOfTheVersionsView(t *testing.T) {
+	w := &world{policy: seedPolicy(), modelUID: "model"}
+	w.add(version(3, "0.8512"), version(4, "0.8723"))
+	w.reconcile(t)
+	w.request("m-3", mlv1.StageProduction)
+	w.reconcile(t)
+	expectStages(t, w, "m-3=Production m-4=Archived")
+	lagging := func() { // the versions' view still shows m-3 before the write that observed its request
+		v := w.find("m-3")
+		v.ObservedRequest, v.Stage = "", mlv1.StageArchived
+	}
+	lagging()
+	w.add(version(5, "0.88"))
+	w.reconcile(t)
+	expectStages(t, w, "m-3=Archived m-4=Archived m-5=Production")
+	lagging()
+	w.reconcile(t)
+	expectStages(t, w, "m-3=Archived m-4=Archived m-5=Production")
+	if h := lastHistory(w); h.Version != 5 && h.Version != 3 || h.To == mlv1.StageProduction && h.Version == 3 {
+		t.Fatalf("the history ends with %+v", h)
+	}
+
+	// A new request (spec.stage cleared and written again: a new generation) is acted on.
+	w.request("m-3", mlv1.StageNone)
+	w.reconcile(t)
+	w.request("m-3", mlv1.StageProduction)
+	w.reconcile(t)
+	expectStages(t, w, "m-3=Production m-4=Archived m-5=Archived")
+	if len(w.handled) == 0 || len(w.handled) > mlv1.MaxHandledRequests {
+		t.Fatalf("handled requests: %+v", w.handled)
+	}
+}
+
+func TestHandledRequestsAreBounded(t *testing.T) {
+	w := &world{policy: mlv1.Promotion{Mode: mlv1.PromotionManual, Gates: seedPolicy().Gates}, modelUID: "model"}
+	for n := range int64(mlv1.MaxHandledRequests + 8) {
+		w.add(requestingProduction(version(n+1, "0.9")))
+		w.reconcile(t)
+	}
+	if len(w.handled) != mlv1.MaxHandledRequests {
+		t.Fatalf("%d handled requests kept, want %d", len(w.handled), mlv1.MaxHandledRequests)
+	}
+	if last := w.handled[len(w.handled)-1]; last.VersionUID != fmt.Sprintf("uid-m-%d", mlv1.MaxHandledRequests+8) {
+		t.Fatalf("the newest is not last: %+v", last)
+	}
 }
