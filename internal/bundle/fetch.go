@@ -135,7 +135,7 @@ func fetch(ctx context.Context, loc Location, uri, dest string, opts Options) (e
 	}()
 
 	switch {
-	case loc.isArchive():
+	case loc.IsArchive():
 		err = fetchArchive(ctx, uri, opts, s)
 	case loc.Scheme == SchemeOCI:
 		err = fetchOCI(ctx, loc, opts, s)

@@ -19,6 +19,8 @@ import (
 	"oras.land/oras-go/v2/errdef"
 	"oras.land/oras-go/v2/registry/remote"
 	"oras.land/oras-go/v2/registry/remote/auth"
+
+	"github.com/podium-dev/podium/internal/bundleuri"
 )
 
 // PushOptions configure Push and ResolveOCI.
@@ -32,8 +34,8 @@ type PushOptions struct {
 }
 
 // ociTargetPattern is a push target: a repository with an optional tag and no digest.
-var ociTargetPattern = regexp.MustCompile(`^oci://(?P<registry>` + ociHost + `)/(?P<repository>` + ociRepository + `)` +
-	`(:(?P<tag>` + ociTag + `))?$`)
+var ociTargetPattern = regexp.MustCompile(`^oci://(?P<registry>` + bundleuri.OCIHost + `)/(?P<repository>` + bundleuri.OCIRepository + `)` +
+	`(:(?P<tag>` + bundleuri.OCITag + `))?$`)
 
 // ParseOCITarget parses oci://REGISTRY/REPOSITORY[:TAG], where a bundle is pushed or a tag resolved.
 func ParseOCITarget(target string) (OCIReference, error) {
@@ -112,7 +114,7 @@ func ResolveOCI(ctx context.Context, target string, opts PushOptions) (string, e
 	ref, err := ParseOCITarget(target)
 	reference := ref.Tag
 	if err != nil {
-		if ref, err = parseOCI(target); err != nil {
+		if ref, err = bundleuri.ParseOCI(target); err != nil {
 			return "", err
 		}
 		reference = ref.Digest

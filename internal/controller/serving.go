@@ -18,7 +18,7 @@ import (
 	gatewayv1 "sigs.k8s.io/gateway-api/apis/v1"
 
 	mlv1 "github.com/podium-dev/podium/api/v1alpha1"
-	"github.com/podium-dev/podium/internal/bundle"
+	"github.com/podium-dev/podium/internal/bundleuri"
 	"github.com/podium-dev/podium/internal/conditions"
 	"github.com/podium-dev/podium/internal/promotion"
 	"github.com/podium-dev/podium/internal/serving"
@@ -314,7 +314,7 @@ func (r *RegisteredModelReconciler) planRemoval(ctx context.Context, model *mlv1
 // storage Secret shows in the pods (see podProblem).
 func (r *RegisteredModelReconciler) missingDependency(ctx context.Context, model *mlv1.RegisteredModel,
 	target *mlv1.ModelVersion) (reason, message string, err error) {
-	if loc, perr := bundle.ParseURI(target.Spec.Artifact.URI); perr == nil && loc.Scheme == bundle.SchemePVC {
+	if loc, perr := bundleuri.Parse(target.Spec.Artifact.URI); perr == nil && loc.Scheme == bundleuri.SchemePVC {
 		if found, err := r.exists(ctx, "PersistentVolumeClaim", model.Namespace, loc.Bucket); err != nil || !found {
 			return mlv1.ReasonClaimNotFound, fmt.Sprintf(
 				"version %d's bundle is on claim %s, which does not exist in namespace %s; create it",

@@ -17,7 +17,7 @@ import (
 	"k8s.io/apimachinery/pkg/util/intstr"
 
 	mlv1 "github.com/podium-dev/podium/api/v1alpha1"
-	"github.com/podium-dev/podium/internal/bundle"
+	"github.com/podium-dev/podium/internal/bundleuri"
 )
 
 // Labels and annotations Podium puts on what it renders.
@@ -142,13 +142,13 @@ func Deployment(t Target) (*appsv1.Deployment, error) {
 	if err := reservedNames(s.Template.Spec); err != nil {
 		return nil, err
 	}
-	loc, err := bundle.ParseURI(t.Version.Spec.Artifact.URI)
+	loc, err := bundleuri.Parse(t.Version.Spec.Artifact.URI)
 	if err != nil {
 		return nil, fmt.Errorf("%w: version %d: %w", ErrInvalid, t.Version.Spec.Version, err)
 	}
 	fetch := s.Fetch == nil || *s.Fetch
 	digest := t.Version.Spec.Artifact.Digest
-	if !fetch && digest != "" && loc.Scheme != bundle.SchemePVC {
+	if !fetch && digest != "" && loc.Scheme != bundleuri.SchemePVC {
 		// A digest promises that the bytes served are the bytes registered. With fetch off the
 		// predictor downloads the bundle itself, and checking a copy of our own would prove
 		// nothing about the one it loads; serving unchecked would break the promise silently.
@@ -158,7 +158,7 @@ func Deployment(t Target) (*appsv1.Deployment, error) {
 			"the bundle in a new version without a digest", ErrInvalid, t.Version.Spec.Version)
 	}
 	imageVolume := s.BundleMount == mlv1.BundleMountImageVolume
-	if imageVolume && loc.Scheme != bundle.SchemeOCI {
+	if imageVolume && loc.Scheme != bundleuri.SchemeOCI {
 		// The schema cannot see the versions, so this is the first place that can say it.
 		return nil, fmt.Errorf("%w: spec.serving.bundleMount is ImageVolume, which mounts only oci:// bundles, and version %d's "+
 			"bundle is %s; push the bundle to a registry (kubectl podium register --push DIR --to oci://...) as a new version, "+
@@ -188,7 +188,7 @@ func Deployment(t Target) (*appsv1.Deployment, error) {
 		}})
 		mounts = []corev1.VolumeMount{{Name: VolumeName, MountPath: ModelPath, ReadOnly: true}}
 		env = append(env, corev1.EnvVar{Name: envModelPath, Value: ModelPath})
-	case loc.Scheme == bundle.SchemePVC:
+	case loc.Scheme == bundleuri.SchemePVC:
 		// A claim is mounted, not downloaded; with a digest the fetcher verifies it first, with
 		// fetch on or off: what it checks is what the predictor reads.
 		tmpl.Spec.Volumes = append(tmpl.Spec.Volumes, corev1.Volume{Name: VolumeName, VolumeSource: corev1.VolumeSource{
@@ -210,7 +210,7 @@ func Deployment(t Target) (*appsv1.Deployment, error) {
 		if digest != "" {
 			args = append(args, "--digest", digest)
 		}
-		if loc.Scheme == bundle.SchemeOCI && slices.Contains(t.InsecureRegistries, loc.OCI.Registry) {
+		if loc.Scheme == bundleuri.SchemeOCI && slices.Contains(t.InsecureRegistries, loc.OCI.Registry) {
 			args = append(args, "--insecure-registry", loc.OCI.Registry)
 		}
 		writable := []corev1.VolumeMount{{Name: VolumeName, MountPath: MountPath}}
