@@ -178,6 +178,8 @@ func benchmark(t *run) {
 	writesBefore := statusWrites(t, cfg)
 	r.promotionLatencies = measurePromotions(ctx, t, c, promotionSamples, versionsPerModel+1)
 	r.writesPerPromotion = float64(statusWrites(t, cfg)-writesBefore) / promotionSamples
+	t.Logf("promotion latency p50 %s, p99 %s, %.1f status writes per promotion", ms(percentile(r.promotionLatencies, 0.5)),
+		ms(percentile(r.promotionLatencies, 0.99)), r.writesPerPromotion)
 
 	waitFor(t, time.Minute, 50*time.Millisecond, func() bool { return convergedModels(ctx, t, observed) == models })
 	idleBefore := statusWrites(t, cfg)
