@@ -9,7 +9,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
@@ -18,6 +17,8 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/podium-dev/podium/internal/testnet"
 )
 
 // quick are network options that make every failure of these tests end within a few seconds.
@@ -72,38 +73,7 @@ func stallingServer(t *testing.T, afterHeaders bool) *httptest.Server {
 }
 
 // silentListener accepts connections and never writes to them: a TLS handshake that stalls.
-func silentListener(t *testing.T) string {
-	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	var mu sync.Mutex
-	var conns []net.Conn
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
-		for {
-			c, err := l.Accept()
-			if err != nil {
-				return
-			}
-			mu.Lock()
-			conns = append(conns, c)
-			mu.Unlock()
-		}
-	}()
-	t.Cleanup(func() {
-		_ = l.Close()
-		<-done
-		mu.Lock()
-		defer mu.Unlock()
-		for _, c := range conns {
-			_ = c.Close()
-		}
-	})
-	return l.Addr().String()
-}
+func silentListener(t *testing.T) string { return testnet.SilentListener(t) }
 
 // statusServer answers every request with status and counts the requests.
 func statusServer(t *testing.T, status int) (*httptest.Server, *atomic.Int32) {

@@ -3,8 +3,6 @@ package controller_test
 import (
 	"context"
 	"fmt"
-	"net"
-	"sync"
 	"time"
 
 	. "github.com/onsi/ginkgo/v2"
@@ -13,40 +11,11 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	mlv1 "github.com/podium-dev/podium/api/v1alpha1"
+	"github.com/podium-dev/podium/internal/testnet"
 )
 
-// stallingServer accepts connections and never answers, as a Prometheus behind a stuck proxy
-// does; it closes them when the spec ends.
-func stallingServer() string {
-	GinkgoHelper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	Expect(err).NotTo(HaveOccurred())
-	var mu sync.Mutex
-	var conns []net.Conn
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
-		for {
-			c, err := l.Accept()
-			if err != nil {
-				return
-			}
-			mu.Lock()
-			conns = append(conns, c)
-			mu.Unlock()
-		}
-	}()
-	DeferCleanup(func() {
-		_ = l.Close()
-		<-done
-		mu.Lock()
-		defer mu.Unlock()
-		for _, c := range conns {
-			_ = c.Close()
-		}
-	})
-	return "http://" + l.Addr().String()
-}
+// stallingServer is a Prometheus behind a stuck proxy: it accepts connections and never answers.
+func stallingServer() string { return "http://" + testnet.SilentListener(GinkgoT()) }
 
 // The reconcile workers are as many as the canaries below. Each canary's eight online gates ask
 // a Prometheus that never answers: measured inside the reconcile, one after the other, each held

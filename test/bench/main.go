@@ -9,7 +9,6 @@ import (
 	"context"
 	"fmt"
 	"math"
-	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -39,6 +38,7 @@ import (
 	logf "sigs.k8s.io/controller-runtime/pkg/log"
 
 	mlv1 "github.com/podium-dev/podium/api/v1alpha1"
+	"github.com/podium-dev/podium/internal/testnet"
 )
 
 const (
@@ -196,34 +196,7 @@ func benchmark(t *run) {
 }
 
 // stallingPrometheus is the address of a server that accepts connections and never answers.
-func stallingPrometheus(t *run) string {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	var mu sync.Mutex
-	var conns []net.Conn
-	go func() {
-		for {
-			conn, err := l.Accept()
-			if err != nil {
-				return
-			}
-			mu.Lock()
-			conns = append(conns, conn)
-			mu.Unlock()
-		}
-	}()
-	t.Cleanup(func() {
-		_ = l.Close()
-		mu.Lock()
-		defer mu.Unlock()
-		for _, conn := range conns {
-			_ = conn.Close()
-		}
-	})
-	return "http://" + l.Addr().String()
-}
+func stallingPrometheus(t *run) string { return "http://" + testnet.SilentListener(t) }
 
 // stallCanaries starts stalledModels canaries whose online gates ask address, and returns once
 // every one's step has begun, so that their analysis is due at every interval. envtest runs no
