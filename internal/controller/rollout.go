@@ -100,58 +100,22 @@ func (r *RegisteredModelReconciler) advanceRollout(model *mlv1.RegisteredModel, 
 	return &next, verdict
 }
 
-// settleRollout is the model's status.rollout after decision d: the advanced rollout, a new
-// canary for a new candidate, a bake for a version just promoted, or the end of the rollout that
-// the decision ended.
+// settleRollout is the model's status.rollout after decision d (rollout.Settle), with the
+// candidate's share of the requests as the canary Deployment or the route give it.
 func (r *RegisteredModelReconciler) settleRollout(model *mlv1.RegisteredModel, advanced *mlv1.RolloutStatus,
 	verdict rollout.Verdict, d promotion.Decision, canary *appsv1.Deployment) *mlv1.RolloutStatus {
-	spec, prev, now := rolloutSpec(model), model.Status.Rollout, r.now()
-	recorded := model.Status.ProductionVersion
+	decided := rollout.Decided{Production: d.Production, ProductionUID: d.ProductionUID,
+		PromotedAnew: promotedAnew(d)}
 	if c := d.Candidate; c != nil {
-		st := advanced
-		if !prev.Canary() || prev.VersionUID != c.UID || st == nil {
-			begun := rollout.Begin(spec, c.Number, c.UID, d.Production, now)
-			st = &begun
-		}
-		st.Reason, st.RequestedBy, st.Floor = c.Reason, c.By, c.Floor
+		decided.Candidate = &rollout.Candidate{Number: c.Number, UID: c.UID, Reason: c.Reason, By: c.By, Floor: c.Floor}
+	}
+	if st := model.Status.Rollout; st != nil {
+		decided.Ended = endedBy(d, st.Version)
+	}
+	st := rollout.Settle(rolloutSpec(model), model.Status.Rollout, advanced, verdict, model.Status.ProductionVersion,
+		decided, r.now())
+	if decided.Candidate != nil {
 		st.Weight = r.canaryWeight(model, st, canary)
-		return st
-	}
-	st := prev
-	if advanced == nil && prev.Active() {
-		// spec.serving.rollout (or spec.serving) was removed under it
-		st = prev.DeepCopy()
-		st.Phase, st.Weight = mlv1.RolloutAborted, 0
-		st.Message = "Ended: spec.serving.rollout no longer asks for it"
-	}
-	if advanced != nil {
-		st = advanced
-		switch {
-		case verdict == rollout.Failed:
-			st.Phase, st.Weight = mlv1.RolloutAborted, 0
-		case prev.Canary() && verdict == rollout.Passed && sameVersion(d.Production, &st.Version):
-			if spec.Bake != nil {
-				baked := rollout.BeginBake(spec, st.Version, st.VersionUID, st.PreviousVersion, now)
-				baked.StartTime, baked.Reason, baked.RequestedBy, baked.Floor = st.StartTime, st.Reason, st.RequestedBy, st.Floor
-				st = &baked
-			} else {
-				st.Phase = mlv1.RolloutSucceeded
-			}
-			st.Weight, st.Step = 100, nil
-		case prev.Phase == mlv1.RolloutBaking && verdict == rollout.Passed:
-			st.Phase = mlv1.RolloutSucceeded
-		case !sameVersion(d.Production, recorded) && prev.Phase == mlv1.RolloutBaking:
-			st.Phase, st.Message = mlv1.RolloutAborted, endedBy(d, st.Version)
-		case prev.Canary():
-			st.Phase, st.Weight, st.Message = mlv1.RolloutAborted, 0, endedBy(d, st.Version)
-		}
-	}
-	// A bake watches a version the gates or a request put in place of another; the first
-	// Production version has nothing to fall back to.
-	if !st.Active() && spec != nil && spec.Bake != nil && recorded != nil && d.Production != nil &&
-		!sameVersion(d.Production, recorded) && promotedAnew(d) {
-		baked := rollout.BeginBake(spec, *d.Production, d.ProductionUID, recorded, now)
-		return &baked
 	}
 	return st
 }
