@@ -169,14 +169,37 @@ var _ = Describe("Failover between two managers", Serial, func() {
 			Expect(rollback).NotTo(BeEmpty(), "no passing version to roll back to")
 			promotionsBefore := pw.promotionsOf(rollback)
 			churn.hold(rollback)
+			requestedAt := time.Now().Truncate(time.Second) // the history's times have seconds
+			// promotedInHistory counts the model's history entries since requestedAt that put the
+			// rollback version in Production.
+			promotedInHistory := func(g Gomega) int {
+				var m mlv1.RegisteredModel
+				g.Expect(c.Get(ctx, client.ObjectKey{Namespace: ns, Name: model}, &m)).To(Succeed())
+				n := 0
+				for _, h := range m.Status.History {
+					if fmt.Sprintf("%s-%d", model, h.Version) == rollback && h.To == mlv1.StageProduction &&
+						!h.Time.Time.Before(requestedAt) {
+						n++
+					}
+				}
+				return n
+			}
+			historyBefore := promotedInHistory(Default)
 			churn.request(ctx, rollback, mlv1.StageProduction)
 			// The rules act on a request once: the version becomes Production or, when the churn's
 			// Production request for a newer version was first seen in the same view and won,
-			// status.requestNote says so. Either way the new leader decided it.
+			// status.requestNote says so. Either way the new leader decided it. The model records a
+			// promotion before the version's own status shows it, so a newer registration of the
+			// churn may replace the version in the model's decision before its ModelVersion ever
+			// shows Production: then the model's history is where the promotion shows.
 			var rollbackAnswer string
 			Eventually(func(g Gomega) {
 				if pw.promotionsOf(rollback) > promotionsBefore {
 					rollbackAnswer = "promoted"
+					return
+				}
+				if promotedInHistory(g) > historyBefore {
+					rollbackAnswer = "promoted in the model's decision, and replaced before its version showed it"
 					return
 				}
 				var v mlv1.ModelVersion
