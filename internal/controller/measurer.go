@@ -48,6 +48,7 @@ type measurer struct {
 	mu      sync.Mutex
 	ready   map[types.NamespacedName][]rollout.Measurement
 	running map[types.NamespacedName]bool
+	gone    map[types.NamespacedName]bool // models deleted while their measurements ran
 }
 
 func newMeasurer(client *http.Client, maxQueries int, events chan event.GenericEvent) *measurer {
@@ -55,7 +56,8 @@ func newMeasurer(client *http.Client, maxQueries int, events chan event.GenericE
 		maxQueries = DefaultMaxQueries
 	}
 	return &measurer{client: client, slots: make(chan struct{}, maxQueries), events: events,
-		ready: map[types.NamespacedName][]rollout.Measurement{}, running: map[types.NamespacedName]bool{}}
+		ready: map[types.NamespacedName][]rollout.Measurement{}, running: map[types.NamespacedName]bool{},
+		gone: map[types.NamespacedName]bool{}}
 }
 
 // take returns the measurements taken for the model's rollout since the last take, and starts
@@ -76,6 +78,17 @@ func (m *measurer) take(model *mlv1.RegisteredModel, spec *mlv1.Rollout, st *mlv
 	queries := renderQueries(model, spec, st)
 	go m.run(key, spec.Analysis.Prometheus.Address, queries)
 	return nil
+}
+
+// forget drops what the measurer holds for a model that is gone; measurements still running for
+// it are dropped when they end.
+func (m *measurer) forget(key types.NamespacedName) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	delete(m.ready, key)
+	if m.running[key] {
+		m.gone[key] = true
+	}
 }
 
 // query is one metric's rendered query, or why it has none.
@@ -116,8 +129,13 @@ func (m *measurer) run(key types.NamespacedName, address string, queries []query
 	}
 	wg.Wait()
 	m.mu.Lock()
-	m.ready[key] = got
 	delete(m.running, key)
+	if m.gone[key] {
+		delete(m.gone, key)
+		m.mu.Unlock()
+		return
+	}
+	m.ready[key] = got
 	m.mu.Unlock()
 	if m.events != nil {
 		model := &mlv1.RegisteredModel{}

@@ -124,6 +124,7 @@ func (r *RegisteredModelReconciler) Reconcile(ctx context.Context, req ctrl.Requ
 	}
 	if p.model == nil {
 		metrics.ForgetModel(req.Namespace, req.Name)
+		r.analysis().forget(req.NamespacedName)
 		return ctrl.Result{}, nil
 	}
 	if !p.model.DeletionTimestamp.IsZero() {
