@@ -35,7 +35,7 @@ func prometheusAnswering(t *testing.T, value string, release chan struct{}) stri
 func measuredModel(address string) (*mlv1.RegisteredModel, *mlv1.Rollout, *mlv1.RolloutStatus) {
 	spec := &mlv1.Rollout{Strategy: mlv1.RolloutCanary, Analysis: &mlv1.Analysis{
 		Prometheus: mlv1.Prometheus{Address: address},
-		Metrics: []mlv1.AnalysisMetric{{Name: "a", Query: `x{v="{{.Version}}"}`}, {Name: "b", Query: "{{.Nope}}"}},
+		Metrics:    []mlv1.AnalysisMetric{{Name: "a", Query: `x{v="{{.Version}}"}`}, {Name: "b", Query: "{{.Nope}}"}},
 	}}
 	model := &mlv1.RegisteredModel{ObjectMeta: metav1.ObjectMeta{Namespace: "ml", Name: "m"}}
 	st := &mlv1.RolloutStatus{Version: 2, VersionUID: "uid-2", Phase: mlv1.RolloutProgressing, Step: new(int32(0)),
