@@ -80,6 +80,21 @@ func (m *measurer) take(model *mlv1.RegisteredModel, spec *mlv1.Rollout, st *mlv
 	return nil
 }
 
+// giveBack returns measurements that take handed out but the reconcile could not record (its
+// cache lagged its own last write, or a write failed), for the next take, unless newer ones are
+// ready or running by then. They keep their target: a next view of another rollout drops them.
+func (m *measurer) giveBack(key types.NamespacedName, got []rollout.Measurement) {
+	if len(got) == 0 {
+		return
+	}
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if _, ok := m.ready[key]; ok || m.running[key] {
+		return
+	}
+	m.ready[key] = got
+}
+
 // forget drops what the measurer holds for a model that is gone; measurements still running for
 // it are dropped when they end.
 func (m *measurer) forget(key types.NamespacedName) {

@@ -80,3 +80,25 @@ func TestTheMeasurerForgetsADeletedModel(t *testing.T) {
 	g.Expect(m.ready).NotTo(gomega.HaveKey(key), "the deleted model's measurements were kept")
 	g.Expect(m.gone).To(gomega.BeEmpty())
 }
+
+// A reconcile that could not record what it took (its cache lagged its own last write, or a write
+// failed) hands the measurements back, and the next reconcile takes them, not a new set.
+func TestTheMeasurerTakesBackWhatWasNotRecorded(t *testing.T) {
+	g := gomega.NewWithT(t)
+	events := make(chan event.GenericEvent, 1)
+	m := newMeasurer(nil, 4, events)
+	model, spec, st := measuredModel(prometheusAnswering(t, "0.5", nil))
+	key := types.NamespacedName{Namespace: "ml", Name: "m"}
+	g.Expect(m.take(model, spec, st)).To(gomega.BeEmpty())
+	g.Eventually(events).WithTimeout(10 * time.Second).Should(gomega.Receive())
+	got := m.take(model, spec, st)
+	g.Expect(got).To(gomega.HaveLen(2))
+	m.giveBack(key, got)
+	again := m.take(model, spec, st)
+	g.Expect(again).To(gomega.Equal(got), "the measurements handed back are taken again")
+	g.Expect(m.take(model, spec, st)).To(gomega.BeEmpty(), "and once only: a new set starts")
+	m.giveBack(key, got)
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	g.Expect(m.ready).NotTo(gomega.HaveKey(key), "a set running when they come back is newer: they are dropped")
+}

@@ -107,7 +107,10 @@ func (r *RegisteredModelReconciler) Reconcile(ctx context.Context, req ctrl.Requ
 	}
 	if p.changes() {
 		if r.pending.cacheBehind(req.NamespacedName, p.objects()) {
-			return ctrl.Result{}, nil // the event of this manager's own write brings the model back
+			// The event of this manager's own write brings the model back, and the measurements
+			// taken for it wait for that reconcile: they were not recorded.
+			r.analysis().giveBack(req.NamespacedName, measured.values)
+			return ctrl.Result{}, nil
 		}
 		// The cache is a past view, and the caches of models and versions lag independently:
 		// decide again on the API server's view, and write only what that view needs. A plan
@@ -119,6 +122,7 @@ func (r *RegisteredModelReconciler) Reconcile(ctx context.Context, req ctrl.Requ
 			}
 		}
 		if err := r.record(ctx, p); err != nil {
+			r.analysis().giveBack(req.NamespacedName, measured.values) // a write refused or failed: not recorded
 			return ctrl.Result{}, err
 		}
 	}
