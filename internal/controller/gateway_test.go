@@ -85,7 +85,11 @@ var _ = Describe("Traffic on the Gateway API", Ordered, func() {
 			g.Expect(stalled.Message).To(ContainSubstring("install the Gateway API CRDs (v1.x) or remove spec.serving.rollout.traffic"))
 		}).Should(Succeed())
 		create(ctx, seedVersion(ns, 2, "0.8901"))
-		Eventually(func() int64 { return rolloutOf(ctx, ns).Version }).Should(Equal(int64(2)))
+		// The model's status, which names the candidate, is written before the versions' statuses.
+		Eventually(func(g Gomega) {
+			g.Expect(rolloutOf(ctx, ns).Version).To(Equal(int64(2)))
+			g.Expect(stages(ctx, ns)).To(Equal("1=Production 2=Staging"))
+		}).Should(Succeed())
 		Consistently(func(g Gomega) {
 			g.Expect(replicasOf(ctx, ns, canaryDeployment)).To(Equal(int32(-1)), "no canary starts")
 			g.Expect(stages(ctx, ns)).To(Equal("1=Production 2=Staging"))
