@@ -85,6 +85,9 @@ func (o *managerOptions) bindFlags(fs *flag.FlagSet) {
 		"Models reconciled in parallel.")
 	fs.IntVar(&o.operator.MaxAnalysisQueries, "max-analysis-queries", o.operator.MaxAnalysisQueries,
 		"Online gates' Prometheus queries in flight at once, across every model; they run off the reconcile workers.")
+	fs.IntVar(&o.operator.StageRecordsPerModel, "stage-records-per-model", o.operator.StageRecordsPerModel,
+		"StageRecords kept for one model name, across the models created under it; the oldest are deleted first, "+
+			"checked every 100 transitions.")
 	fs.StringVar(&o.governanceProbeNamespace, "governance-probe-namespace", "",
 		"Namespace in which /readyz dry-run-creates a ModelVersion, ready only once the governance admission "+
 			"policies admit and stamp it, so that an install waits until the API server applies them; empty skips the check.")
@@ -178,6 +181,9 @@ func (o *managerOptions) checkLeaderElection(namespaceFile string) error {
 func runManager(ctx context.Context, o *managerOptions) error {
 	if err := o.validateLeaderElection(); err != nil {
 		return err
+	}
+	if o.operator.StageRecordsPerModel < 1 {
+		return fmt.Errorf("--stage-records-per-model must be at least 1, not %d", o.operator.StageRecordsPerModel)
 	}
 	restConfig, err := ctrl.GetConfig()
 	if err != nil {

@@ -250,6 +250,11 @@ type HistoryEntry struct {
 	// +kubebuilder:validation:MaxLength=128
 	VersionUID string `json:"versionUID,omitempty"`
 
+	// sequence is the entry's place among every transition the model has recorded, from 1; it
+	// names the entry's StageRecord. Absent in entries written before it was recorded.
+	// +optional
+	Sequence int64 `json:"sequence,omitempty"`
+
 	// from is the stage the version left; absent for a version decided for the first time.
 	// +optional
 	From Stage `json:"from,omitempty"`
@@ -395,6 +400,12 @@ type RegisteredModelStatus struct {
 	// +listType=atomic
 	// +kubebuilder:validation:MaxItems=500
 	History []HistoryEntry `json:"history,omitempty"`
+
+	// recordedSequence is the sequence of the newest history entry whose StageRecord the operator
+	// has written: entries after it are written as StageRecords by the next reconcile, also
+	// after a crash between the two writes.
+	// +optional
+	RecordedSequence int64 `json:"recordedSequence,omitempty"`
 }
 
 // ServingStatus reports the prediction Deployment of a model.

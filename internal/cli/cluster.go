@@ -34,15 +34,39 @@ type cluster struct {
 
 // model returns the RegisteredModel called name.
 func (c *cluster) model(ctx context.Context, name string) (*mlv1.RegisteredModel, error) {
+	m, err := c.findModel(ctx, name)
+	if err == nil && m == nil {
+		err = c.modelNotFound(name)
+	}
+	return m, err
+}
+
+// findModel is model, with no model and no error when it does not exist.
+func (c *cluster) findModel(ctx context.Context, name string) (*mlv1.RegisteredModel, error) {
 	m := &mlv1.RegisteredModel{}
 	if err := c.client.Get(ctx, c.key(name), m); err != nil {
 		if isObjectNotFound(err) {
-			return nil, fmt.Errorf("RegisteredModel %s not found in namespace %s; list them with kubectl get registeredmodels -n %s",
-				name, c.namespace, c.namespace)
+			return nil, nil
 		}
 		return nil, explain(err)
 	}
 	return m, nil
+}
+
+func (c *cluster) modelNotFound(name string) error {
+	return fmt.Errorf("RegisteredModel %s not found in namespace %s; list them with kubectl get registeredmodels -n %s",
+		name, c.namespace, c.namespace)
+}
+
+// records returns the StageRecords of the models created under a name. An error says why they
+// cannot be read: the user may not list them, or the cluster lacks the kind.
+func (c *cluster) records(ctx context.Context, model string) ([]mlv1.StageRecord, error) {
+	var list mlv1.StageRecordList
+	if err := c.client.List(ctx, &list, client.InNamespace(c.namespace),
+		client.MatchingLabels{mlv1.LabelRecordModel: model}); err != nil {
+		return nil, explain(err)
+	}
+	return list.Items, nil
 }
 
 // models returns the RegisteredModels of the namespace.

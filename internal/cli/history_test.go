@@ -34,7 +34,7 @@ func TestProductionAtAnswersFromTheHistory(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			if got := productionAt(model.Name, model.Status.History, tt.at, model.HistoryLimit()); got != tt.want {
+			if got := productionAt(model.Name, model.Status.History, tt.at, model.HistoryLimit(), ""); got != tt.want {
 				t.Errorf("got  %s\nwant %s", got, tt.want)
 			}
 		})
@@ -49,7 +49,7 @@ func TestProductionAtAfterARetirement(t *testing.T) {
 	}
 	want := "No version of m was Production at 1970-01-01T00:05:00Z: version 1 left Production at " +
 		"1970-01-01T00:03:20Z (ArchiveRequest, by bob)"
-	if got := productionAt("m", history, time.Unix(300, 0), mlv1.DefaultHistoryLimit); got != want {
+	if got := productionAt("m", history, time.Unix(300, 0), mlv1.DefaultHistoryLimit, ""); got != want {
 		t.Errorf("got  %s\nwant %s", got, want)
 	}
 }
@@ -86,7 +86,7 @@ func TestAFullHistorySaysThatOlderTransitionsWereDropped(t *testing.T) {
 			if err := writeHistory(&out, tt.model, tt.model.Status.History, nil); err != nil {
 				t.Fatal(err)
 			}
-			answer := productionAt("m", tt.model.Status.History, before, tt.model.HistoryLimit())
+			answer := productionAt("m", tt.model.Status.History, before, tt.model.HistoryLimit(), "")
 			if tt.dropped == "" {
 				if strings.Contains(out.String(), "full") {
 					t.Errorf("a history with room left says it is full:\n%s", out.String())

@@ -9,6 +9,7 @@ import (
 	. "github.com/onsi/gomega"
 
 	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
@@ -151,6 +152,50 @@ var _ = Describe("history", func() {
 		Expect(r.err).To(MatchError(ContainSubstring(`--at "yesterday" is not a time`)))
 		r = podium(ctx, ns, "history", seed, "--at", now, "-o", "json")
 		Expect(r.err).To(MatchError("--at answers in a sentence; leave out -o"))
+	})
+})
+
+var _ = Describe("history after the model is deleted", func() {
+	It("reads the StageRecords, which outlive the model and its versions, and marks a model created again", func(ctx context.Context) {
+		ns := newNamespace(ctx)
+		stop := seedStory(ctx, ns)
+		// Three transitions: 3 to Production, then 3 to Archived and 4 to Production (2 stays None).
+		Eventually(func(g Gomega) {
+			var recs mlv1.StageRecordList
+			g.Expect(k8sClient.List(ctx, &recs, client.InNamespace(ns))).To(Succeed())
+			g.Expect(recs.Items).To(HaveLen(3))
+		}).Should(Succeed())
+		promoted := time.Now().UTC().Format(time.RFC3339)
+
+		// Without the operator, so that the deletions are not transitions.
+		stop()
+		Expect(k8sClient.DeleteAllOf(ctx, &mlv1.ModelVersion{}, client.InNamespace(ns))).To(Succeed())
+		Expect(k8sClient.Delete(ctx, seedModel(ns))).To(Succeed())
+		Eventually(func() bool {
+			err := k8sClient.Get(ctx, client.ObjectKey{Namespace: ns, Name: seed}, &mlv1.RegisteredModel{})
+			return apierrors.IsNotFound(err)
+		}).Should(BeTrue())
+		out := succeed(ctx, ns, "history", seed)
+		Expect(out).To(MatchRegexp(`\n\S+\s+4\s+-\s+Production\s+GatesPassed\s+podium\s+Passed every gate`))
+		Expect(out).To(HaveSuffix("RegisteredModel battle-winner-predictor no longer exists: these are its StageRecords, which outlive it.\n"))
+		Expect(succeed(ctx, ns, "history", seed, "--at", promoted)).To(MatchRegexp(
+			`^Version 4 of battle-winner-predictor was Production at \S+: from \S+ \(GatesPassed, by podium\) until the model was deleted\n$`))
+
+		By("creating the model again: its rows come after a line that says so")
+		create(ctx, seedModel(ns))
+		stop = startOperator(ns)
+		DeferCleanup(func() { stop() })
+		registerSeed(ctx, ns, 1, "0.8601")
+		Eventually(stages).WithArguments(ctx, ns).Should(Equal("1=Production"))
+		Eventually(func(g Gomega) {
+			out := succeed(ctx, ns, "history", seed)
+			g.Expect(out).To(MatchRegexp(`(?s)4\s+-\s+Production.*\n-\s+-\s+.*RegisteredModel battle-winner-predictor was ` +
+				`deleted and created again: the rows below are of the new model\n\S+\s+1\s+-\s+Production\s+GatesPassed`))
+			g.Expect(out).NotTo(ContainSubstring("no longer exists"))
+		}).Should(Succeed())
+		Expect(succeed(ctx, ns, "history", seed, "--at", promoted)).To(MatchRegexp(
+			`^Version 4 of battle-winner-predictor was Production at \S+: from \S+ \(GatesPassed, by podium\) ` +
+				`until the model was deleted, before \S+\n$`))
 	})
 })
 

@@ -17,6 +17,7 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/equality"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/apimachinery/pkg/types"
@@ -69,6 +70,13 @@ type RegisteredModelReconciler struct {
 	// MaxQueries bounds the analysis queries in flight across every model; DefaultMaxQueries
 	// when zero.
 	MaxQueries int
+	// StageRecordsPerModel is how many StageRecords to keep for one model name;
+	// mlv1.DefaultStageRecordsPerModel when zero.
+	StageRecordsPerModel int
+
+	// records holds, by model UID, the sequence of the newest StageRecord this manager wrote,
+	// so that the reconcile after a decision does not write its records again.
+	records sync.Map
 
 	pending pendingWrites
 	// measurer takes the online gates' measurements off the workers (analysis); measured wakes
@@ -189,6 +197,10 @@ type plan struct {
 	rollout  *mlv1.RolloutStatus        // the model's status.rollout after the decision
 	status   mlv1.RegisteredModelStatus // the model's status after the decision
 	writes   []versionWrite             // ordered: leaving, others, entering
+	// records are the StageRecords of the history entries the model read holds and has not
+	// recorded, written before the model; added are those of the entries the decision adds,
+	// written after every status.
+	records, added []mlv1.StageRecord
 }
 
 // objects are the model, if any, and its versions, as the plan read them.
@@ -288,6 +300,12 @@ func (r *RegisteredModelReconciler) plan(ctx context.Context, reader client.Read
 		return p, err
 	}
 	p.status = modelStatus(model, len(p.versions), p.decision, p.serving, p.rollout, r.now())
+	if pending := unrecorded(model.Status.History, model.Status.RecordedSequence); len(pending) > 0 {
+		p.records = stageRecords(model, p.versions, p.decision, model.Status.Rollout, pending)
+		p.status.RecordedSequence = lastSequence(pending)
+	}
+	p.added = stageRecords(model, p.versions, p.decision, p.status.Rollout,
+		unrecorded(p.status.History, lastSequence(model.Status.History)))
 	p.writes = versionWrites(model, p.versions, p.decision, p.serving, r.now())
 	if productionMoves(model, p.decision) || slices.ContainsFunc(p.writes, func(w versionWrite) bool { return w.kind == entering }) {
 		p.status.DecisionSequence++
@@ -341,9 +359,23 @@ func versionWrites(model *mlv1.RegisteredModel, versions []mlv1.ModelVersion, d 
 //  3. the other versions;
 //  4. the version entering Production.
 //
+// Around them go the StageRecords (records.go): before, those of the history entries the model
+// already held; after, those of the entries this decision adds.
+//
 // A writer whose view is older than another's fails at the first write that the other has made
 // stale, and starts again from a fresh read: the argument is in docs/concepts.md.
 func (r *RegisteredModelReconciler) record(ctx context.Context, p plan) error {
+	if err := r.writeRecords(ctx, p.model, p.records); err != nil {
+		if !meta.IsNoMatchError(err) {
+			return err
+		}
+		// The StageRecord CRD is not installed (an upgrade that kept the old CRDs): decide and
+		// serve without the records, which are written once it is.
+		logf.FromContext(ctx).Error(err, "Cannot write StageRecords: install the StageRecord CRD (config/crd)",
+			"registeredModel", klog.KObj(p.model))
+		p.status.RecordedSequence = p.model.Status.RecordedSequence
+		p.added = nil
+	}
 	for _, w := range p.writes {
 		if w.kind != leaving {
 			continue
@@ -362,6 +394,9 @@ func (r *RegisteredModelReconciler) record(ctx context.Context, p plan) error {
 		if err := r.recordVersion(ctx, p, w); err != nil {
 			return err
 		}
+	}
+	if err := r.writeRecords(ctx, p.model, p.added); err != nil && !meta.IsNoMatchError(err) {
+		return err
 	}
 	return nil
 }

@@ -6,6 +6,8 @@ import (
 
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/cache"
+
+	mlv1 "github.com/podium-dev/podium/api/v1alpha1"
 )
 
 // DefaultFetcherImage is the operator's own image, which runs `manager fetch`.
@@ -31,6 +33,8 @@ type Options struct {
 	// MaxAnalysisQueries bounds the online gates' queries in flight across every model, off
 	// the reconcile workers.
 	MaxAnalysisQueries int
+	// StageRecordsPerModel is how many StageRecords are kept for one model name.
+	StageRecordsPerModel int
 }
 
 // DefaultOptions are the settings of a manager started without flags.
@@ -40,6 +44,7 @@ func DefaultOptions() Options {
 		MissingRetry:            DefaultMissingRetry,
 		MaxConcurrentReconciles: DefaultMaxConcurrentReconciles,
 		MaxAnalysisQueries:      DefaultMaxQueries,
+		StageRecordsPerModel:    mlv1.DefaultStageRecordsPerModel,
 	}
 }
 
@@ -67,13 +72,14 @@ func (o Options) cacheOptions() cache.Options {
 // ManagerOptions.
 func (o Options) AddToManager(mgr ctrl.Manager) error {
 	if err := (&RegisteredModelReconciler{
-		Client:             mgr.GetClient(),
-		APIReader:          mgr.GetAPIReader(),
-		Recorder:           mgr.GetEventRecorder("podium"),
-		FetcherImage:       o.FetcherImage,
-		InsecureRegistries: o.InsecureRegistries,
-		MissingRetry:       o.MissingRetry,
-		MaxQueries:         o.MaxAnalysisQueries,
+		Client:               mgr.GetClient(),
+		APIReader:            mgr.GetAPIReader(),
+		Recorder:             mgr.GetEventRecorder("podium"),
+		FetcherImage:         o.FetcherImage,
+		InsecureRegistries:   o.InsecureRegistries,
+		MissingRetry:         o.MissingRetry,
+		MaxQueries:           o.MaxAnalysisQueries,
+		StageRecordsPerModel: o.StageRecordsPerModel,
 	}).SetupWithManager(mgr); err != nil {
 		return fmt.Errorf("setting up the RegisteredModel controller: %w", err)
 	}

@@ -54,10 +54,13 @@ var _ = BeforeSuite(func() {
 	DeferCleanup(func() { stopMgr() })
 })
 
+// recordsPerModel is the suite's retention bound of StageRecords, low enough for a spec to pass it.
+const recordsPerModel = 10
+
 // startManager runs the operator until the returned function is called; that function waits
 // for it to stop. A missing Secret or claim is looked for again after a second, not 30.
 func startManager() func() {
-	stop, err := testenv.Operator{MissingRetry: time.Second}.Start(cfg, testScheme)
+	stop, err := testenv.Operator{MissingRetry: time.Second, StageRecordsPerModel: recordsPerModel}.Start(cfg, testScheme)
 	Expect(err).NotTo(HaveOccurred())
 	return func() { Expect(stop()).To(Succeed()) }
 }

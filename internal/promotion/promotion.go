@@ -747,14 +747,20 @@ func Shorten(msg string, limit int) string {
 
 // AppendHistory adds the transitions to the history, stamped with now, and keeps the newest limit
 // entries (the model's spec.historyLimit): a history longer than a lowered limit is trimmed even
-// when there is no transition to add.
+// when there is no transition to add. Each new entry's sequence follows the newest entry's (the
+// newest is never trimmed); after entries written without one, it follows their count.
 func AppendHistory(history []mlv1.HistoryEntry, ts []Transition, now time.Time, limit int) []mlv1.HistoryEntry {
 	out := slices.Clone(history)
+	next := int64(len(history)) + 1
+	if n := len(history); n > 0 && history[n-1].Sequence > 0 {
+		next = history[n-1].Sequence + 1
+	}
 	for _, t := range ts {
 		out = append(out, mlv1.HistoryEntry{
-			Version: t.Version, VersionUID: t.UID, From: t.From, To: t.To, Reason: t.Reason, Message: Shorten(t.Message, mlv1.MaxHistoryMessage),
-			Time: metav1.NewTime(now), By: t.By,
+			Sequence: next, Version: t.Version, VersionUID: t.UID, From: t.From, To: t.To, Reason: t.Reason,
+			Message: Shorten(t.Message, mlv1.MaxHistoryMessage), Time: metav1.NewTime(now), By: t.By,
 		})
+		next++
 	}
 	if len(out) > limit {
 		out = out[len(out)-limit:]

@@ -642,6 +642,32 @@ func TestHistoryIsBoundedByTheModelsLimit(t *testing.T) {
 	}
 }
 
+func TestHistorySequencesCountEveryTransitionEverRecorded(t *testing.T) {
+	tests := []struct {
+		name    string
+		history []mlv1.HistoryEntry
+		limit   int
+		want    []int64 // the sequences of the new entries
+	}{
+		{"a model's first transitions count from 1", nil, 10, []int64{1, 2}},
+		{"new entries follow the newest one", []mlv1.HistoryEntry{{Sequence: 6}, {Sequence: 7}}, 10, []int64{8, 9}},
+		{"trimming does not reuse a sequence", []mlv1.HistoryEntry{{Sequence: 41}}, 1, []int64{43}},
+		{"after entries written without one, the count follows them", entries(3), 10, []int64{4, 5}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			h := AppendHistory(tt.history, staged(1, 2), time.Unix(0, 0), tt.limit)
+			var got []int64
+			for _, e := range h[len(h)-min(len(h), 2):] {
+				got = append(got, e.Sequence)
+			}
+			if !slices.Equal(got[len(got)-min(len(got), len(tt.want)):], tt.want) {
+				t.Fatalf("sequences %v, want %v", got, tt.want)
+			}
+		})
+	}
+}
+
 func TestAChangeAlreadyInTheHistoryIsNotANewTransition(t *testing.T) {
 	w := &world{policy: seedPolicy()}
 	w.add(version(3, "0.8512"))

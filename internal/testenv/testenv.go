@@ -68,6 +68,9 @@ type Operator struct {
 	// MissingRetry is how soon a missing storage Secret or claim is looked for again; the
 	// manager's default when zero.
 	MissingRetry time.Duration
+	// StageRecordsPerModel is how many StageRecords the operator keeps for one model name; the
+	// manager's default when zero.
+	StageRecordsPerModel int
 }
 
 // options are the operator's settings: the manager's defaults, changed only where a test asks.
@@ -77,6 +80,9 @@ func (o Operator) options() controller.Options {
 	opts.Namespaces = o.Namespaces
 	if o.MissingRetry > 0 {
 		opts.MissingRetry = o.MissingRetry
+	}
+	if o.StageRecordsPerModel > 0 {
+		opts.StageRecordsPerModel = o.StageRecordsPerModel
 	}
 	return opts
 }

@@ -1,0 +1,153 @@
+package controller
+
+import (
+	"cmp"
+	"context"
+	"fmt"
+
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/klog/v2"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	logf "sigs.k8s.io/controller-runtime/pkg/log"
+
+	mlv1 "github.com/podium-dev/podium/api/v1alpha1"
+	"github.com/podium-dev/podium/internal/promotion"
+)
+
+// +kubebuilder:rbac:groups=ml.podium.dev,resources=stagerecords,verbs=create;list;delete
+
+// A model's history lives in its status; each entry is also written as a StageRecord, which
+// outlives the model. An entry is in the status before its record exists, and the model's
+// status.recordedSequence says how far the records go: a reconcile writes the records of the
+// entries after it before it writes the model (and moves recordedSequence on with that write),
+// and, after its writes, the records of the entries it added. So a crash between any two writes
+// leaves entries whose records the next reconcile writes, and never a record of a transition
+// that the status does not hold.
+
+// pruneEvery is how many transitions of a model go between two checks of its records' count, at
+// most: with a lower retention bound, as many as it keeps.
+const pruneEvery = 100
+
+// recordName is the name of the StageRecord of the model's history entry with sequence seq: the
+// model's UID tells apart the models created under one name.
+func recordName(model *mlv1.RegisteredModel, seq int64) string {
+	uid := string(model.UID)
+	return fmt.Sprintf("%s-%s-%d", model.Name, uid[:min(len(uid), 8)], seq)
+}
+
+// unrecorded are the entries of history with a sequence after the one given, oldest first.
+func unrecorded(history []mlv1.HistoryEntry, after int64) []mlv1.HistoryEntry {
+	var out []mlv1.HistoryEntry
+	for _, e := range history {
+		if e.Sequence > after {
+			out = append(out, e)
+		}
+	}
+	return out
+}
+
+// lastSequence is the sequence of the newest entry of history; zero when there is none.
+func lastSequence(history []mlv1.HistoryEntry) int64 {
+	if len(history) == 0 {
+		return 0
+	}
+	return history[len(history)-1].Sequence
+}
+
+// stageRecords are the records of history entries es of model, with what the plan read of the
+// versions, the gates of decision d, and the canary measurements of ro.
+func stageRecords(model *mlv1.RegisteredModel, versions []mlv1.ModelVersion, d promotion.Decision,
+	ro *mlv1.RolloutStatus, es []mlv1.HistoryEntry) []mlv1.StageRecord {
+	out := make([]mlv1.StageRecord, 0, len(es))
+	for _, e := range es {
+		rec := mlv1.StageRecord{
+			ObjectMeta: metav1.ObjectMeta{
+				Name: recordName(model, e.Sequence), Namespace: model.Namespace,
+				Labels: map[string]string{mlv1.LabelRecordModel: model.Name, mlv1.LabelRecordModelUID: string(model.UID)},
+			},
+			Model:      mlv1.RecordedModel{Name: model.Name, UID: string(model.UID)},
+			Version:    mlv1.RecordedVersion{Number: e.Version, UID: e.VersionUID},
+			Transition: e,
+		}
+		if v := recordedVersion(versions, e); v != nil {
+			rec.Version.Name = v.Name
+			rec.Version.UID = string(v.UID)
+			rec.Version.RegisteredBy = v.Annotations[mlv1.AnnotationRegisteredBy]
+			rec.Version.ArtifactURI = v.Spec.Artifact.URI
+			rec.Version.Digest = v.Spec.Artifact.Digest
+			rec.Gates = d.Versions[v.Name].Gates.Results
+		}
+		if ro != nil && e.VersionUID != "" && ro.VersionUID == e.VersionUID {
+			rec.Measurements = ro.Metrics
+		}
+		out = append(out, rec)
+	}
+	return out
+}
+
+// recordedVersion is the ModelVersion of entry e among versions: the same object, or for an
+// entry without a UID the one with its number; nil when it is gone.
+func recordedVersion(versions []mlv1.ModelVersion, e mlv1.HistoryEntry) *mlv1.ModelVersion {
+	for i := range versions {
+		v := &versions[i]
+		if (e.VersionUID != "" && string(v.UID) == e.VersionUID) || (e.VersionUID == "" && v.Spec.Version == e.Version) {
+			return v
+		}
+	}
+	return nil
+}
+
+// writeRecords creates the StageRecords, skipping those that exist (written before a crash, or
+// by a reconcile whose status write came back as an error after it was made), and then, when a
+// record's sequence is a multiple of pruneEvery (or of a lower retention bound), deletes the oldest records of the model's name
+// past the retention bound.
+func (r *RegisteredModelReconciler) writeRecords(ctx context.Context, model *mlv1.RegisteredModel, recs []mlv1.StageRecord) error {
+	keep := cmp.Or(r.StageRecordsPerModel, mlv1.DefaultStageRecordsPerModel)
+	every := int64(min(pruneEvery, keep))
+	prune := false
+	for i := range recs {
+		rec := &recs[i]
+		if r.recordWritten(model.UID, rec.Transition.Sequence) {
+			continue
+		}
+		if err := r.Create(ctx, rec, client.FieldOwner(FieldOwner)); err != nil && !apierrors.IsAlreadyExists(err) {
+			return fmt.Errorf("writing StageRecord %s of RegisteredModel %s: %w", rec.Name, klog.KObj(model), err)
+		}
+		r.records.Store(model.UID, rec.Transition.Sequence)
+		prune = prune || rec.Transition.Sequence%every == 0
+	}
+	if !prune {
+		return nil
+	}
+	return r.pruneRecords(ctx, model, keep)
+}
+
+// recordWritten says whether this manager wrote the record of the model's entry seq.
+func (r *RegisteredModelReconciler) recordWritten(uid types.UID, seq int64) bool {
+	written, ok := r.records.Load(uid)
+	return ok && written.(int64) >= seq
+}
+
+// pruneRecords deletes the oldest StageRecords of the model's name, of this model and of those
+// created under its name before, beyond the newest StageRecordsPerModel.
+func (r *RegisteredModelReconciler) pruneRecords(ctx context.Context, model *mlv1.RegisteredModel, keep int) error {
+	var list mlv1.StageRecordList
+	if err := r.APIReader.List(ctx, &list, client.InNamespace(model.Namespace),
+		client.MatchingLabels{mlv1.LabelRecordModel: model.Name}); err != nil {
+		return fmt.Errorf("listing the StageRecords of RegisteredModel %s: %w", klog.KObj(model), err)
+	}
+	if len(list.Items) <= keep {
+		return nil
+	}
+	mlv1.SortStageRecords(list.Items)
+	for i := range list.Items[:len(list.Items)-keep] {
+		if err := r.Delete(ctx, &list.Items[i]); err != nil && !apierrors.IsNotFound(err) {
+			return fmt.Errorf("deleting StageRecord %s past the retention bound: %w", list.Items[i].Name, err)
+		}
+	}
+	logf.FromContext(ctx).Info("Deleted the oldest StageRecords", "registeredModel", klog.KObj(model),
+		"deleted", len(list.Items)-keep, "kept", keep)
+	return nil
+}
