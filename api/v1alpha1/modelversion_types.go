@@ -122,6 +122,16 @@ type ModelVersionSpec struct {
 	// A request is acted on once, when it changes; status.stage is the truth.
 	// +optional
 	Stage Stage `json:"stage,omitempty"`
+
+	// stageRequestID tells one request from another for the same stage: writing a new value with
+	// spec.stage makes it a new request, which the operator acts on although spec.stage did not
+	// change (to promote again a version whose earlier promotion was replaced, in one write that
+	// governance admits or refuses as a whole). kubectl podium writes one; a GitOps manifest may
+	// change it in a reviewed commit. Re-applying the same manifest is never a new request.
+	// +optional
+	// +kubebuilder:validation:MaxLength=64
+	// +kubebuilder:validation:XValidation:rule="self.matches('^[A-Za-z0-9]([-A-Za-z0-9_.:]*[A-Za-z0-9])?$')",message="stageRequestID holds letters, digits and - _ . :, starting and ending with a letter or digit, such as 20261207T012345Z-3f9a"
+	StageRequestID string `json:"stageRequestID,omitempty"`
 }
 
 // GateResult is one gate evaluated against one version.
@@ -166,6 +176,11 @@ type ModelVersionStatus struct {
 	// when spec.stage differs from it; clearing spec.stage clears it.
 	// +optional
 	ObservedStageRequest Stage `json:"observedStageRequest,omitempty"`
+
+	// observedStageRequestID is the spec.stageRequestID of the request in observedStageRequest.
+	// +optional
+	// +kubebuilder:validation:MaxLength=64
+	ObservedStageRequestID string `json:"observedStageRequestID,omitempty"`
 
 	// requestNote says why the operator did not carry out the request in observedStageRequest,
 	// for example a Production request first seen together with one for a newer version, which

@@ -139,15 +139,15 @@ func (c *cluster) versionNumber(ctx context.Context, model string, n int64) (*ml
 		n, model, strings.Join(names, ", "))
 }
 
-// requestStage writes spec.stage on a version as `kubectl patch --type=merge` does; an empty
-// stage clears the request. skipRollout annotates the version, in the same patch, to skip the
-// model's canary rollout.
-func (c *cluster) requestStage(ctx context.Context, v *mlv1.ModelVersion, stage mlv1.Stage, skipRollout bool) error {
-	var value any // null clears the field
-	if stage != "" {
-		value = stage
+// requestStage writes spec.stage and spec.stageRequestID on a version as `kubectl patch
+// --type=merge` does, in one request; an empty id removes spec.stageRequestID. skipRollout
+// annotates the version, in the same patch, to skip the model's canary rollout.
+func (c *cluster) requestStage(ctx context.Context, v *mlv1.ModelVersion, stage mlv1.Stage, id string, skipRollout bool) error {
+	var requestID any // null removes the field
+	if id != "" {
+		requestID = id
 	}
-	patch := map[string]any{"spec": map[string]any{"stage": value}}
+	patch := map[string]any{"spec": map[string]any{"stage": stage, "stageRequestID": requestID}}
 	if skipRollout {
 		patch["metadata"] = map[string]any{"annotations": map[string]any{mlv1.AnnotationSkipRollout: "true"}}
 	}

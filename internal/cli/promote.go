@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"math/rand/v2"
 	"slices"
 	"strconv"
 	"strings"
@@ -179,7 +180,7 @@ func (o *promoteOptions) run(ctx context.Context, modelName string, target func(
 	// The deadline bounds the waits, not the requests: see poll.
 	deadline, cancel := context.WithTimeout(ctx, o.timeout)
 	defer cancel()
-	if err := o.requestProduction(ctx, deadline, c, v); err != nil {
+	if err := o.requestProduction(ctx, c, v); err != nil {
 		return err
 	}
 	if o.noWait {
@@ -219,27 +220,26 @@ func approved(model *mlv1.RegisteredModel, n int64) string {
 		"the governance admission policies are not installed)", n, model.Name)
 }
 
-// requestProduction writes spec.stage: Production on v. The operator acts on a request only when
-// it changes, so a Production request it has already acted on (an earlier promotion of v that
-// was since replaced) is cleared first, and written again once the operator has seen it cleared.
-// That wait happens even with --no-wait: writing the request again too early would go unseen.
-func (o *promoteOptions) requestProduction(ctx, deadline context.Context, c *cluster, v *mlv1.ModelVersion) error {
-	if v.Spec.Stage == mlv1.StageProduction && v.Status.ObservedStageRequest == mlv1.StageProduction {
-		if err := c.requestStage(ctx, v, "", false); err != nil {
-			return err
-		}
-		err := o.poll(deadline, func() (bool, error) {
-			if err := c.client.Get(ctx, c.key(v.Name), v); err != nil {
-				return false, explain(err)
-			}
-			return v.Status.ObservedStageRequest == "", nil
-		})
-		if err != nil {
-			return timeoutError(deadline, err, fmt.Sprintf("the operator did not see the Production request of ModelVersion %s "+
-				"cleared within %s, so the new request would go unseen; check that the Podium operator runs", v.Name, o.timeout))
-		}
+// requestProduction writes spec.stage: Production on v, in one request, which governance admits
+// or refuses as a whole. The operator acts on a request when it changes, so a Production request
+// it has already acted on (an earlier promotion of v, since replaced) is made new with a new
+// spec.stageRequestID.
+func (o *promoteOptions) requestProduction(ctx context.Context, c *cluster, v *mlv1.ModelVersion) error {
+	return c.requestStage(ctx, v, mlv1.StageProduction, requestIDFor(v, mlv1.StageProduction), o.skipRollout)
+}
+
+// requestIDFor is the spec.stageRequestID of a new request for stage on v: a new one when v
+// already requests that stage, else none (the request changes spec.stage, which makes it new).
+func requestIDFor(v *mlv1.ModelVersion, stage mlv1.Stage) string {
+	if v.Spec.Stage != stage {
+		return ""
 	}
-	return c.requestStage(ctx, v, mlv1.StageProduction, o.skipRollout)
+	return newRequestID(time.Now())
+}
+
+// newRequestID is a spec.stageRequestID: the time, and random digits for requests within a second.
+func newRequestID(now time.Time) string {
+	return fmt.Sprintf("%s-%04x", now.UTC().Format("20060102T150405Z"), rand.IntN(1<<16))
 }
 
 // waitForProduction waits until the model's Production version is n, its ModelVersion's stage

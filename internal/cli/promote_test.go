@@ -182,6 +182,8 @@ var _ = Describe("history after the model is deleted", func() {
 			`^Version 4 of battle-winner-predictor was Production at \S+: from \S+ \(GatesPassed, by podium\) until the model was deleted\n$`))
 
 		By("creating the model again: its rows come after a line that says so")
+		// History times have seconds: the new model's first transition comes after promoted.
+		Eventually(func() string { return time.Now().UTC().Format(time.RFC3339) }).ShouldNot(Equal(promoted))
 		create(ctx, seedModel(ns))
 		stop = startOperator(ns)
 		DeferCleanup(func() { stop() })

@@ -198,7 +198,7 @@ func (o *rolloutOptions) abort(ctx context.Context, name string) error {
 	if err != nil {
 		return err
 	}
-	if err := c.requestStage(ctx, candidate, mlv1.StageArchived, false); err != nil {
+	if err := c.requestStage(ctx, candidate, mlv1.StageArchived, requestIDFor(candidate, mlv1.StageArchived), false); err != nil {
 		return err
 	}
 	if o.noWait {

@@ -7,6 +7,7 @@ import (
 	"net/http/httptest"
 	"path/filepath"
 	"strings"
+	"time"
 
 	. "github.com/onsi/ginkgo/v2"
 	. "github.com/onsi/gomega"
@@ -292,6 +293,33 @@ var _ = Describe("The governance admission policies", Ordered, func() {
 			err := patchAs(ctx, bob, governed, "battle-winner-predictor-3", `{"metadata":{"annotations":{"ml.podium.dev/skip-rollout":"true"}}}`)
 			Expect(apierrors.IsForbidden(err)).To(BeTrue(), "%v", err)
 			Expect(err).To(MatchError(ContainSubstring("user bob may not set, change or remove the annotation ml.podium.dev/skip-rollout")))
+		})
+
+		It("takes a Production request made again with a new stageRequestID as one write: refused whole, or acted on once", func(ctx context.Context) {
+			// Version 3 still requests Production, which was acted on before version 4 replaced it.
+			name := "battle-winner-predictor-3"
+			before := getVersion(ctx, governed, name)
+			Expect(before.Spec.Stage).To(Equal(mlv1.StageProduction))
+			Expect(before.Status.Stage).To(Equal(mlv1.StageArchived))
+			again := `{"spec":{"stage":"Production","stageRequestID":"20261207T010000Z-0001"}}`
+			err := patchAs(ctx, bob, governed, name, again)
+			Expect(apierrors.IsForbidden(err)).To(BeTrue(), "%v", err)
+			Expect(err).To(MatchError(ContainSubstring("user bob may not request spec.stage: Production")))
+			Expect(getVersion(ctx, governed, name).ResourceVersion).To(Equal(before.ResourceVersion), "a refusal changes nothing")
+
+			Expect(patchAs(ctx, dave, governed, name, again)).To(Succeed())
+			Expect(getVersion(ctx, governed, name).Annotations).To(HaveKeyWithValue(mlv1.AnnotationStageRequestedBy, "dave"))
+			Eventually(func() int64 { return productionOf(ctx, governed) }).Should(BeEquivalentTo(3))
+			history := historyBy(ctx, governed)
+			Expect(history[len(history)-2:]).To(HaveExactElements("4 Production -> Archived by dave", "3 Archived -> Production by dave"))
+
+			By("writing the same request again, as a sync would, and removing its ID: neither is a request")
+			Expect(patchAs(ctx, alice, governed, name, again)).To(Succeed())
+			Expect(patchAs(ctx, bob, governed, name, `{"spec":{"stageRequestID":null}}`)).To(Succeed())
+			Consistently(func(g Gomega) {
+				g.Expect(historyBy(ctx, governed)).To(HaveLen(len(history)))
+				g.Expect(getVersion(ctx, governed, name).Annotations).To(HaveKeyWithValue(mlv1.AnnotationStageRequestedBy, "dave"))
+			}).WithTimeout(2 * time.Second).Should(Succeed())
 		})
 	})
 

@@ -432,17 +432,19 @@ func observe(model *mlv1.RegisteredModel, versions []mlv1.ModelVersion) promotio
 	for i := range versions {
 		v := &versions[i]
 		in.Versions = append(in.Versions, promotion.Version{
-			Name:            v.Name,
-			UID:             string(v.UID),
-			Number:          v.Spec.Version,
-			Metrics:         v.Spec.Metrics,
-			Request:         v.Spec.Stage,
-			ObservedRequest: v.Status.ObservedStageRequest,
-			Stage:           v.Status.Stage,
-			ModelUID:        v.Status.RegisteredModelUID,
-			Generation:      v.Generation,
-			RequestedBy:     v.Annotations[mlv1.AnnotationStageRequestedBy],
-			SkipRollout:     v.Annotations[mlv1.AnnotationSkipRollout] == "true",
+			Name:              v.Name,
+			UID:               string(v.UID),
+			Number:            v.Spec.Version,
+			Metrics:           v.Spec.Metrics,
+			Request:           v.Spec.Stage,
+			ObservedRequest:   v.Status.ObservedStageRequest,
+			RequestID:         v.Spec.StageRequestID,
+			ObservedRequestID: v.Status.ObservedStageRequestID,
+			Stage:             v.Status.Stage,
+			ModelUID:          v.Status.RegisteredModelUID,
+			Generation:        v.Generation,
+			RequestedBy:       v.Annotations[mlv1.AnnotationStageRequestedBy],
+			SkipRollout:       v.Annotations[mlv1.AnnotationSkipRollout] == "true",
 		})
 	}
 	return in

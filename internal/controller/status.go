@@ -113,10 +113,10 @@ func versionStatus(model *mlv1.RegisteredModel, v *mlv1.ModelVersion, vd promoti
 	s.ObservedGeneration = v.Generation
 	s.RegisteredModelUID = string(model.UID)
 	s.Stage = vd.Stage
-	if vd.ObservedRequest != v.Status.ObservedStageRequest {
+	if vd.ObservedRequest != v.Status.ObservedStageRequest || vd.ObservedRequestID != v.Status.ObservedStageRequestID {
 		s.RequestNote = promotion.Shorten(vd.RequestNote, mlv1.MaxRequestNote)
 	}
-	s.ObservedStageRequest = vd.ObservedRequest
+	s.ObservedStageRequest, s.ObservedStageRequestID = vd.ObservedRequest, vd.ObservedRequestID
 	s.Gates = vd.Gates.Results
 	s.PrimaryMetric = vd.PrimaryMetric
 

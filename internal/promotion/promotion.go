@@ -54,6 +54,9 @@ type Version struct {
 	// Request is spec.stage; ObservedRequest is status.observedStageRequest.
 	Request         mlv1.Stage
 	ObservedRequest mlv1.Stage
+	// RequestID is spec.stageRequestID; ObservedRequestID is status.observedStageRequestID.
+	RequestID         string
+	ObservedRequestID string
 	// Stage is the stage recorded in the version's status; empty for a version never decided.
 	Stage mlv1.Stage
 	// ModelUID is the UID of the model that decided Stage (status.registeredModelUID).
@@ -120,8 +123,10 @@ type Input struct {
 type VersionDecision struct {
 	Stage           mlv1.Stage
 	ObservedRequest mlv1.Stage
-	Gates           GateOutcome
-	PrimaryMetric   string
+	// ObservedRequestID is the stageRequestID of ObservedRequest.
+	ObservedRequestID string
+	Gates             GateOutcome
+	PrimaryMetric     string
 	// Duplicate is true when another version claims the same number.
 	Duplicate bool
 	// Note explains why the version is not where its gates or request would put it, while that
@@ -334,10 +339,12 @@ func (d *decider) dropTiedProductionRequests(events []event) []event {
 }
 
 // isNewRequest says whether v's spec.stage is a request not yet acted on: it differs from what
-// the version's status observed, and the model does not record it as handled (a view of the
-// version that lags behind the model's).
+// the version's status observed, or it has a stageRequestID other than the observed one (removing
+// the ID asks for nothing), and the model does not record it as handled (a view of the version
+// that lags behind the model's).
 func (d *decider) isNewRequest(v *Version) bool {
-	return v.Request != "" && v.Request != mlv1.StageNone && v.Request != v.ObservedRequest && !d.handled(v)
+	return v.Request != "" && v.Request != mlv1.StageNone &&
+		(v.Request != v.ObservedRequest || (v.RequestID != "" && v.RequestID != v.ObservedRequestID)) && !d.handled(v)
 }
 
 func (d *decider) handled(v *Version) bool {
@@ -644,19 +651,20 @@ func (d *decider) result() Decision {
 		v := &d.in.Versions[i]
 		g := d.gates[v.Name]
 		vd := VersionDecision{
-			Stage:           d.stageOf(v, g),
-			ObservedRequest: v.Request,
-			Gates:           g,
-			PrimaryMetric:   PrimaryMetric(d.in.Policy.Gates, v.Metrics),
-			Duplicate:       d.isDuplicate(v),
-			Note:            d.notes[v.Name],
-			RequestNote:     d.requestNotes[v.Name],
+			Stage:             d.stageOf(v, g),
+			ObservedRequest:   v.Request,
+			ObservedRequestID: v.RequestID,
+			Gates:             g,
+			PrimaryMetric:     PrimaryMetric(d.in.Policy.Gates, v.Metrics),
+			Duplicate:         d.isDuplicate(v),
+			Note:              d.notes[v.Name],
+			RequestNote:       d.requestNotes[v.Name],
 		}
 		if d.isCandidate(v) && vd.Note == "" {
 			vd.Note = "The candidate of the model's canary rollout: the model's status.rollout shows how it goes"
 		}
 		if vd.Duplicate && d.isNewRequest(v) {
-			vd.ObservedRequest = v.ObservedRequest // the request waits for the duplicate to go
+			vd.ObservedRequest, vd.ObservedRequestID = v.ObservedRequest, v.ObservedRequestID // the request waits for the duplicate to go
 		}
 		out.Versions[v.Name] = vd
 		if d.isTransition(v.Stage, vd.Stage) && !d.recorded(v.Number, v.Stage, vd.Stage) {

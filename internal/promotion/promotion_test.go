@@ -106,6 +106,7 @@ func (w *world) reconcile(t *testing.T) Decision {
 	for i := range w.versions {
 		vd := d.Versions[w.versions[i].Name]
 		w.versions[i].Stage, w.versions[i].ObservedRequest = vd.Stage, vd.ObservedRequest
+		w.versions[i].ObservedRequestID = vd.ObservedRequestID
 		w.versions[i].ModelUID = w.modelUID
 	}
 	productions := 0
@@ -249,6 +250,45 @@ func TestRollbackByRequest(t *testing.T) {
 	// and v3's standing request is not acted on a second time
 	w.reconcile(t)
 	expectStages(t, w, "m-2=None m-3=Archived m-4=Archived m-5=Production")
+}
+
+func TestANewStageRequestIDAsksForTheSameStageAgain(t *testing.T) {
+	w := &world{policy: seedPolicy()}
+	w.add(version(3, "0.8512"), version(4, "0.8723"))
+	w.reconcile(t)
+	w.request("m-3", mlv1.StageProduction)
+	w.reconcile(t)
+	w.add(version(5, "0.88"))
+	w.reconcile(t)
+	expectStages(t, w, "m-3=Archived m-4=Archived m-5=Production")
+
+	// spec.stage stays Production: only a new ID makes it a request again, in one write.
+	reRequest := func(id string) Decision {
+		v := w.find("m-3")
+		v.RequestID = id
+		v.Generation++
+		return w.reconcile(t)
+	}
+	if d := reRequest("r1"); len(d.Transitions) != 2 || d.Transitions[1].Reason != mlv1.ReasonRollback {
+		t.Fatalf("a new ID did not roll back to version 3: %+v", d.Transitions)
+	}
+	expectStages(t, w, "m-3=Production m-4=Archived m-5=Archived")
+	w.add(version(6, "0.89"))
+	w.reconcile(t)
+	expectStages(t, w, "m-3=Archived m-4=Archived m-5=Archived m-6=Production")
+	if d := w.reconcile(t); len(d.Transitions) != 0 {
+		t.Fatalf("the same ID, seen again (a GitOps sync re-applies it), was acted on again: %+v", d.Transitions)
+	}
+	if d := reRequest(""); len(d.Transitions) != 0 {
+		t.Fatalf("removing the ID asks for nothing, but was acted on: %+v", d.Transitions)
+	}
+	if w.find("m-3").ObservedRequestID != "" {
+		t.Fatal("the status does not follow the ID's removal")
+	}
+	if d := reRequest("r1"); len(d.Transitions) != 2 {
+		t.Fatalf("an ID written again after its removal is a new request: %+v", d.Transitions)
+	}
+	expectStages(t, w, "m-3=Production m-4=Archived m-5=Archived m-6=Archived")
 }
 
 func TestRollbackToVersionWhoseGatesFail(t *testing.T) {
