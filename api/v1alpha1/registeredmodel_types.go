@@ -418,7 +418,8 @@ type ServingStatus struct {
 	// +optional
 	ServiceName string `json:"serviceName,omitempty"`
 
-	// version is the version whose pods are all updated and available; absent while none is.
+	// version is the version every prediction pod serves: set once its pods are all updated and
+	// available, and kept while only their number changes; absent while none is.
 	// +optional
 	Version *int64 `json:"version,omitempty"`
 

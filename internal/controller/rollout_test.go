@@ -2,6 +2,7 @@ package controller_test
 
 import (
 	"context"
+	"slices"
 	"time"
 
 	. "github.com/onsi/ginkgo/v2"
@@ -75,12 +76,16 @@ func canaryOf(e *errorRatio) modelOption {
 }
 
 // playDeployments plays kube-controller-manager's Deployment controller, which envtest does not
-// run: every Deployment in ns reports its current template rolled out on all its replicas.
-func playDeployments(ctx context.Context, g Gomega, ns string) {
+// run: every Deployment in ns reports its current template rolled out on all its replicas, but
+// those named in lagging, whose status stays as it was, as a busy controller's does.
+func playDeployments(ctx context.Context, g Gomega, ns string, lagging ...string) {
 	var list appsv1.DeploymentList
 	g.Expect(k8sClient.List(ctx, &list, client.InNamespace(ns))).To(Succeed())
 	for i := range list.Items {
 		d := &list.Items[i]
+		if slices.Contains(lagging, d.Name) {
+			continue
+		}
 		n := *d.Spec.Replicas
 		want := appsv1.DeploymentStatus{ObservedGeneration: d.Generation, Replicas: n, UpdatedReplicas: n,
 			ReadyReplicas: n, AvailableReplicas: n}
@@ -183,6 +188,34 @@ var _ = Describe("Canary rollouts", func() {
 			g.Expect(replicasOf(ctx, ns, canaryDeployment)).To(Equal(int32(-1)), "the canary goes once the stable pods serve")
 			g.Expect(replicasOf(ctx, ns, predictor)).To(Equal(int32(4)))
 			g.Expect(rolloutOf(ctx, ns).Phase).To(Equal(mlv1.RolloutSucceeded))
+		}).Should(Succeed())
+	})
+
+	It("keeps reporting the Production version as serving while the stable Deployment's status lags the pods it gives up", func(ctx context.Context) {
+		create(ctx, seedVersion(ns, 2, "0.8901"))
+		stepsSeen, fewestStable := map[int32]bool{}, int32(4)
+		Eventually(func(g Gomega) {
+			playDeployments(ctx, g, ns, predictor) // the canary's pods serve; the stable status never observes its scale-down
+			m := getModel(ctx, ns, "battle-winner-predictor")
+			if m.Status.ProductionVersion != nil && *m.Status.ProductionVersion == 1 {
+				if s := m.Status.Serving; s == nil || s.Version == nil || *s.Version != 1 || s.RolloutStartTime != nil {
+					StopTrying("SERVING went empty, or a rollout began, while version 1 is Production and its pods serve").
+						Attach("status.serving", s).Now()
+				}
+			}
+			if ro := m.Status.Rollout; ro != nil && ro.Step != nil {
+				stepsSeen[*ro.Step] = true
+			}
+			fewestStable = min(fewestStable, replicasOf(ctx, ns, predictor))
+			g.Expect(productionOf(ctx, ns)).To(Equal(int64(2)))
+		}).WithTimeout(30 * time.Second).Should(Succeed())
+		Expect(stepsSeen).To(HaveLen(2), "the candidate went through both steps")
+		Expect(fewestStable).To(Equal(int32(2)), "the stable Deployment gave up half of its pods, unobserved by its status")
+
+		Eventually(func(g Gomega) {
+			playDeployments(ctx, g, ns)
+			g.Expect(servedVersion(ctx, ns)).To(Equal(int64(2)))
+			g.Expect(replicasOf(ctx, ns, canaryDeployment)).To(Equal(int32(-1)))
 		}).Should(Succeed())
 	})
 

@@ -32,6 +32,7 @@ const DefaultMissingRetry = 30 * time.Second
 type servingState struct {
 	enabled  bool
 	observed *serving.Observed // nil while there is no Deployment
+	served   *int64            // see servedVersion
 	// deployment and service are the renderings to apply; nil when nothing is to be applied.
 	// deploymentApplied and serviceApplied say the live objects already hold them.
 	deployment        *appsv1.Deployment
@@ -72,11 +73,25 @@ type servingState struct {
 }
 
 // servedVersion is the version every prediction pod serves, if any.
-func (s servingState) servedVersion() *int64 {
+func (s servingState) servedVersion() *int64 { return s.served }
+
+// rolledOut is the version every prediction pod serves once the Deployment also runs all the
+// pods it asks for, if any: a model whose pods are still starting is not Ready yet.
+func (s servingState) rolledOut() *int64 {
 	if s.observed == nil || !s.observed.Serving {
 		return nil
 	}
 	return s.observed.TemplateVersion
+}
+
+// lastServed is the version the model's status last reported serving: the Deployment's status
+// cannot tell a change of its replicas from one of its template until it observes it, and only
+// this says the template served before.
+func lastServed(model *mlv1.RegisteredModel) *int64 {
+	if model.Status.Serving == nil {
+		return nil
+	}
+	return model.Status.Serving.Version
 }
 
 // observeDeployment reads the model's prediction Deployment from the cache.
@@ -119,7 +134,7 @@ func (r *RegisteredModelReconciler) planServing(ctx context.Context, model *mlv1
 	}
 	if live != nil {
 		o := serving.Observe(live)
-		s.observed = &o
+		s.observed, s.served = &o, o.Serves(lastServed(model))
 	}
 	if err := r.planStaging(ctx, model, versions, d, check, &s); err != nil {
 		return s, err
@@ -149,7 +164,7 @@ func (r *RegisteredModelReconciler) planServing(ctx context.Context, model *mlv1
 		return s, err
 	}
 	s.deploymentApplied = live != nil && serving.Contains(live, dep)
-	if s.servedVersion() == nil || *s.servedVersion() != target.Spec.Version {
+	if !sameVersion(s.rolledOut(), &target.Spec.Version) {
 		if s.podProblem, err = r.podProblem(ctx, model, target.Spec.Version); err != nil {
 			return s, err
 		}

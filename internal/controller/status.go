@@ -46,7 +46,7 @@ func modelStatus(model *mlv1.RegisteredModel, versionCount int, d promotion.Deci
 			fmt.Sprintf("Canary of version %d: %s", ro.Version, ro.Message))
 	case d.Production == nil:
 		summarize(conditions.Done, metav1.ConditionTrue, mlv1.ReasonNoProduction, "No version is Production")
-	case plan.enabled && !sameVersion(plan.servedVersion(), d.Production):
+	case plan.enabled && !sameVersion(plan.rolledOut(), d.Production):
 		msg := fmt.Sprintf("Rolling out version %d", *d.Production)
 		if o := plan.observed; o != nil && sameVersion(o.TemplateVersion, d.Production) {
 			msg += fmt.Sprintf(": %d of %d pods updated, %d ready", o.UpdatedReplicas, o.Replicas, o.ReadyReplicas)

@@ -27,12 +27,16 @@ type Observed struct {
 	// CurrentAvailable counts the available pods that run the current template: all available
 	// pods once the status describes the current spec and every pod runs its template, else none.
 	CurrentAvailable int32
+	// steady is true when the status counts at least one available pod and none of a template
+	// older than the one it describes, which is the previous one while the status lags the spec.
+	steady bool
 }
 
 // Observe reads a Deployment's status. A status the Deployment controller has not yet
 // written for the current spec counts as neither serving nor failed.
 func Observe(d *appsv1.Deployment) Observed {
-	o := Observed{ReadyReplicas: d.Status.ReadyReplicas, UpdatedReplicas: d.Status.UpdatedReplicas, Replicas: 1}
+	o := Observed{ReadyReplicas: d.Status.ReadyReplicas, UpdatedReplicas: d.Status.UpdatedReplicas, Replicas: 1,
+		steady: d.Status.AvailableReplicas > 0 && d.Status.UpdatedReplicas == d.Status.Replicas}
 	if d.Spec.Replicas != nil {
 		o.Replicas = *d.Spec.Replicas
 	}
@@ -53,6 +57,22 @@ func Observe(d *appsv1.Deployment) Observed {
 		}
 	}
 	return o
+}
+
+// Serves is the version every pod of the Deployment serves, given the version it served when
+// last observed (before, nil for none). A new version serves once Serving holds. The version
+// served before goes on serving while the template still carries it and the status is steady,
+// so that a change of the replicas alone, such as a canary's step, does not stop it while the
+// status lags the spec or new pods start. Only before tells that change from a new template's:
+// a lagging status does not say which template it counts.
+func (o Observed) Serves(before *int64) *int64 {
+	switch {
+	case o.Serving:
+		return o.TemplateVersion
+	case o.steady && o.TemplateVersion != nil && before != nil && *o.TemplateVersion == *before:
+		return before
+	}
+	return nil
 }
 
 // Contains says whether every field set in desired has the same value in observed. The API

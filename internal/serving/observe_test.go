@@ -188,6 +188,94 @@ func TestObserve(t *testing.T) {
 	}
 }
 
+// lagging is live's Deployment with replicas pods at generation 3, a change its status, which
+// status tweaks, has not observed yet: it counts the pods of generation 2.
+func lagging(replicas int32, status func(*appsv1.DeploymentStatus)) *appsv1.Deployment {
+	d := live(&replicas, status)
+	d.Generation = 3
+	return d
+}
+
+func TestObservedServes(t *testing.T) {
+	v6, v7 := new(int64(6)), new(int64(7))
+	cases := []struct {
+		name       string
+		deployment *appsv1.Deployment
+		before     *int64 // the version served when last observed
+		want       *int64
+	}{
+		{
+			name:       "every pod updated and available serves the template's version",
+			deployment: live(new(int32(3)), pods(3, 3, 3, 3)),
+			want:       v7,
+		},
+		{
+			name:       "a scale-down the status has not observed yet still serves the version served before",
+			deployment: lagging(2, pods(3, 3, 3, 3)),
+			before:     v7, want: v7,
+		},
+		{
+			name:       "a scale-up the status has not observed yet still serves the version served before",
+			deployment: lagging(4, pods(3, 3, 3, 3)),
+			before:     v7, want: v7,
+		},
+		{
+			name:       "a scale-up whose new pods are not available yet still serves the version served before",
+			deployment: live(new(int32(4)), pods(4, 4, 3, 3)),
+			before:     v7, want: v7,
+		},
+		{
+			name:       "a scale-down whose pods are still counted still serves the version served before",
+			deployment: live(new(int32(2)), pods(3, 3, 3, 3)),
+			before:     v7, want: v7,
+		},
+		{
+			name:       "a new version's template the status has not observed yet does not serve",
+			deployment: lagging(3, pods(3, 3, 3, 3)),
+			before:     v6,
+		},
+		{
+			name:       "a new version whose pods are all updated but not all available does not serve",
+			deployment: live(new(int32(3)), pods(3, 3, 2, 2)),
+			before:     v6,
+		},
+		{
+			name:       "a new version while none served before does not serve until its pods are available",
+			deployment: lagging(3, pods(3, 3, 3, 3)),
+		},
+		{
+			name:       "a new template of the same version does not serve while pods of the old one are left",
+			deployment: live(new(int32(3)), pods(4, 1, 4, 3)),
+			before:     v7,
+		},
+		{
+			name:       "the version served before does not serve on no available pod",
+			deployment: live(new(int32(3)), pods(3, 3, 0, 0)),
+			before:     v7,
+		},
+		{
+			name: "a template without a version serves none",
+			deployment: func() *appsv1.Deployment {
+				d := live(new(int32(3)), pods(3, 3, 3, 3))
+				delete(d.Spec.Template.Annotations, AnnotationVersion)
+				return d
+			}(),
+			before: v7,
+		},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			got := Observe(tc.deployment).Serves(tc.before)
+			switch {
+			case tc.want == nil && got != nil:
+				t.Errorf("Serves = %d, want none", *got)
+			case tc.want != nil && (got == nil || *got != *tc.want):
+				t.Errorf("Serves = %v, want %d", got, *tc.want)
+			}
+		})
+	}
+}
+
 func TestObserveReadsARenderedDeployment(t *testing.T) {
 	cases := []struct {
 		name    string
