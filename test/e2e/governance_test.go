@@ -116,6 +116,33 @@ rules:
 - apiGroups: [ml.podium.dev]
   resources: [registeredmodels]
   verbs: [get, list]
+- apiGroups: [ml.podium.dev]
+  resources: [stagerecords]
+  verbs: [get, list]
+---
+apiVersion: rbac.authorization.k8s.io/v1
+kind: Role
+metadata:
+  name: model-deleter
+  namespace: %[1]s
+rules:
+- apiGroups: [ml.podium.dev]
+  resources: [registeredmodels, modelversions]
+  verbs: [delete]
+---
+apiVersion: rbac.authorization.k8s.io/v1
+kind: RoleBinding
+metadata:
+  name: model-deleters
+  namespace: %[1]s
+roleRef:
+  apiGroup: rbac.authorization.k8s.io
+  kind: Role
+  name: model-deleter
+subjects:
+- apiGroup: rbac.authorization.k8s.io
+  kind: Group
+  name: ml-reviewers
 ---
 apiVersion: rbac.authorization.k8s.io/v1
 kind: RoleBinding
@@ -241,6 +268,36 @@ spec:
 		Expect(mustPodium(alice, "history", model, "--at", t2.UTC().Format(time.RFC3339))).To(Equal(fmt.Sprintf(
 			"Version 2 of %s was Production at %[2]s: from %[2]s (ManualRequest, by bob) and still is",
 			model, t2.UTC().Format(time.RFC3339))))
+
+		By("bob may not delete what serves, not even as an approver: he archives it, which restores version 1, then deletes the model")
+		_, err = kubectlAs(bob, "delete", "modelversion", model+"-2")
+		Expect(err).To(MatchError(ContainSubstring(fmt.Sprintf("user bob may not delete ModelVersion %s-2, which serves", model))))
+		_, err = kubectlAs(bob, "patch", "modelversion", model+"-2", "--type=merge", "-p", `{"spec":{"stage":"Archived"}}`)
+		Expect(err).NotTo(HaveOccurred())
+		Eventually(func() string { return stageOf(2) }).Should(Equal("Archived/Archived/bob"))
+		Eventually(func() string { return stageOf(1) }).Should(Equal("Production/Production/bob"))
+		_, err = kubectlAs(bob, "delete", "registeredmodel", model, "--wait=true")
+		Expect(err).NotTo(HaveOccurred())
+		// Once the operator has seen the model go, the versions say so, and serve nothing.
+		Eventually(func() string {
+			return mustKubectl("get", "modelversion", model+"-1", "-n", ns, "-o",
+				`jsonpath={.status.conditions[?(@.type=="Ready")].reason}`)
+		}).Should(Equal(mlv1.ReasonModelNotFound))
+		_, err = kubectlAs(bob, "delete", "modelversions", model+"-1", model+"-2")
+		Expect(err).NotTo(HaveOccurred())
+
+		By("kubectl podium history still shows who did what, from the StageRecords, which outlive the model")
+		table = strings.Split(mustPodium(alice, "history", model), "\n")
+		Expect(table).To(HaveLen(7), "a header, five transitions and the line that says the model is gone")
+		Expect(table[1]).To(MatchRegexp(`^\S+\s+1\s+Staging\s+Production\s+ManualRequest\s+bob\s+alice\s`))
+		Expect(table[4]).To(MatchRegexp(`^\S+\s+2\s+Production\s+Archived\s+ArchiveRequest\s+bob\s+alice\s`))
+		Expect(table[5]).To(MatchRegexp(`^\S+\s+1\s+Archived\s+Production\s+Restored\s+bob\s+alice\s`))
+		Expect(table[6]).To(Equal(fmt.Sprintf("RegisteredModel %s no longer exists: these are its StageRecords, which outlive it.", model)))
+		Expect(mustPodium(alice, "history", model, "--at", between)).To(HavePrefix(fmt.Sprintf(
+			"Version 1 of %s was Production at %s: from %s (ManualRequest, by bob) until %s",
+			model, between, t1.UTC().Format(time.RFC3339), t2.UTC().Format(time.RFC3339))))
+		_, err = kubectlAs(alice, "delete", "stagerecords", "--all")
+		Expect(err).To(MatchError(ContainSubstring("forbidden")), "nobody but the operator deletes a record")
 	})
 })
 
