@@ -83,6 +83,17 @@ var _ = Describe("StageRecords", func() {
 		Consistently(records).WithArguments(ctx, ns).Should(HaveLen(3))
 	})
 
+	It("records the transitions a short spec.historyLimit trims from the model's status at once", func(ctx context.Context) {
+		ns := newNamespace(ctx)
+		create(ctx, seedModel(ns, func(m *mlv1.RegisteredModel) { m.Spec.HistoryLimit = new(int32(1)) }),
+			seedVersion(ns, 3, "0.8512"))
+		Eventually(records).WithArguments(ctx, ns).Should(Equal([]string{"1:3:>Production"}))
+		create(ctx, seedVersion(ns, 4, "0.8723"))
+		Eventually(records).WithArguments(ctx, ns).Should(Equal([]string{
+			"1:3:>Production", "2:3:Production>Archived", "3:4:>Production"}))
+		Expect(getModel(ctx, ns, "battle-winner-predictor").Status.History).To(HaveLen(1))
+	})
+
 	It("keeps the newest records of a model past the retention bound, checked every bound's count of transitions", func(ctx context.Context) {
 		ns := newNamespace(ctx)
 		create(ctx, seedModel(ns))

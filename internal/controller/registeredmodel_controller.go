@@ -7,6 +7,7 @@ import (
 	"cmp"
 	"context"
 	"fmt"
+	"math"
 	"net/http"
 	"slices"
 	"sync"
@@ -299,14 +300,18 @@ func (r *RegisteredModelReconciler) plan(ctx context.Context, reader client.Read
 	if p.serving, err = r.planServing(ctx, model, p.versions, live, canary, route, p.decision, p.rollout, fresh); err != nil {
 		return p, err
 	}
-	p.status = modelStatus(model, len(p.versions), p.decision, p.serving, p.rollout, r.now())
+	now := r.now()
+	p.status = modelStatus(model, len(p.versions), p.decision, p.serving, p.rollout, now)
 	if pending := unrecorded(model.Status.History, model.Status.RecordedSequence); len(pending) > 0 {
 		p.records = stageRecords(model, p.versions, p.decision, model.Status.Rollout, pending)
 		p.status.RecordedSequence = lastSequence(pending)
 	}
+	// The decision's entries as the status holds them, also those a short spec.historyLimit
+	// trims at once.
+	appended := promotion.AppendHistory(model.Status.History, p.decision.Transitions, now, math.MaxInt)
 	p.added = stageRecords(model, p.versions, p.decision, p.status.Rollout,
-		unrecorded(p.status.History, lastSequence(model.Status.History)))
-	p.writes = versionWrites(model, p.versions, p.decision, p.serving, r.now())
+		unrecorded(appended, lastSequence(model.Status.History)))
+	p.writes = versionWrites(model, p.versions, p.decision, p.serving, now)
 	if productionMoves(model, p.decision) || slices.ContainsFunc(p.writes, func(w versionWrite) bool { return w.kind == entering }) {
 		p.status.DecisionSequence++
 	}
