@@ -62,8 +62,10 @@ var _ = Describe("Metrics", func() {
 		create(ctx, seedVersion(ns, 4, "0.8723"))
 		Eventually(stages).WithArguments(ctx, ns).Should(Equal("2=None 3=Archived 4=Production"))
 
-		Eventually(series).WithArguments("podium_production_version_info", model).Should(Equal([]float64{1}))
-		Expect(series("podium_production_version_info", map[string]string{"namespace": ns, "version": "4"})).To(Equal([]float64{1}))
+		// The gauge is set after the reconcile's writes, the version's status among them.
+		Eventually(series).WithArguments("podium_production_version_info", map[string]string{"namespace": ns, "version": "4"}).
+			Should(Equal([]float64{1}))
+		Expect(series("podium_production_version_info", model)).To(Equal([]float64{1}), "one series per model")
 		Expect(series("podium_stage_transitions_total", map[string]string{"namespace": ns, "to": "Archived", "reason": "Superseded"})).
 			To(Equal([]float64{1}))
 		// A status write that the cache had not seen yet may be repeated, and counts again.
