@@ -218,7 +218,7 @@ func (w *world) explore(p params) {
 			userLeft--
 			w.randomUserAction(names)
 		case r < 34:
-			m, k := ms[w.rng.IntN(len(ms))], kind(w.rng.IntN(int(kinds)))
+			m, k := ms[w.rng.IntN(len(ms))], cachedKinds[w.rng.IntN(len(cachedKinds))]
 			n := 1 + w.rng.IntN(3)
 			if w.rng.IntN(5) == 0 {
 				n = m.cache.lag(k)

@@ -37,17 +37,22 @@ var scheme = func() *runtime.Scheme {
 	return s
 }()
 
-// kind is one of the two kinds the reconciler reads; each has its own watch log and each cache
-// its own cursor into it, as two informers have.
+// kind is one of the kinds the reconciler reads or writes; each has its own watch log and each
+// cache its own cursor into it, as informers have. StageRecords are never cached: the reconciler
+// creates them and lists them from the API server.
 type kind int
 
 const (
 	models kind = iota
 	versions
+	records
 	kinds
 )
 
-func (k kind) String() string { return [...]string{"RegisteredModel", "ModelVersion"}[k] }
+// cachedKinds are the kinds a manager's cache holds.
+var cachedKinds = []kind{models, versions}
+
+func (k kind) String() string { return [...]string{"RegisteredModel", "ModelVersion", "StageRecord"}[k] }
 
 func resource(k kind) schema.GroupResource {
 	return schema.GroupResource{Group: mlv1.GroupVersion.Group, Resource: strings.ToLower(k.String()) + "s"}
@@ -59,15 +64,20 @@ func kindOf(o runtime.Object) (kind, bool) {
 		return models, true
 	case *mlv1.ModelVersion, *mlv1.ModelVersionList:
 		return versions, true
+	case *mlv1.StageRecord, *mlv1.StageRecordList:
+		return records, true
 	}
 	return 0, false
 }
 
 func newObject(k kind) client.Object {
-	if k == models {
+	switch k {
+	case models:
 		return &mlv1.RegisteredModel{}
+	case versions:
+		return &mlv1.ModelVersion{}
 	}
-	return &mlv1.ModelVersion{}
+	return &mlv1.StageRecord{}
 }
 
 // event is one entry of a watch log: an object's state after a successful write, or its

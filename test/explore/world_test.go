@@ -125,7 +125,7 @@ func (w *world) violate(check, format string, args ...any) {
 // at most one Production version per model, and a version enters Production only while the
 // model's status on the server names it.
 func (w *world) wrote(k kind, prev, cur client.Object) {
-	if w.tracing {
+	if w.tracing && k != records {
 		if cur == nil {
 			w.tracef("      %s: deleted %s %s", w.actor, k, prev.GetName())
 		} else {
