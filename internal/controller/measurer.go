@@ -41,9 +41,12 @@ var errBusy = errors.New("every analysis query slot of the operator stayed busy 
 type measurer struct {
 	client *http.Client
 	// slots bounds the queries in flight; events wakes a model whose measurements are ready
-	// (nil when nothing listens, as in the explorer, which runs no analysis).
+	// (nil when nothing listens, as in the explorer, which drives the measurements itself).
 	slots  chan struct{}
 	events chan event.GenericEvent
+	// start runs one model's measurement, off the caller's goroutine (see
+	// RegisteredModelReconciler.StartMeasurement).
+	start func(model types.NamespacedName, run func())
 
 	mu      sync.Mutex
 	ready   map[types.NamespacedName][]rollout.Measurement
@@ -56,6 +59,7 @@ func newMeasurer(client *http.Client, maxQueries int, events chan event.GenericE
 		maxQueries = DefaultMaxQueries
 	}
 	return &measurer{client: client, slots: make(chan struct{}, maxQueries), events: events,
+		start: func(_ types.NamespacedName, run func()) { go run() },
 		ready: map[types.NamespacedName][]rollout.Measurement{}, running: map[types.NamespacedName]bool{},
 		gone: map[types.NamespacedName]bool{}}
 }
@@ -76,7 +80,8 @@ func (m *measurer) take(model *mlv1.RegisteredModel, spec *mlv1.Rollout, st *mlv
 	}
 	m.running[key] = true
 	queries := renderQueries(model, spec, st)
-	go m.run(key, spec.Analysis.Prometheus.Address, queries)
+	address := spec.Analysis.Prometheus.Address
+	m.start(key, func() { m.run(key, address, queries) })
 	return nil
 }
 

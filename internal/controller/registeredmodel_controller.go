@@ -71,6 +71,12 @@ type RegisteredModelReconciler struct {
 	// MaxQueries bounds the analysis queries in flight across every model; DefaultMaxQueries
 	// when zero.
 	MaxQueries int
+	// StartMeasurement starts one model's measurement: run queries every metric and keeps the
+	// results for the model's next reconcile. It is called with the measurer's lock held, so it
+	// must not run run before it returns. Nil starts a goroutine. The explorer (test/explore)
+	// queues run and calls it at a step of its scheduler, so that a seed always gives the same
+	// schedule.
+	StartMeasurement func(model types.NamespacedName, run func())
 	// StageRecordsPerModel is how many StageRecords to keep for one model name;
 	// mlv1.DefaultStageRecordsPerModel when zero.
 	StageRecordsPerModel int
@@ -89,7 +95,12 @@ type RegisteredModelReconciler struct {
 
 // analysis is the reconciler's measurer, made on first use.
 func (r *RegisteredModelReconciler) analysis() *measurer {
-	r.measurerOnce.Do(func() { r.measurer = newMeasurer(r.PrometheusClient, r.MaxQueries, r.measured) })
+	r.measurerOnce.Do(func() {
+		r.measurer = newMeasurer(r.PrometheusClient, r.MaxQueries, r.measured)
+		if r.StartMeasurement != nil {
+			r.measurer.start = r.StartMeasurement
+		}
+	})
 	return r.measurer
 }
 

@@ -53,17 +53,26 @@ func TestExplore(t *testing.T) {
 	}
 	start := time.Now()
 	failed := map[uint64]violation{}
+	canaries := map[mlv1.RolloutPhase]int{}
+	withCanaries := 0
 	var mu sync.Mutex
 	next := make(chan uint64)
 	var wg sync.WaitGroup
 	for range runtime.GOMAXPROCS(0) {
 		wg.Go(func() {
 			for s := range next {
-				if w := runSchedule(s, false); len(w.violations) > 0 {
-					mu.Lock()
+				w := runSchedule(s, false)
+				mu.Lock()
+				if len(w.violations) > 0 {
 					failed[s] = w.violations[0]
-					mu.Unlock()
 				}
+				if w.canaries["begun"] > 0 {
+					withCanaries++
+				}
+				for phase, n := range w.canaries {
+					canaries[phase] += n
+				}
+				mu.Unlock()
 			}
 		})
 	}
@@ -92,6 +101,8 @@ func TestExplore(t *testing.T) {
 	}
 	t.Logf("explored %d schedules (seeds %d..%d) in %v: %.0f schedules/s; %d with violations",
 		n, *seedStart, *seedStart+uint64(n)-1, elapsed.Round(time.Millisecond), float64(n)/elapsed.Seconds(), len(failed))
+	t.Logf("%d schedules ran canaries: %d begun, %d succeeded, %d aborted (a canary replaced by another ends Aborted too)",
+		withCanaries, canaries["begun"], canaries[mlv1.RolloutSucceeded], canaries[mlv1.RolloutAborted])
 }
 
 // TestReplayIsDeterministic: a seed always gives the same schedule, so a failing seed replays.

@@ -2,8 +2,15 @@ package explore
 
 import (
 	"fmt"
+	"maps"
+	"math/rand/v2"
+	"slices"
 	"strings"
 	"testing"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"sigs.k8s.io/controller-runtime/pkg/client"
@@ -279,6 +286,64 @@ func TestRegressions(t *testing.T) {
 			if v := run(s, false).violations; len(v) > 0 && (v[0].check == twoProduction || v[0].check == unrecordedProduction) {
 				t.Fatalf("seed %d: %s\ntrace:\n%s", s, v[0], strings.Join(run(s, true).trace, "\n"))
 			}
+		}
+	})
+}
+
+// settleServing reconciles model with a manager whose cache never lags, answering every
+// measurement and playing every Deployment between two reconciles, until three rounds in a row
+// change nothing.
+func (w *world) settleServing(t *testing.T, model string) {
+	t.Helper()
+	calm := 0
+	for range maxServingSettleRounds {
+		w.settleModel(t, model)
+		if w.answerAll()+w.playDeployments() == 0 {
+			if calm++; calm == 3 {
+				return
+			}
+			continue
+		}
+		calm = 0
+	}
+	t.Fatalf("model %s does not settle", model)
+}
+
+// TestCanaryRegressions holds scripted canary schedules.
+func TestCanaryRegressions(t *testing.T) {
+	t.Run("a sample older than its step is no measurement of its metric", func(t *testing.T) {
+		t.Skip("known: a stale sample of one metric is dropped and the step ends on the other metric's, so a canary " +
+			"passes with a metric unmeasured (rollout.measure, stepDone)")
+		w := scripted(t)
+		w.serving = canaryServing
+		spec := &mlv1.Serving{Replicas: new(int32(2)), Fetch: new(false), ProgressDeadlineSeconds: new(int32(60)),
+			Template: corev1.PodTemplateSpec{Spec: corev1.PodSpec{Containers: []corev1.Container{{
+				Name: "predictor", Image: "registry.example.com/predictor:1"}}}}}
+		w.rng = rand.New(rand.NewPCG(1, 1))
+		spec.Rollout = w.canary()
+		spec.Rollout.Steps = []mlv1.RolloutStep{{Weight: 50, Duration: metav1.Duration{Duration: 5 * time.Second}}}
+		spec.Rollout.Analysis.Metrics = nil
+		for _, f := range slices.Sorted(maps.Keys(families)) {
+			spec.Rollout.Analysis.Metrics = append(spec.Rollout.Analysis.Metrics, mlv1.AnalysisMetric{
+				Name: families[f].metric, Query: fmt.Sprintf(`max(%s{model="{{.Model}}",version="{{.Version}}"})`, f),
+				Max: num(families[f].bound)})
+		}
+		w.user("creates model alpha with a canary of one step, measured by error-rate and p99-latency")
+		w.userErr(w.srv.create(&mlv1.RegisteredModel{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "alpha"},
+			Spec: mlv1.RegisteredModelSpec{Promotion: mlv1.Promotion{Mode: mlv1.PromotionAutomatic, Gates: gates("0.85")},
+				Serving: spec}}))
+		w.register("alpha", "alpha-1", 1, "0.9", "")
+		w.settleServing(t, "alpha")
+		if v := w.srv.version("alpha-1"); v.Status.Stage != mlv1.StageProduction {
+			t.Fatalf("alpha-1 is %q, want Production: the rest of the scenario cannot arise", v.Status.Stage)
+		}
+		// Prometheus answers every error-rate query with a sample from before the step began,
+		// and every latency query with a passing value.
+		w.prom.forced = map[string]answerKind{"explore_error_ratio": stale, "explore_latency_seconds": pass}
+		w.register("alpha", "alpha-2", 2, "0.95", "")
+		w.settleServing(t, "alpha")
+		if v := w.srv.version("alpha-2"); v.Status.Stage == mlv1.StageProduction {
+			t.Errorf("alpha-2 became Production although its error-rate was never measured in its step: %s", summary(v))
 		}
 	})
 }

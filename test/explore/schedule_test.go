@@ -2,6 +2,7 @@ package explore
 
 import (
 	"fmt"
+	"math/rand/v2"
 	"slices"
 	"strings"
 
@@ -43,7 +44,7 @@ func (w *world) createModel(name string, mode mlv1.PromotionMode, g []mlv1.Gate)
 	w.user("creates model %s, mode %s, gates %s", name, mode, gateString(g))
 	w.userErr(w.srv.create(&mlv1.RegisteredModel{
 		ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: name},
-		Spec:       mlv1.RegisteredModelSpec{Promotion: mlv1.Promotion{Mode: mode, Gates: g}},
+		Spec:       mlv1.RegisteredModelSpec{Promotion: mlv1.Promotion{Mode: mode, Gates: g}, Serving: w.servingSpec()},
 	}))
 }
 
@@ -119,6 +120,9 @@ func (w *world) randomUserAction(names []string) {
 	for _, n := range names {
 		all = append(all, w.srv.versionsOf(n)...)
 	}
+	if w.serving == canaryServing && w.rng.IntN(4) == 0 && w.randomRolloutRequest(model, all) {
+		return
+	}
 	r := w.rng.IntN(100)
 	switch {
 	case !exists && (r < 35 || len(all) == 0 && r < 85):
@@ -169,17 +173,29 @@ type params struct {
 	faults                      faults
 	// fresh makes every cache read see the server as it is.
 	fresh bool
+	// serving is what the models serve.
+	serving servingMode
 }
 
 func (p params) String() string {
-	return fmt.Sprintf("%d model(s), %d manager(s), %d user steps; "+
+	return fmt.Sprintf("%d model(s), %d manager(s), %d user steps, serving %s; "+
 		"faults: write %.2f, after commit %.2f, read %.2f, crash %.3f",
-		p.models, p.managers, p.userSteps, p.faults.write, p.faults.commit, p.faults.read, p.faults.crash)
+		p.models, p.managers, p.userSteps, p.serving, p.faults.write, p.faults.commit, p.faults.read, p.faults.crash)
 }
 
 func (w *world) randomParams() params {
 	pick := func(xs ...float64) float64 { return xs[w.rng.IntN(len(xs))] }
+	// Drawn apart from the schedule's stream, so that a schedule without serving is the one the
+	// same seed gave before serving was explored.
+	var mode servingMode
+	switch r := rand.New(rand.NewPCG(w.seed, servingStream)).IntN(100); {
+	case r < servingShare*3/4:
+		mode = canaryServing
+	case r < servingShare:
+		mode = replaceServing
+	}
 	return params{
+		serving:   mode,
 		models:    1 + w.rng.IntN(2),
 		managers:  1 + w.rng.IntN(2),
 		userSteps: 10 + w.rng.IntN(31),
@@ -192,11 +208,22 @@ func (w *world) randomParams() params {
 	}
 }
 
+// servingShare is the share of the schedules, in percent, whose models serve: three in four of
+// them with canaries. servingStream seeds the draw of it.
+const (
+	servingShare  = 20
+	servingStream = 0x5e41ce
+)
+
 // explore runs one random schedule: user actions, reconciles of the managers interleaved call by
 // call, caches advancing independently per kind, faults and crashes; then the system settles
 // and the final checks run.
 func (w *world) explore(p params) {
-	w.faults = p.faults
+	w.faults, w.serving = p.faults, p.serving
+	cached := cachedKinds
+	if w.serving != noServing {
+		cached = servingKinds
+	}
 	names := modelNames[:p.models]
 	ms := make([]*manager, 0, p.managers)
 	for i := range p.managers {
@@ -204,6 +231,9 @@ func (w *world) explore(p params) {
 		ms[i].cache.fresh = p.fresh
 	}
 	userLeft, tail := p.userSteps, 40
+	if w.serving != noServing {
+		tail = 120 // time for canaries to run their steps under the faults
+	}
 	for len(w.violations) == 0 && (userLeft > 0 || tail > 0) {
 		if userLeft == 0 {
 			tail--
@@ -212,13 +242,16 @@ func (w *world) explore(p params) {
 			w.crash(ms[w.rng.IntN(len(ms))], w.rng.IntN(2) == 0)
 			continue
 		}
+		if w.serving != noServing && w.servingStep() {
+			continue
+		}
 		r := w.rng.IntN(100)
 		switch {
 		case userLeft > 0 && r < 14:
 			userLeft--
 			w.randomUserAction(names)
 		case r < 34:
-			m, k := ms[w.rng.IntN(len(ms))], kind(w.rng.IntN(int(kinds)))
+			m, k := ms[w.rng.IntN(len(ms))], cached[w.rng.IntN(len(cached))]
 			n := 1 + w.rng.IntN(3)
 			if w.rng.IntN(5) == 0 {
 				n = m.cache.lag(k)
@@ -263,6 +296,7 @@ func (w *world) stopAll() {
 			m.run = nil
 		}
 	}
+	w.measurements = nil
 }
 
 // maxSettleRounds bounds the reconciles a model needs to converge once faults stop.
@@ -273,35 +307,63 @@ const maxSettleRounds = 30
 func (w *world) settle(names []string) {
 	w.faults, w.rules = faults{}, nil
 	w.tracef("--- faults and crashes stop; a fresh manager settles every model ---")
+	rounds, quiet := maxSettleRounds, 1
+	if w.serving != noServing {
+		// A canary takes a reconcile per measurement; a quiet round may only wait for the next.
+		rounds, quiet = maxServingSettleRounds, 3
+		w.releaseHolds(names)
+		w.collectGarbage()
+	}
 	f := w.newManager("final")
 	f.cache.fresh = true
 	for _, name := range names {
 		converged := false
-		for range maxSettleRounds {
+		for calm, left := 0, rounds; left > 0; left-- {
 			w.start(f, name)
 			writes, err := w.finish(f)
 			if len(w.violations) > 0 {
 				return
 			}
-			if writes == 0 && err == nil {
+			if w.answerAll()+w.playDeployments() > 0 || writes > 0 || err != nil {
+				calm = 0
+				continue
+			}
+			if calm++; calm == quiet {
 				converged = true
 				break
 			}
 		}
 		if !converged {
-			w.violate(noConvergence, "model %s did not converge in %d reconciles without faults", name, maxSettleRounds)
+			w.violate(noConvergence, "model %s did not converge in the reconciles allowed without faults", name)
 			return
 		}
 	}
 	for range 2 {
 		for _, name := range names {
 			w.start(f, name)
-			if writes, err := w.finish(f); writes > 0 || err != nil {
-				w.violate(convergedWrites, "a converged reconcile of %s made %d writes (error: %v)", name, writes, err)
+			writes, err := w.finish(f)
+			if others := w.answerAll() + w.playDeployments(); writes > 0 || err != nil || others > 0 {
+				w.violate(convergedWrites, "a converged reconcile of %s made %d writes (error: %v), and %d measurements "+
+					"or Deployment statuses followed", name, writes, err, others)
 			}
 		}
 	}
 	w.checkFinal(names)
+}
+
+// maxServingSettleRounds bounds the reconciles of all the models of a schedule with serving
+// once faults stop: a canary's steps take a measurement each interval.
+const maxServingSettleRounds = 200
+
+// releaseHolds has a person remove the pause annotation of every model before the end: a held
+// canary never ends.
+func (w *world) releaseHolds(names []string) {
+	for _, name := range names {
+		if m := w.srv.model(name); m != nil && m.Annotations[mlv1.AnnotationPauseRollout] != "" {
+			w.user("resumes the canary of %s before the end", name)
+			w.annotate(models, name, mlv1.AnnotationPauseRollout, "")
+		}
+	}
 }
 
 // checkFinal checks the settled state on the server.
@@ -339,6 +401,7 @@ func (w *world) checkFinal(names []string) {
 			w.violate(productionMismatch, "model %s records Production %d, but the versions that say Production are %v", name,
 				*m.Status.ProductionVersion, got)
 		}
+		w.checkServing(m)
 		// (3) every request was acted on, or a condition says why not.
 		for _, v := range vs {
 			w.checkRequest(v)
@@ -387,6 +450,7 @@ func (w *world) checkRequest(v *mlv1.ModelVersion) {
 func input(m *mlv1.RegisteredModel, vs []*mlv1.ModelVersion) promotion.Input {
 	in := promotion.Input{
 		Policy:     m.Spec.Promotion,
+		Canary:     canaryOf(m) != nil,
 		Production: m.Status.ProductionVersion,
 		Floor:      m.Status.AutomaticPromotionFloor,
 		History:    m.Status.History,

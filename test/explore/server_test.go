@@ -4,10 +4,13 @@ import (
 	"context"
 	"fmt"
 	"maps"
+	"reflect"
 	"slices"
 	"strings"
 	"time"
 
+	appsv1 "k8s.io/api/apps/v1"
+	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/equality"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -37,19 +40,41 @@ var scheme = func() *runtime.Scheme {
 	return s
 }()
 
-// kind is one of the two kinds the reconciler reads; each has its own watch log and each cache
-// its own cursor into it, as two informers have.
+// kind is one of the kinds the reconciler reads or writes; each has its own watch log and each
+// cache its own cursor into it, as informers have. StageRecords are never cached: the reconciler
+// creates them and lists them from the API server.
 type kind int
 
 const (
 	models kind = iota
 	versions
+	records
+	deployments
+	services
 	kinds
 )
 
-func (k kind) String() string { return [...]string{"RegisteredModel", "ModelVersion"}[k] }
+// cachedKinds are the kinds a manager's cache holds in a schedule without serving, and
+// servingKinds those it holds with serving too.
+var (
+	cachedKinds  = []kind{models, versions}
+	servingKinds = []kind{models, versions, deployments, services}
+)
+
+func (k kind) String() string {
+	return [...]string{"RegisteredModel", "ModelVersion", "StageRecord", "Deployment", "Service"}[k]
+}
+
+// served says whether the explorer's server keeps the kind itself, rather than the fake client.
+func (k kind) served() bool { return k == deployments || k == services }
 
 func resource(k kind) schema.GroupResource {
+	switch k {
+	case deployments:
+		return schema.GroupResource{Group: "apps", Resource: "deployments"}
+	case services:
+		return schema.GroupResource{Resource: "services"}
+	}
 	return schema.GroupResource{Group: mlv1.GroupVersion.Group, Resource: strings.ToLower(k.String()) + "s"}
 }
 
@@ -59,15 +84,28 @@ func kindOf(o runtime.Object) (kind, bool) {
 		return models, true
 	case *mlv1.ModelVersion, *mlv1.ModelVersionList:
 		return versions, true
+	case *mlv1.StageRecord, *mlv1.StageRecordList:
+		return records, true
+	case *appsv1.Deployment:
+		return deployments, true
+	case *corev1.Service:
+		return services, true
 	}
 	return 0, false
 }
 
 func newObject(k kind) client.Object {
-	if k == models {
+	switch k {
+	case models:
 		return &mlv1.RegisteredModel{}
+	case versions:
+		return &mlv1.ModelVersion{}
+	case deployments:
+		return &appsv1.Deployment{}
+	case services:
+		return &corev1.Service{}
 	}
-	return &mlv1.ModelVersion{}
+	return &mlv1.StageRecord{}
 }
 
 // event is one entry of a watch log: an object's state after a successful write, or its
@@ -88,10 +126,19 @@ type server struct {
 	uids int
 	// epochs counts, per model name, the creations and deletions of the model.
 	epochs map[string]int
+	// store holds the Deployments and Services, which the server keeps itself (serving.go):
+	// the fake client would need their whole API groups in its scheme.
+	store [kinds]map[client.ObjectKey]client.Object
+	// rv counts the writes of the store; rolled is, per Deployment, when its spec last changed,
+	// and templateGen the generation at which its pod template last changed.
+	rv          int
+	rolled      map[client.ObjectKey]time.Time
+	templateGen map[client.ObjectKey]int64
 }
 
 func newServer(w *world) *server {
-	s := &server{w: w, epochs: map[string]int{}}
+	s := &server{w: w, epochs: map[string]int{}, rolled: map[client.ObjectKey]time.Time{},
+		templateGen: map[client.ObjectKey]int64{}}
 	// The plain object tracker: the default one tracks managedFields, which nothing here reads
 	// and which costs more than the rest of a write.
 	s.fake = fake.NewClientBuilder().
@@ -105,15 +152,28 @@ func newServer(w *world) *server {
 		Build()
 	for k := range kinds {
 		s.live[k] = map[client.ObjectKey]client.Object{}
+		s.store[k] = map[client.ObjectKey]client.Object{}
 	}
 	return s
+}
+
+// read is an object as the server has it.
+func (s *server) read(k kind, key client.ObjectKey) (client.Object, error) {
+	if k.served() {
+		o, ok := s.store[k][key]
+		if !ok {
+			return nil, apierrors.NewNotFound(resource(k), key.Name)
+		}
+		return o, nil
+	}
+	obj := newObject(k)
+	return obj, s.fake.Get(context.Background(), key, obj)
 }
 
 // record appends the object's state on the server to its kind's watch log after a successful
 // write, and checks the invariants against the write.
 func (s *server) record(k kind, key client.ObjectKey) {
-	obj := newObject(k)
-	err := s.fake.Get(context.Background(), key, obj)
+	obj, err := s.read(k, key)
 	prev := s.live[k][key]
 	switch {
 	case apierrors.IsNotFound(err):
@@ -274,12 +334,7 @@ func (c *cache) get(key client.ObjectKey, obj client.Object) error {
 	if !ok {
 		return apierrors.NewNotFound(resource(k), key.Name)
 	}
-	switch o := obj.(type) {
-	case *mlv1.RegisteredModel:
-		src.(*mlv1.RegisteredModel).DeepCopyInto(o)
-	case *mlv1.ModelVersion:
-		src.(*mlv1.ModelVersion).DeepCopyInto(o)
-	}
+	reflect.ValueOf(obj).Elem().Set(reflect.ValueOf(src.DeepCopyObject()).Elem())
 	return nil
 }
 

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"maps"
 	"math/rand/v2"
+	"net/http"
 	"runtime/debug"
 	"strings"
 	"time"
@@ -15,12 +16,15 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/equality"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/apimachinery/pkg/api/meta"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/apimachinery/pkg/types"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	logf "sigs.k8s.io/controller-runtime/pkg/log"
+	gatewayv1 "sigs.k8s.io/gateway-api/apis/v1"
 
 	mlv1 "github.com/podium-dev/podium/api/v1alpha1"
 	"github.com/podium-dev/podium/internal/controller"
@@ -45,6 +49,15 @@ type world struct {
 	lastFaultApplied bool
 	// violations are the broken invariants, in the order found; the schedule stops at the first.
 	violations []violation
+	// serving is what the schedule's models serve (serving.go); prom is its Prometheus, and
+	// measurements the measurements the managers started that it has not answered yet.
+	serving      servingMode
+	prom         *prometheus
+	measurements []measurement
+	// answered is what prom answered, by model, version and metric.
+	answered map[answerKey][]answer
+	// canaries counts the canaries begun, by how they ended ("" while they run).
+	canaries map[mlv1.RolloutPhase]int
 }
 
 // faults are a schedule's rates: write fails without being applied; commit is applied and
@@ -82,6 +95,9 @@ func newWorld(seed uint64) *world {
 	w := &world{seed: seed, rng: rand.New(rand.NewPCG(seed, 0x9e3779b97f4a7c15))}
 	w.clk.t = time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
 	w.srv = newServer(w)
+	w.prom = &prometheus{w: w}
+	w.answered = map[answerKey][]answer{}
+	w.canaries = map[mlv1.RolloutPhase]int{}
 	return w
 }
 
@@ -113,6 +129,10 @@ const (
 	requestUnanswered    = "a request neither acted on nor explained"
 	notDecided           = "a stage is not the model's decision"
 	orphanStatus         = "a version of a missing model does not say so"
+	capacityDropped      = "a Podium write made fewer pods serve than spec.serving.replicas"
+	unmeasuredPromotion  = "a candidate became Production without passing answers of its own"
+	canaryLeft           = "a canary Deployment outlives its rollout"
+	notServed            = "the stable Deployment does not serve the Production version on every replica"
 )
 
 func (w *world) violate(check, format string, args ...any) {
@@ -125,12 +145,18 @@ func (w *world) violate(check, format string, args ...any) {
 // at most one Production version per model, and a version enters Production only while the
 // model's status on the server names it.
 func (w *world) wrote(k kind, prev, cur client.Object) {
-	if w.tracing {
+	if w.tracing && k != records {
 		if cur == nil {
 			w.tracef("      %s: deleted %s %s", w.actor, k, prev.GetName())
 		} else {
 			w.tracef("      %s: %s", w.actor, summary(cur))
 		}
+	}
+	if k == deployments && w.writer != nil {
+		w.checkCapacity(prev, cur)
+	}
+	if k == models && cur != nil {
+		w.countRollout(prev, cur.(*mlv1.RegisteredModel))
 	}
 	if k != versions || cur == nil {
 		return
@@ -164,6 +190,8 @@ func (w *world) wrote(k kind, prev, cur client.Object) {
 			w.violate(unrecordedProduction, "%s (v%d) entered Production while model %s records Production %s",
 				v.Name, v.Spec.Version,
 				m.Name, optional(m.Status.ProductionVersion))
+		default:
+			w.checkAnalysisPassed(v, m)
 		}
 	}
 }
@@ -189,15 +217,33 @@ func summary(o client.Object) string {
 			gates = append(gates, fmt.Sprintf("%s>=%s", g.Metric, optionalNumber(g.Min)))
 		}
 		return fmt.Sprintf("model %s rv=%s gen=%d mode=%s gates=%v | "+
-			"production=%s floor=%d latest=%s history(%d, newest last)=[%s]",
+			"production=%s floor=%d latest=%s history(%d, newest last)=[%s]%s",
 			o.Name, o.ResourceVersion, o.Generation, o.Spec.Promotion.Mode, gates, optional(o.Status.ProductionVersion),
-			o.Status.AutomaticPromotionFloor, optional(o.Status.LatestVersion), len(o.Status.History), strings.Join(hist, "; "))
+			o.Status.AutomaticPromotionFloor, optional(o.Status.LatestVersion), len(o.Status.History), strings.Join(hist, "; "),
+			rolloutSummary(o.Status.Rollout))
 	case *mlv1.ModelVersion:
 		return fmt.Sprintf("version %s (v%d of %s) rv=%s gen=%d accuracy=%s spec.stage=%q | stage=%q observedStageRequest=%q",
 			o.Name, o.Spec.Version, o.Spec.RegisteredModel, o.ResourceVersion, o.Generation,
 			o.Spec.Metrics["test_accuracy"], o.Spec.Stage, o.Status.Stage, o.Status.ObservedStageRequest)
+	case *appsv1.Deployment:
+		return deploymentSummary(o)
 	}
 	return fmt.Sprintf("%T %s", o, o.GetName())
+}
+
+func rolloutSummary(st *mlv1.RolloutStatus) string {
+	if st == nil {
+		return ""
+	}
+	step := "-"
+	if st.Step != nil {
+		step = fmt.Sprint(*st.Step)
+	}
+	started := "-"
+	if st.StepStartTime != nil {
+		started = st.StepStartTime.UTC().Format("15:04:05")
+	}
+	return fmt.Sprintf(" rollout=v%d %s step=%s since=%s weight=%d", st.Version, st.Phase, step, started, st.Weight)
 }
 
 func optionalNumber(n *mlv1.Number) string {
@@ -239,14 +285,26 @@ type report struct {
 
 func (w *world) newManager(name string) *manager {
 	m := &manager{w: w, name: name, cache: newCache(w.srv)}
-	m.rec = &controller.RegisteredModelReconciler{
-		Client:    &managerClient{Client: w.srv.fake, m: m},
-		APIReader: &apiReader{m: m},
-		Recorder:  nopRecorder{},
-		Now:       w.now,
-	}
+	m.rec = w.newReconciler(m)
 	w.managers = append(w.managers, m)
 	return m
+}
+
+// newReconciler is the reconciler of m's process: a restarted process has a new one, with
+// nothing of its measurer's or its pending writes' memory.
+func (w *world) newReconciler(m *manager) *controller.RegisteredModelReconciler {
+	rec := &controller.RegisteredModelReconciler{
+		Client:           &managerClient{Client: w.srv.fake, m: m},
+		APIReader:        &apiReader{m: m},
+		Recorder:         nopRecorder{},
+		Now:              w.now,
+		PrometheusClient: &http.Client{Transport: w.prom},
+	}
+	rec.StartMeasurement = func(model types.NamespacedName, run func()) {
+		w.measurements = append(w.measurements, measurement{m: m, rec: rec, model: model.Name, run: run})
+		w.tracef("%s: starts measuring %s (queued for Prometheus)", m.name, model.Name)
+	}
+	return rec
 }
 
 var reconcileCtx = logf.IntoContext(context.Background(), logr.Discard())
@@ -330,6 +388,8 @@ func (w *world) crash(m *manager, applyFirst bool) {
 		w.tracef("%s: CRASH while idle", m.name)
 	}
 	m.cache = newCache(w.srv)
+	m.rec = w.newReconciler(m)
+	w.dropMeasurements(m)
 	w.tracef("%s: restarts with a cold cache", m.name)
 }
 
@@ -454,7 +514,7 @@ func (w *world) fault(m *manager, c call) error {
 			return r.err
 		}
 	}
-	gr := schema.GroupResource{Group: mlv1.GroupVersion.Group, Resource: strings.ToLower(c.kind.String()) + "s"}
+	gr := resource(c.kind)
 	switch {
 	case !c.write && strings.HasPrefix(c.verb, "api-") && w.faults.read > 0 && w.rng.Float64() < w.faults.read:
 		return w.transient(gr, c)
@@ -514,11 +574,6 @@ func (c *managerClient) checkKind(obj runtime.Object) error {
 }
 
 func (c *managerClient) Get(_ context.Context, key client.ObjectKey, obj client.Object, _ ...client.GetOption) error {
-	switch obj.(type) {
-	case *appsv1.Deployment, *corev1.Service:
-		// Models here have no spec.serving: the cache holds no prediction objects.
-		return apierrors.NewNotFound(schema.GroupResource{Resource: fmt.Sprintf("%T", obj)}, key.Name)
-	}
 	if err := c.checkKind(obj); err != nil {
 		return err
 	}
@@ -527,28 +582,17 @@ func (c *managerClient) Get(_ context.Context, key client.ObjectKey, obj client.
 }
 
 func (c *managerClient) List(_ context.Context, list client.ObjectList, opts ...client.ListOption) error {
+	if pods, ok := list.(*corev1.PodList); ok {
+		pods.Items = nil // pods are not modelled: no kubelet reports a problem
+		return nil
+	}
 	if err := c.checkKind(list); err != nil {
 		return err
 	}
 	return c.m.read(listCall("list", list, opts), func() error { return c.m.cache.list(list, opts...) })
 }
 
-// isRecord says whether obj is a StageRecord or a list of them. The explorer checks what decides
-// and records stages, not the StageRecords that copy the history: they go to the server at once,
-// past the yield points and the faults, and are not part of the watch logs (the reconciler reads
-// them only from the API server, to prune them).
-func isRecord(obj runtime.Object) bool {
-	switch obj.(type) {
-	case *mlv1.StageRecord, *mlv1.StageRecordList:
-		return true
-	}
-	return false
-}
-
 func (c *managerClient) Create(ctx context.Context, obj client.Object, opts ...client.CreateOption) error {
-	if isRecord(obj) {
-		return c.m.w.srv.fake.Create(ctx, obj, opts...)
-	}
 	if err := c.checkKind(obj); err != nil {
 		return err
 	}
@@ -571,11 +615,18 @@ func (c *managerClient) Patch(ctx context.Context, obj client.Object, patch clie
 }
 
 func (c *managerClient) Delete(ctx context.Context, obj client.Object, opts ...client.DeleteOption) error {
-	if isRecord(obj) {
-		return c.m.w.srv.fake.Delete(ctx, obj, opts...)
-	}
 	if err := c.checkKind(obj); err != nil {
 		return err
+	}
+	if k, _ := kindOf(obj); k.served() {
+		do := (&client.DeleteOptions{}).ApplyOptions(opts)
+		var uid *types.UID
+		if do.Preconditions != nil {
+			uid = do.Preconditions.UID
+		}
+		return c.m.write(objCall("delete", obj), func() error {
+			return c.m.w.srv.deleteServed(k, client.ObjectKeyFromObject(obj), uid)
+		})
 	}
 	return c.m.write(objCall("delete", obj), func() error { return c.m.w.srv.fake.Delete(ctx, obj, opts...) })
 }
@@ -584,8 +635,27 @@ func (c *managerClient) DeleteAllOf(context.Context, client.Object, ...client.De
 	return errors.New("explore: DeleteAllOf is not modelled")
 }
 
-func (c *managerClient) Apply(context.Context, runtime.ApplyConfiguration, ...client.ApplyOption) error {
-	return errors.New("explore: server-side apply is not modelled (models have no spec.serving)")
+// Apply is server-side apply of a Deployment or a Service, forcing ownership: Podium is the only
+// manager of their metadata and spec, so the applied object replaces both (serving.go).
+func (c *managerClient) Apply(_ context.Context, ac runtime.ApplyConfiguration, opts ...client.ApplyOption) error {
+	u, ok := ac.(interface{ UnstructuredContent() map[string]any })
+	if !ok {
+		return fmt.Errorf("explore: only unstructured apply configurations are modelled, not %T", ac)
+	}
+	obj, err := typed(u.UnstructuredContent())
+	if err != nil {
+		return err
+	}
+	k, _ := kindOf(obj)
+	key := client.ObjectKeyFromObject(obj)
+	if ao := (&client.ApplyOptions{}).ApplyOptions(opts); len(ao.DryRun) > 0 {
+		// A dry run changes nothing; the explorer's server accepts every rendering.
+		return c.m.read(call{verb: "api-dry-run-apply", kind: k, key: key}, func() error { return nil })
+	}
+	return c.m.write(call{verb: "apply", kind: k, key: key, write: true}, func() error {
+		c.m.w.srv.apply(k, obj)
+		return nil
+	})
 }
 
 func (c *managerClient) Status() client.SubResourceWriter { return &statusWriter{c: c} }
@@ -648,6 +718,13 @@ func (s *statusWriter) Apply(context.Context, runtime.ApplyConfiguration, ...cli
 type apiReader struct{ m *manager }
 
 func (a *apiReader) Get(ctx context.Context, key client.ObjectKey, obj client.Object, opts ...client.GetOption) error {
+	switch o := obj.(type) {
+	case *metav1.PartialObjectMetadata:
+		return a.metadata(key, o)
+	case *gatewayv1.HTTPRoute:
+		// Schedules route no traffic with the Gateway API: the cluster does not serve it.
+		return &meta.NoKindMatchError{GroupKind: schema.GroupKind{Group: gatewayv1.GroupName, Kind: "HTTPRoute"}}
+	}
 	k, ok := kindOf(obj)
 	if !ok {
 		return fmt.Errorf("explore: the APIReader read a %T, which the explorer does not model", obj)
@@ -658,14 +735,37 @@ func (a *apiReader) Get(ctx context.Context, key client.ObjectKey, obj client.Ob
 }
 
 func (a *apiReader) List(ctx context.Context, list client.ObjectList, opts ...client.ListOption) error {
-	if isRecord(list) {
-		return a.m.w.srv.fake.List(ctx, list, opts...)
-	}
 	if _, ok := kindOf(list); !ok {
 		return fmt.Errorf("explore: the APIReader listed %T, which the explorer does not model", list)
 	}
 	return a.m.read(listCall("api-list", list, opts), func() error {
 		return a.m.w.srv.fake.List(ctx, list, opts...)
+	})
+}
+
+// metadata reads the metadata of a Deployment or Service from the server, as a metadata-only
+// client does; other kinds (claims) do not exist.
+func (a *apiReader) metadata(key client.ObjectKey, into *metav1.PartialObjectMetadata) error {
+	var k kind
+	switch into.Kind {
+	case "Deployment":
+		k = deployments
+	case "Service":
+		k = services
+	default:
+		return a.m.read(call{verb: "api-get-metadata", kind: records, key: key}, func() error {
+			return apierrors.NewNotFound(schema.GroupResource{Resource: strings.ToLower(into.Kind) + "s"}, key.Name)
+		})
+	}
+	return a.m.read(call{verb: "api-get-metadata", kind: k, key: key}, func() error {
+		o, err := a.m.w.srv.read(k, key)
+		if err != nil {
+			return err
+		}
+		gvk := into.GroupVersionKind()
+		into.ObjectMeta = *o.(metav1.ObjectMetaAccessor).GetObjectMeta().(*metav1.ObjectMeta).DeepCopy()
+		into.SetGroupVersionKind(gvk)
+		return nil
 	})
 }
 
