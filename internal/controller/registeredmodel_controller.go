@@ -73,7 +73,7 @@ type RegisteredModelReconciler struct {
 	MaxQueries int
 	// StartMeasurement starts one model's measurement: run queries every metric and keeps the
 	// results for the model's next reconcile. It is called with the measurer's lock held, so it
-	// must not run run before it returns. Nil starts a goroutine. The explorer (test/explore)
+	// must not call run before it returns. Nil starts a goroutine. The explorer (test/explore)
 	// queues run and calls it at a step of its scheduler, so that a seed always gives the same
 	// schedule.
 	StartMeasurement func(model types.NamespacedName, run func())

@@ -8,7 +8,6 @@ package rollout
 import (
 	"fmt"
 	"math"
-	"slices"
 	"strings"
 	"time"
 
@@ -57,14 +56,20 @@ func TargetOf(st *mlv1.RolloutStatus) Target {
 	return t
 }
 
-// counts says whether m measures st: it was taken for st's candidate in st's step, and its
-// sample is not older than the step.
+// counts says whether m measures st: it was taken for st's candidate in st's step.
 func (m Measurement) counts(st *mlv1.RolloutStatus) bool {
 	t := TargetOf(st)
-	if m.For != t || t.StepStart.IsZero() {
-		return false
+	return m.For == t && !t.StepStart.IsZero()
+}
+
+// fresh is m, made inconclusive when its sample is older than st's step: it says nothing of the
+// step, and skipping it would let the step end without that metric measured in it.
+func (m Measurement) fresh(st *mlv1.RolloutStatus) Measurement {
+	if start := TargetOf(st).StepStart; m.Err == nil && m.At.Before(start) {
+		m.Err = fmt.Errorf("the newest sample Prometheus has (%s) is older than the step, which began at %s",
+			m.At.UTC().Format(time.RFC3339), start.UTC().Format(time.RFC3339))
 	}
-	return m.Err != nil || !m.At.Before(t.StepStart)
+	return m
 }
 
 // Observation is what one reconcile saw of a rollout.
@@ -216,7 +221,12 @@ func bake(spec *mlv1.Rollout, st mlv1.RolloutStatus, obs Observation) (mlv1.Roll
 // inconclusive measurement pauses a canary, which resumes (see Advance), from the start of its
 // step, with the next conclusive one.
 func measure(spec *mlv1.Rollout, st *mlv1.RolloutStatus, obs Observation) Verdict {
-	measured := slices.DeleteFunc(slices.Clone(obs.Measured), func(m Measurement) bool { return !m.counts(st) })
+	var measured []Measurement
+	for _, m := range obs.Measured {
+		if m.counts(st) {
+			measured = append(measured, m.fresh(st))
+		}
+	}
 	if len(measured) == 0 || spec.Analysis == nil {
 		return Undecided
 	}

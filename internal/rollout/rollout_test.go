@@ -672,7 +672,6 @@ func TestOnlyMeasurementsOfTheCandidateInItsStepCount(t *testing.T) {
 	for name, m := range map[string]Measurement{
 		"another candidate's":              takenFor(&version2, now, failing)[0],
 		"the candidate's, an earlier step": takenFor(&firstStep, now, failing)[0],
-		"a sample from before the step":    takenFor(&st, st.StepStartTime.Add(-time.Second), failing)[0],
 		"one without a target":             failing,
 	} {
 		t.Run(name, func(t *testing.T) {
@@ -686,5 +685,22 @@ func TestOnlyMeasurementsOfTheCandidateInItsStepCount(t *testing.T) {
 	got, verdict := Advance(spec, st, Observation{Now: now, CanaryAvailable: true, Measured: takenFor(&st, now, failing)})
 	if verdict != Failed {
 		t.Errorf("the candidate's own failing measurement in its step: verdict %v, %s", verdict, got.Message)
+	}
+}
+
+func TestASampleOlderThanTheStepIsInconclusive(t *testing.T) {
+	spec := canary()
+	prev := int64(1)
+	st := Begin(spec, 3, "uid-3", &prev, t0)
+	st.Step, st.StepStartTime = new(int32(0)), timeRef(t0.Add(2*time.Minute))
+	now := st.StepStartTime.Add(spec.Steps[0].Duration.Duration + time.Second) // the step's time is up
+	stale := takenFor(&st, st.StepStartTime.Add(-time.Hour), Measurement{Name: "error-rate", Value: 0.001})
+	got, verdict := Advance(spec, st, Observation{Now: now, CanaryAvailable: true, Measured: stale})
+	if verdict != Undecided || got.Phase != mlv1.RolloutPaused || *got.Step != 0 {
+		t.Fatalf("a stale sample ended or passed the step: verdict %v, phase %s, step %d", verdict, got.Phase, *got.Step)
+	}
+	if got.Metrics[0].Inconclusive != 1 || got.Metrics[0].Passed != 0 ||
+		!strings.Contains(got.Metrics[0].Message, "is older than the step") {
+		t.Errorf("the stale sample was not inconclusive: %+v", got.Metrics[0])
 	}
 }

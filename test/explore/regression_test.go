@@ -312,8 +312,6 @@ func (w *world) settleServing(t *testing.T, model string) {
 // TestCanaryRegressions holds scripted canary schedules.
 func TestCanaryRegressions(t *testing.T) {
 	t.Run("a sample older than its step is no measurement of its metric", func(t *testing.T) {
-		t.Skip("known: a stale sample of one metric is dropped and the step ends on the other metric's, so a canary " +
-			"passes with a metric unmeasured (rollout.measure, stepDone)")
 		w := scripted(t)
 		w.serving = canaryServing
 		spec := &mlv1.Serving{Replicas: new(int32(2)), Fetch: new(false), ProgressDeadlineSeconds: new(int32(60)),

@@ -686,11 +686,9 @@ func (w *world) checkAnalysisPassed(v *mlv1.ModelVersion, m *mlv1.RegisteredMode
 		family := queryPattern.FindStringSubmatch(rendered)[1]
 		passed := 0
 		for _, a := range w.answered[answerKey{model: m.Name, version: v.Spec.Version, family: family}] {
-			// A stale answer counts as passing here only because of a known defect (see
-			// TestRegressions, "a sample older than its step..."): the operator drops it and
-			// ends the step on the other metrics' measurements, so that this metric goes
-			// unmeasured in that step. Count only pass once that is fixed.
-			if (a.kind == pass || a.kind == stale) && !a.at.Before(st.StartTime.Time) {
+			// A stale answer says nothing of the step (TestCanaryRegressions, "a sample older
+			// than its step ..."): only a passing one counts.
+			if a.kind == pass && !a.at.Before(st.StartTime.Time) {
 				passed++
 			}
 		}
