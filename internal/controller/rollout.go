@@ -179,6 +179,7 @@ func (r *RegisteredModelReconciler) observeCanary(ctx context.Context, model *ml
 // planCanary renders the canary Deployment while a canary runs, and lists it for removal once
 // the rollout ended and the stable pods serve the Production version (canaryEnded), so that no
 // path out of a canary, an abort at a 100% step included, leaves fewer pods serving than before.
+// A new candidate takes over the pods of one whose canary ended only at that same moment.
 func (r *RegisteredModelReconciler) planCanary(ctx context.Context, model *mlv1.RegisteredModel,
 	versions []mlv1.ModelVersion, st *mlv1.RolloutStatus, production *int64, live *appsv1.Deployment, check bool,
 	s *servingState) error {
@@ -197,6 +198,14 @@ func (r *RegisteredModelReconciler) planCanary(ctx context.Context, model *mlv1.
 		}
 	}
 	if candidate == nil {
+		return nil
+	}
+	if live != nil && live.DeletionTimestamp.IsZero() && !sameVersion(serving.Observe(live).TemplateVersion, &candidate.Spec.Version) &&
+		!canaryEnded(model, production, s.observed) {
+		// The canary pods run the candidate before this one, whose canary ended: they serve until
+		// the stable Deployment serves on every replica again, as they would before a deletion.
+		s.canaryUID = st.VersionUID
+		s.canaryShare = "no pod yet: the canary pods of the candidate before it serve until the stable pods are back"
 		return nil
 	}
 	replicas := rollout.Pods(model.Spec.Serving.Rollout, *model.Spec.Serving.Replicas, st)

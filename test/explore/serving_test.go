@@ -637,16 +637,6 @@ func (w *world) checkCapacity(prev, cur client.Object) {
 	default:
 		return
 	}
-	p, _ := prev.(*appsv1.Deployment)
-	c, _ := cur.(*appsv1.Deployment)
-	if p != nil && c != nil &&
-		p.Spec.Template.Annotations[serving.AnnotationVersion] != c.Spec.Template.Annotations[serving.AnnotationVersion] {
-		// Known defect, not checked until it is fixed (seed 402 of the first serving run): when a
-		// new candidate replaces one whose canary ended, the canary Deployment is taken over at
-		// once, in the same reconcile that gives the stable Deployment its replicas back, so the
-		// old candidate's pods go before the stable ones serve.
-		return
-	}
 	replicas := *m.Spec.Serving.Replicas
 	rest := servingPods(w.srv.deployment(other))
 	before, after := servingPods(prev)+rest, servingPods(cur)+rest
