@@ -401,9 +401,10 @@ type RegisteredModelStatus struct {
 	// +kubebuilder:validation:MaxItems=500
 	History []HistoryEntry `json:"history,omitempty"`
 
-	// recordedSequence is the sequence of the newest history entry whose StageRecord the operator
-	// has written: entries after it are written as StageRecords by the next reconcile, also
-	// after a crash between the two writes.
+	// recordedSequence is a history entry's sequence up to which the StageRecords are written:
+	// the records of the entries after it are written (again, when they exist) by a reconcile
+	// whose manager did not write them itself, as after a crash between the two writes. It moves
+	// with the model's writes of decisions, so it may lag the records.
 	// +optional
 	RecordedSequence int64 `json:"recordedSequence,omitempty"`
 }

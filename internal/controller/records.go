@@ -20,11 +20,13 @@ import (
 
 // A model's history lives in its status; each entry is also written as a StageRecord, which
 // outlives the model. An entry is in the status before its record exists, and the model's
-// status.recordedSequence says how far the records go: a reconcile writes the records of the
-// entries after it before it writes the model (and moves recordedSequence on with that write),
-// and, after its writes, the records of the entries it added. So a crash between any two writes
-// leaves entries whose records the next reconcile writes, and never a record of a transition
-// that the status does not hold.
+// status.recordedSequence says how far the records surely go: a reconcile writes the records of
+// the entries after it before it writes the model, and, after its writes, the records of the
+// entries it added. recordedSequence moves on with the model's next write; when this manager
+// wrote those records itself, with the next write of a decision rather than with one of its own,
+// so that a promotion costs no extra write. So a crash between any two writes leaves entries
+// whose records a reconcile by the next manager writes (again, where they exist), and never a
+// record of a transition that the status does not hold.
 
 // pruneEvery is how many transitions of a model go between two checks of its records' count, at
 // most: with a lower retention bound, as many as it keeps.

@@ -41,11 +41,11 @@ var _ = Describe("StageRecords", func() {
 		create(ctx, seedVersion(ns, 4, "0.8723"))
 		Eventually(records).WithArguments(ctx, ns).Should(Equal([]string{
 			"1:3:>Production", "2:3:Production>Archived", "3:4:>Production"}))
-		Eventually(func() int64 { return getModel(ctx, ns, "battle-winner-predictor").Status.RecordedSequence }).
-			Should(Equal(int64(3)))
 		converged := waitConverged(ctx, ns)
 		Expect(records(ctx, ns)).To(HaveLen(3), "a converged model writes no record twice")
 		Expect(resourceVersions(ctx, ns)).To(Equal(converged))
+		// The cursor moves with the model's writes of decisions, never with one of its own.
+		Expect(getModel(ctx, ns, "battle-winner-predictor").Status.RecordedSequence).To(BeNumerically("<=", 3))
 
 		model := getModel(ctx, ns, "battle-winner-predictor")
 		v4 := getVersion(ctx, ns, "battle-winner-predictor-4")
@@ -123,8 +123,8 @@ var _ = Describe("StageRecords after a crash", Serial, func() {
 	It("writes the record of an entry the model's status holds but a crash kept from being written", func(ctx context.Context) {
 		ns := newNamespace(ctx)
 		create(ctx, seedModel(ns), seedVersion(ns, 3, "0.8512"))
-		Eventually(func() int64 { return getModel(ctx, ns, "battle-winner-predictor").Status.RecordedSequence }).
-			Should(Equal(int64(1)))
+		Eventually(records).WithArguments(ctx, ns).Should(Equal([]string{"1:3:>Production"}))
+		waitConverged(ctx, ns)
 		model := getModel(ctx, ns, "battle-winner-predictor")
 		name := fmt.Sprintf("battle-winner-predictor-%s-1", model.UID[:8])
 		written := getRecord(ctx, ns, name)
@@ -132,9 +132,11 @@ var _ = Describe("StageRecords after a crash", Serial, func() {
 		By("stopping the manager and leaving the cluster as a crash after the model's write would")
 		stopMgr()
 		Expect(k8sClient.Delete(ctx, written)).To(Succeed())
-		patch := client.MergeFrom(model.DeepCopy())
-		model.Status.RecordedSequence = 0
-		Expect(k8sClient.Status().Patch(ctx, model, patch)).To(Succeed())
+		if model.Status.RecordedSequence != 0 {
+			patch := client.MergeFrom(model.DeepCopy())
+			model.Status.RecordedSequence = 0
+			Expect(k8sClient.Status().Patch(ctx, model, patch)).To(Succeed())
+		}
 
 		stopMgr = startManager()
 		Eventually(func(g Gomega) {

@@ -315,7 +315,11 @@ func (r *RegisteredModelReconciler) plan(ctx context.Context, reader client.Read
 	p.status = modelStatus(model, len(p.versions), p.decision, p.serving, p.rollout, now)
 	if pending := unrecorded(model.Status.History, model.Status.RecordedSequence); len(pending) > 0 {
 		p.records = stageRecords(model, p.versions, p.decision, model.Status.Rollout, pending)
-		p.status.RecordedSequence = lastSequence(pending)
+		// Records this manager wrote after the model's last write move the cursor with the
+		// model's next write, not with one of their own: a promotion costs no extra write.
+		if !r.recordWritten(model.UID, lastSequence(pending)) || !equality.Semantic.DeepEqual(model.Status, p.status) {
+			p.status.RecordedSequence = lastSequence(pending)
+		}
 	}
 	// The decision's entries as the status holds them, also those a short spec.historyLimit
 	// trims at once.
