@@ -377,6 +377,40 @@ var _ = Describe("Canary rollouts", func() {
 		}).Should(Succeed())
 	})
 
+	It("gives a newer candidate the canary pods only once the stable pods are back", func(ctx context.Context) {
+		setSteps(ctx, ns, time.Minute, time.Minute)
+		e.set(ctx, ns, "3", 0.001)
+		create(ctx, seedVersion(ns, 2, "0.8901"))
+		Eventually(func(g Gomega) {
+			playDeployments(ctx, g, ns)
+			g.Expect(rolloutOf(ctx, ns).StepStartTime).NotTo(BeNil())
+			g.Expect(replicasOf(ctx, ns, predictor)).To(Equal(int32(3)), "one canary pod serves in place of a stable one")
+		}).Should(Succeed())
+		canaryVersion := func() string {
+			d := &appsv1.Deployment{}
+			Expect(k8sClient.Get(ctx, types.NamespacedName{Namespace: ns, Name: canaryDeployment}, d)).To(Succeed())
+			return d.Spec.Template.Annotations[serving.AnnotationVersion]
+		}
+
+		By("registering version 3 while the stable Deployment's status lags: version 2's canary pod goes on serving")
+		create(ctx, seedVersion(ns, 3, "0.9012"))
+		Eventually(func(g Gomega) {
+			playDeployments(ctx, g, ns, predictor)
+			g.Expect(rolloutOf(ctx, ns).Version).To(Equal(int64(3)))
+			g.Expect(replicasOf(ctx, ns, predictor)).To(Equal(int32(4)), "the stable Deployment gets its pods back first")
+		}).Should(Succeed())
+		Consistently(func(g Gomega) {
+			playDeployments(ctx, g, ns, predictor)
+			g.Expect(canaryVersion()).To(Equal("2"))
+		}).WithTimeout(2 * time.Second).Should(Succeed())
+
+		By("letting the stable pods serve: then version 3 takes the canary Deployment")
+		Eventually(func(g Gomega) {
+			playDeployments(ctx, g, ns)
+			g.Expect(canaryVersion()).To(Equal("3"))
+		}).Should(Succeed())
+	})
+
 	It("lets a newer version that passes its gates replace the candidate, which stays Staging until it is superseded", func(ctx context.Context) {
 		setSteps(ctx, ns, 10*time.Second, 2*time.Second)
 		e.set(ctx, ns, "3", 0.001)
