@@ -314,18 +314,24 @@ func (r *RegisteredModelReconciler) plan(ctx context.Context, reader client.Read
 	now := r.now()
 	p.status = modelStatus(model, len(p.versions), p.decision, p.serving, p.rollout, now)
 	if pending := unrecorded(model.Status.History, model.Status.RecordedSequence); len(pending) > 0 {
-		p.records = stageRecords(model, p.versions, p.decision, model.Status.Rollout, pending)
 		// Records this manager wrote after the model's last write move the cursor with the
-		// model's next write, not with one of their own: a promotion costs no extra write.
-		if !r.recordWritten(model.UID, lastSequence(pending)) || !equality.Semantic.DeepEqual(model.Status, p.status) {
+		// model's next write, not with one of their own: a promotion costs no extra write. The
+		// cursor lags so in a converged model, whose reconciles then build no record at all.
+		written := r.recordWritten(model.UID, lastSequence(pending))
+		if !written {
+			p.records = stageRecords(model, p.versions, p.decision, model.Status.Rollout, pending)
+		}
+		if !written || !equality.Semantic.DeepEqual(model.Status, p.status) {
 			p.status.RecordedSequence = lastSequence(pending)
 		}
 	}
-	// The decision's entries as the status holds them, also those a short spec.historyLimit
-	// trims at once.
-	appended := promotion.AppendHistory(model.Status.History, p.decision.Transitions, now, math.MaxInt)
-	p.added = stageRecords(model, p.versions, p.decision, p.status.Rollout,
-		unrecorded(appended, lastSequence(model.Status.History)))
+	if len(p.decision.Transitions) > 0 {
+		// The decision's entries as the status holds them, also those a short
+		// spec.historyLimit trims at once.
+		appended := promotion.AppendHistory(model.Status.History, p.decision.Transitions, now, math.MaxInt)
+		p.added = stageRecords(model, p.versions, p.decision, p.status.Rollout,
+			unrecorded(appended, lastSequence(model.Status.History)))
+	}
 	p.writes = versionWrites(model, p.versions, p.decision, p.serving, now)
 	if productionMoves(model, p.decision) || slices.ContainsFunc(p.writes, func(w versionWrite) bool { return w.kind == entering }) {
 		p.status.DecisionSequence++
