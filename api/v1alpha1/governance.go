@@ -9,5 +9,22 @@ const (
 	AnnotationStageRequestedBy = "ml.podium.dev/stage-requested-by"
 )
 
+// A RegisteredModel's deletion is attributed in two steps: whoever deletes it first marks it,
+// setting AnnotationDeleteRequested (kubectl podium delete does both), and the policies stamp
+// AnnotationDeleteRequestedBy with the identity of that request. The policies let only that user
+// delete a marked model, and in a governed namespace a model with history is deleted marked, by
+// an approver. The operator's finalizer then records the deletion as a StageRecord, by that user.
+const (
+	// AnnotationDeleteRequested marks a RegisteredModel for deletion; its value is the request's
+	// identity (kubectl podium delete writes the time), and a new value is a new request.
+	AnnotationDeleteRequested = "ml.podium.dev/delete-requested"
+	// AnnotationDeleteRequestedBy is the user who last set or changed AnnotationDeleteRequested.
+	AnnotationDeleteRequestedBy = "ml.podium.dev/delete-requested-by"
+)
+
+// FinalizerStageRecords is the operator's finalizer on a RegisteredModel that has history: before
+// the model goes, the operator writes the StageRecord of its deletion.
+const FinalizerStageRecords = "ml.podium.dev/stage-records"
+
 // ByOperator is a history entry's by for the operator's own decisions.
 const ByOperator = "podium"

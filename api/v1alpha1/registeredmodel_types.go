@@ -229,6 +229,9 @@ const (
 	// ReasonDeleted: the Production ModelVersion was deleted; the previous Production version was
 	// restored, as for a retirement.
 	ReasonDeleted HistoryReason = "Deleted"
+	// ReasonModelDeleted: the RegisteredModel was deleted; its Production version, if any, stopped
+	// serving. Only a StageRecord holds it, since the model's status goes with the model.
+	ReasonModelDeleted HistoryReason = "ModelDeleted"
 	// ReasonAnalysisPassed: the candidate passed every canary step and became Production.
 	ReasonAnalysisPassed HistoryReason = "AnalysisPassed"
 	// ReasonAnalysisFailed: an online gate failed, or stayed inconclusive past its limit, during
@@ -239,7 +242,8 @@ const (
 
 // HistoryEntry is one stage transition of one version.
 type HistoryEntry struct {
-	// version is the version number that changed stage.
+	// version is the version number that changed stage; 0 in the ModelDeleted record of a model
+	// that had no Production version.
 	// +required
 	Version int64 `json:"version"`
 
@@ -265,7 +269,7 @@ type HistoryEntry struct {
 
 	// reason is a CamelCase word: GatesPassed, GatesFailed, ManualRequest, Rollback, Superseded,
 	// RolledBack, ArchiveRequest, Restored, Unarchived, RolloutFailed, Deleted, AnalysisPassed,
-	// AnalysisFailed.
+	// AnalysisFailed; ModelDeleted in a StageRecord alone.
 	// +required
 	// +kubebuilder:validation:MaxLength=64
 	Reason HistoryReason `json:"reason"`

@@ -178,13 +178,18 @@ func (c *cluster) versionUID(ctx context.Context, model string, n int64, uid str
 }
 
 // annotateModel sets an annotation on a model as `kubectl annotate` does, or removes it when
-// value is nil.
+// value is nil; with the model's UID, the patch applies to that object only, not to one created
+// again under its name.
 func (c *cluster) annotateModel(ctx context.Context, m *mlv1.RegisteredModel, key string, value *string) error {
 	var v any // null removes the annotation
 	if value != nil {
 		v = *value
 	}
-	body, err := json.Marshal(map[string]any{"metadata": map[string]any{"annotations": map[string]any{key: v}}})
+	metadata := map[string]any{"annotations": map[string]any{key: v}}
+	if m.UID != "" {
+		metadata["uid"] = m.UID
+	}
+	body, err := json.Marshal(map[string]any{"metadata": metadata})
 	if err != nil {
 		return err
 	}

@@ -173,7 +173,7 @@ func writeRecordedHistory(w io.Writer, name string, model *mlv1.RegisteredModel,
 			_, _ = fmt.Fprint(t, cells("-", "-", "-", "-", "-", "-", "-",
 				"RegisteredModel "+name+" was deleted and created again: the rows below are of the new model"))
 		}
-		_, _ = fmt.Fprint(t, cells(timestamp(h.Time), strconv.FormatInt(h.Version, 10), orDash(string(h.From)), string(h.To),
+		_, _ = fmt.Fprint(t, cells(timestamp(h.Time), versionCell(h.Version), orDash(string(h.From)), string(h.To),
 			string(h.Reason), orDash(h.By), orDash(h.registeredBy), h.Message))
 	}
 	if err := t.Flush(); err != nil {
@@ -188,6 +188,14 @@ func writeRecordedHistory(w io.Writer, name string, model *mlv1.RegisteredModel,
 		return err
 	}
 	return nil
+}
+
+// versionCell is a version number, or "-" for 0: the deletion of a model no version served.
+func versionCell(n int64) string {
+	if n == 0 {
+		return "-"
+	}
+	return strconv.FormatInt(n, 10)
 }
 
 // recordedProductionAt says which version was Production at the time, from the rows of the

@@ -44,7 +44,7 @@ var _ = Describe("The governance admission policies", Ordered, func() {
 
 	BeforeAll(func(ctx context.Context) {
 		objs := configObjects(filepath.Join("..", "..", "config", "governance"))
-		Expect(objs).To(HaveLen(6))
+		Expect(objs).To(HaveLen(8))
 		// The API server compiles every expression on create, and refuses one that fails to
 		// type-check or whose estimated cost exceeds the limit.
 		for _, obj := range objs {
@@ -160,6 +160,56 @@ var _ = Describe("The governance admission policies", Ordered, func() {
 				HaveKeyWithValue(mlv1.AnnotationRegisteredBy, "bob"),
 				HaveKeyWithValue(mlv1.AnnotationStageRequestedBy, "bob")))
 		})
+
+	It("records who deleted a model: whoever marked it, the only user who may then delete it", func(ctx context.Context) {
+		create(ctx, &rbacv1.Role{ObjectMeta: metav1.ObjectMeta{Namespace: open, Name: "deleter"},
+			Rules: []rbacv1.PolicyRule{{APIGroups: []string{mlv1.GroupVersion.Group},
+				Resources: []string{"registeredmodels"}, Verbs: []string{"delete"}}}},
+			&rbacv1.RoleBinding{ObjectMeta: metav1.ObjectMeta{Namespace: open, Name: "deleters"},
+				RoleRef: rbacv1.RoleRef{APIGroup: rbacv1.GroupName, Kind: "Role", Name: "deleter"},
+				Subjects: []rbacv1.Subject{{APIGroup: rbacv1.GroupName, Kind: rbacv1.UserKind, Name: "bob"},
+					{APIGroup: rbacv1.GroupName, Kind: rbacv1.UserKind, Name: "carol"}}})
+		waitConverged(ctx, open)
+		production := productionOf(ctx, open)
+		Expect(production).NotTo(BeZero())
+
+		err := patchModelAs(ctx, carol, open, `{"metadata":{"annotations":{"ml.podium.dev/delete-requested-by":"alice"}}}`)
+		Expect(apierrors.IsForbidden(err)).To(BeTrue(), "%v", err)
+		Expect(err).To(MatchError(ContainSubstring("the annotation ml.podium.dev/delete-requested-by records who marked " +
+			"the RegisteredModel for deletion and cannot be set or changed otherwise")))
+
+		By("marking it as bob, over a forged value")
+		Expect(patchModelAs(ctx, bob, open,
+			`{"metadata":{"annotations":{"ml.podium.dev/delete-requested":"1","ml.podium.dev/delete-requested-by":"alice"}}}`)).To(Succeed())
+		model := getModel(ctx, open, "battle-winner-predictor")
+		Expect(model.Annotations).To(HaveKeyWithValue(mlv1.AnnotationDeleteRequestedBy, "bob"))
+
+		By("deleting it as carol, who did not mark it")
+		Expect(carol.Delete(ctx, model, client.DryRunAll)).To(Succeed(), "a dry run checks the rest")
+		err = carol.Delete(ctx, model)
+		Expect(apierrors.IsForbidden(err)).To(BeTrue(), "%v", err)
+		Expect(err).To(MatchError(ContainSubstring("user carol may not delete RegisteredModel battle-winner-predictor: " +
+			"user bob marked it for deletion")))
+
+		By("changing a StageRecord's labels: refused, whoever asks")
+		rec := lastRecord(ctx, open)
+		err = k8sClient.Patch(ctx, &rec, client.RawPatch(types.MergePatchType,
+			[]byte(`{"metadata":{"labels":{"ml.podium.dev/model":"another"}}}`)))
+		Expect(apierrors.IsForbidden(err)).To(BeTrue(), "%v", err)
+		Expect(err).To(MatchError(ContainSubstring("a StageRecord is a record and is never changed, not even its labels")))
+
+		By("deleting it as bob: the record of the deletion names him")
+		before := len(records(ctx, open))
+		Expect(bob.Delete(ctx, model)).To(Succeed())
+		Eventually(records).WithArguments(ctx, open).Should(HaveLen(before + 1))
+		deleted := lastRecord(ctx, open)
+		Expect(deleted.Transition.Reason).To(Equal(mlv1.ReasonModelDeleted))
+		Expect(deleted.Transition.By).To(Equal("bob"))
+		Expect(deleted.Transition.Version).To(Equal(production))
+		Expect(deleted.Transition.From).To(Equal(mlv1.StageProduction))
+		Expect(deleted.Transition.To).To(Equal(mlv1.StageNone))
+		Expect(deleted.Transition.Time.Time).To(BeTemporally("~", time.Now(), time.Minute))
+	})
 
 	Context("with the ConfigMap podium-governance", func() {
 		whoMayApprove := "(users: alice; groups: ml-approvers)"
@@ -324,6 +374,30 @@ var _ = Describe("The governance admission policies", Ordered, func() {
 				g.Expect(getVersion(ctx, governed, name).Annotations).To(HaveKeyWithValue(mlv1.AnnotationStageRequestedBy, "dave"))
 			}).WithTimeout(2 * time.Second).Should(Succeed())
 		})
+		It("has a model with history deleted by an approver who marked it, and records who", func(ctx context.Context) {
+			// Bob and alice may delete models and versions here (the deleter role above).
+			model := getModel(ctx, governed, "battle-winner-predictor")
+			err := alice.Delete(ctx, model)
+			Expect(apierrors.IsForbidden(err)).To(BeTrue(), "%v", err)
+			Expect(err).To(MatchError(ContainSubstring("user alice may not delete RegisteredModel battle-winner-predictor " +
+				"without marking it for deletion first, in namespace " + governed + ": the ConfigMap podium-governance " +
+				"there has the record of a deletion name who deleted the model; run kubectl podium delete " +
+				"battle-winner-predictor, which marks it as yours and deletes it")))
+
+			Expect(patchModelAs(ctx, bob, governed, `{"metadata":{"annotations":{"ml.podium.dev/delete-requested":"1"}}}`)).To(Succeed())
+			Expect(alice.Delete(ctx, model)).To(MatchError(ContainSubstring("user bob marked it for deletion")))
+			Expect(patchModelAs(ctx, alice, governed, `{"metadata":{"annotations":{"ml.podium.dev/delete-requested":"2"}}}`)).To(Succeed())
+			Expect(bob.Delete(ctx, model)).To(MatchError(ContainSubstring("user bob may not delete RegisteredModel")))
+			Expect(productionOf(ctx, governed)).To(BeEquivalentTo(3))
+
+			Expect(alice.Delete(ctx, model)).To(Succeed())
+			Eventually(func() string { return string(lastRecord(ctx, governed).Transition.Reason) }).
+				Should(Equal(string(mlv1.ReasonModelDeleted)))
+			deleted := lastRecord(ctx, governed).Transition
+			Expect(deleted.Version).To(BeEquivalentTo(3))
+			Expect(deleted.From).To(Equal(mlv1.StageProduction))
+			Expect(deleted.By).To(Equal("alice"))
+		})
 	})
 
 	It("hold the manager's readiness until they stamp a ModelVersion, and store nothing", func(ctx context.Context) {
@@ -373,6 +447,22 @@ func registeredBy(user string) versionOption {
 func patchAs(ctx context.Context, c client.Client, ns, name, patch string, opts ...client.PatchOption) error {
 	v := &mlv1.ModelVersion{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: name}}
 	return c.Patch(ctx, v, client.RawPatch(types.MergePatchType, []byte(patch)), opts...)
+}
+
+// patchModelAs merge-patches the namespace's model as the client's user.
+func patchModelAs(ctx context.Context, c client.Client, ns, patch string) error {
+	m := &mlv1.RegisteredModel{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "battle-winner-predictor"}}
+	return c.Patch(ctx, m, client.RawPatch(types.MergePatchType, []byte(patch)))
+}
+
+// lastRecord is the namespace's StageRecord of the highest sequence.
+func lastRecord(ctx context.Context, ns string) mlv1.StageRecord {
+	GinkgoHelper()
+	var list mlv1.StageRecordList
+	Expect(k8sClient.List(ctx, &list, client.InNamespace(ns))).To(Succeed())
+	Expect(list.Items).NotTo(BeEmpty())
+	mlv1.SortStageRecords(list.Items)
+	return list.Items[len(list.Items)-1]
 }
 
 // historyBy renders the model's history as "version from -> to by who".

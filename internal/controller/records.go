@@ -5,11 +5,14 @@ import (
 	"context"
 	"fmt"
 
+	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/klog/v2"
 	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/controller/controllerutil"
 	logf "sigs.k8s.io/controller-runtime/pkg/log"
 
 	mlv1 "github.com/podium-dev/podium/api/v1alpha1"
@@ -17,6 +20,7 @@ import (
 )
 
 // +kubebuilder:rbac:groups=ml.podium.dev,resources=stagerecords,verbs=create;list;delete
+// +kubebuilder:rbac:groups=ml.podium.dev,resources=registeredmodels,verbs=patch
 
 // A model's history lives in its status; each entry is also written as a StageRecord, which
 // outlives the model. An entry is in the status before its record exists, and the model's
@@ -152,4 +156,98 @@ func (r *RegisteredModelReconciler) pruneRecords(ctx context.Context, model *mlv
 	logf.FromContext(ctx).Info("Deleted the oldest StageRecords", "registeredModel", klog.KObj(model),
 		"deleted", len(list.Items)-keep, "kept", keep)
 	return nil
+}
+
+// A model with history carries FinalizerStageRecords, so that its deletion is recorded too: the
+// last StageRecord of a model says when it was deleted, what stopped serving, and who deleted it
+// when the deletion was marked first (mlv1.AnnotationDeleteRequested, stamped by the governance
+// policies). A model without history has nothing to record and no finalizer.
+
+// needsFinalizer says whether the plan's model has history, or gets it from the decision, and
+// lacks the finalizer that records its deletion.
+func (p plan) needsFinalizer() bool {
+	return p.model != nil && p.model.DeletionTimestamp.IsZero() && len(p.status.History) > 0 &&
+		!controllerutil.ContainsFinalizer(p.model, mlv1.FinalizerStageRecords)
+}
+
+// addFinalizer adds FinalizerStageRecords to the model, conditional on the resourceVersion it was
+// read at. The write's event brings the model back, and its decision is made then.
+func (r *RegisteredModelReconciler) addFinalizer(ctx context.Context, model *mlv1.RegisteredModel) error {
+	patch := client.MergeFromWithOptions(model.DeepCopy(), client.MergeFromWithOptimisticLock{})
+	controllerutil.AddFinalizer(model, mlv1.FinalizerStageRecords)
+	before := model.ResourceVersion
+	if err := r.Patch(ctx, model, patch, client.FieldOwner(FieldOwner)); err != nil {
+		return fmt.Errorf("adding the finalizer %s to RegisteredModel %s: %w", mlv1.FinalizerStageRecords, klog.KObj(model), err)
+	}
+	r.pending.wrote(client.ObjectKeyFromObject(model), model, before)
+	return nil
+}
+
+// recordDeletion writes, for a model being deleted, the StageRecords of its history entries not
+// yet recorded and the record of its deletion, then removes the finalizer: from the API server's
+// view, since the cache may not hold the model's last decision yet. Both records have names of
+// their own, so a crash between any two of these writes repeats them harmlessly.
+func (r *RegisteredModelReconciler) recordDeletion(ctx context.Context, key types.NamespacedName) error {
+	model := &mlv1.RegisteredModel{}
+	if err := r.APIReader.Get(ctx, key, model); err != nil {
+		return client.IgnoreNotFound(err)
+	}
+	if model.DeletionTimestamp.IsZero() || !controllerutil.ContainsFinalizer(model, mlv1.FinalizerStageRecords) {
+		return nil
+	}
+	versions, err := versionsOf(ctx, r.APIReader, key.Namespace, key.Name)
+	if err != nil {
+		return err
+	}
+	pending := unrecorded(model.Status.History, model.Status.RecordedSequence)
+	recs := stageRecords(model, versions, promotion.Decision{}, model.Status.Rollout, pending)
+	recs = append(recs, stageRecords(model, versions, promotion.Decision{}, nil, []mlv1.HistoryEntry{deletionEntry(model)})...)
+	switch err := r.writeRecords(ctx, model, recs); {
+	case err == nil:
+	case apierrors.HasStatusCause(err, corev1.NamespaceTerminatingCause):
+		// The namespace goes, and its StageRecords with it: there is nothing to write them in.
+		logf.FromContext(ctx).Info("Not recording the deletion: the namespace is being deleted",
+			"registeredModel", klog.KObj(model))
+	case meta.IsNoMatchError(err):
+		logf.FromContext(ctx).Error(err, "Cannot record the deletion: install the StageRecord CRD (config/crd)",
+			"registeredModel", klog.KObj(model))
+	default:
+		return err
+	}
+	patch := client.MergeFromWithOptions(model.DeepCopy(), client.MergeFromWithOptimisticLock{})
+	controllerutil.RemoveFinalizer(model, mlv1.FinalizerStageRecords)
+	if err := r.Patch(ctx, model, patch, client.FieldOwner(FieldOwner)); err != nil && !apierrors.IsNotFound(err) {
+		return fmt.Errorf("removing the finalizer %s of RegisteredModel %s: %w", mlv1.FinalizerStageRecords, klog.KObj(model), err)
+	}
+	logf.FromContext(ctx).Info("Recorded the deletion", "registeredModel", klog.KObj(model), "by", deletedBy(model))
+	return nil
+}
+
+// deletedBy is who deleted the model: whoever marked it for deletion, as the governance policies
+// stamped it; "" when it was not marked.
+func deletedBy(model *mlv1.RegisteredModel) string {
+	if model.Annotations[mlv1.AnnotationDeleteRequested] == "" {
+		return ""
+	}
+	return model.Annotations[mlv1.AnnotationDeleteRequestedBy]
+}
+
+// deletionEntry is the transition a model's deletion makes: its Production version, if any,
+// stops serving, at the time the API server accepted the deletion.
+func deletionEntry(model *mlv1.RegisteredModel) mlv1.HistoryEntry {
+	e := mlv1.HistoryEntry{
+		Sequence: max(lastSequence(model.Status.History), model.Status.RecordedSequence) + 1,
+		To:       mlv1.StageNone, Reason: mlv1.ReasonModelDeleted, Time: *model.DeletionTimestamp, By: deletedBy(model),
+	}
+	what := "it had no Production version"
+	if prod := model.Status.ProductionVersion; prod != nil {
+		e.Version, e.VersionUID, e.From = *prod, model.Status.ProductionVersionUID, mlv1.StageProduction
+		what = fmt.Sprintf("version %d stopped serving", *prod)
+	}
+	e.Message = fmt.Sprintf("RegisteredModel %s was deleted; %s", model.Name, what)
+	if e.By == "" {
+		e.Message += "; it was not marked for deletion first (kubectl podium delete), so who deleted it is " +
+			"in the API server's audit log only"
+	}
+	return e
 }

@@ -7,6 +7,8 @@ import (
 	. "github.com/onsi/ginkgo/v2"
 	. "github.com/onsi/gomega"
 
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
@@ -74,13 +76,42 @@ var _ = Describe("StageRecords", func() {
 		changed.Measurements = []mlv1.MetricStatus{{Name: "error_ratio"}}
 		Expect(k8sClient.Update(ctx, changed)).To(MatchError(ContainSubstring("its content cannot be changed")))
 
-		By("deleting the model and its versions: the records stay")
-		Expect(k8sClient.DeleteAllOf(ctx, &mlv1.ModelVersion{}, client.InNamespace(ns))).To(Succeed())
+		By("deleting the model, unmarked: its deletion is the last record, by nobody the operator knows")
+		Expect(getModel(ctx, ns, model.Name).Finalizers).To(ContainElement(mlv1.FinalizerStageRecords))
 		Expect(k8sClient.Delete(ctx, model)).To(Succeed())
 		Eventually(func() error {
 			return k8sClient.Get(ctx, types.NamespacedName{Namespace: ns, Name: model.Name}, &mlv1.RegisteredModel{})
 		}).Should(MatchError(ContainSubstring("not found")))
-		Consistently(records).WithArguments(ctx, ns).Should(HaveLen(3))
+		Expect(records(ctx, ns)).To(Equal([]string{
+			"1:3:>Production", "2:3:Production>Archived", "3:4:>Production", "4:4:Production>None"}))
+		deleted := getRecord(ctx, ns, fmt.Sprintf("battle-winner-predictor-%s-4", model.UID[:8]))
+		Expect(deleted.Transition.Reason).To(Equal(mlv1.ReasonModelDeleted))
+		Expect(deleted.Transition.By).To(BeEmpty())
+		Expect(deleted.Transition.VersionUID).To(Equal(string(v4.UID)))
+		Expect(deleted.Transition.Message).To(ContainSubstring("version 4 stopped serving"))
+		Expect(deleted.Transition.Message).To(ContainSubstring("not marked for deletion first (kubectl podium delete)"))
+		Expect(deleted.Version.ArtifactURI).To(Equal(v4.Spec.Artifact.URI))
+
+		By("deleting its versions: the records stay")
+		Expect(k8sClient.DeleteAllOf(ctx, &mlv1.ModelVersion{}, client.InNamespace(ns))).To(Succeed())
+		Consistently(records).WithArguments(ctx, ns).Should(HaveLen(4))
+	})
+
+	It("lets a model go with its namespace, where no record can be written any more", func(ctx context.Context) {
+		ns := newNamespace(ctx)
+		create(ctx, seedModel(ns), seedVersion(ns, 3, "0.8512"))
+		Eventually(records).WithArguments(ctx, ns).Should(Equal([]string{"1:3:>Production"}))
+		model := getModel(ctx, ns, "battle-winner-predictor")
+		Expect(model.Finalizers).To(ContainElement(mlv1.FinalizerStageRecords))
+
+		// The test's API server has no namespace controller: the namespace stays Terminating,
+		// and refuses new objects, as it does while the controller empties it.
+		Expect(k8sClient.Delete(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: ns}})).To(Succeed())
+		Expect(k8sClient.Delete(ctx, model)).To(Succeed())
+		Eventually(func() error {
+			return k8sClient.Get(ctx, types.NamespacedName{Namespace: ns, Name: model.Name}, &mlv1.RegisteredModel{})
+		}).Should(MatchError(ContainSubstring("not found")))
+		Expect(records(ctx, ns)).To(Equal([]string{"1:3:>Production"}))
 	})
 
 	It("records the transitions a short spec.historyLimit trims from the model's status at once", func(ctx context.Context) {

@@ -125,12 +125,18 @@ func (r *RegisteredModelReconciler) Reconcile(ctx context.Context, req ctrl.Requ
 	if err != nil {
 		return ctrl.Result{}, err
 	}
-	if p.changes() {
+	if p.changes() || p.needsFinalizer() {
 		if r.pending.cacheBehind(req.NamespacedName, p.objects()) {
 			// The event of this manager's own write brings the model back, and the measurements
 			// taken for it wait for that reconcile: they were not recorded.
 			r.analysis().giveBack(req.NamespacedName, measured.values)
 			return ctrl.Result{}, nil
+		}
+		if p.needsFinalizer() {
+			// Before its first history entry, so that no deletion of a model with history
+			// goes unrecorded (records.go); the decision waits for the write's event.
+			r.analysis().giveBack(req.NamespacedName, measured.values)
+			return ctrl.Result{}, r.addFinalizer(ctx, p.model)
 		}
 		// The cache is a past view, and the caches of models and versions lag independently:
 		// decide again on the API server's view, and write only what that view needs. A plan
@@ -152,7 +158,7 @@ func (r *RegisteredModelReconciler) Reconcile(ctx context.Context, req ctrl.Requ
 		return ctrl.Result{}, nil
 	}
 	if !p.model.DeletionTimestamp.IsZero() {
-		return ctrl.Result{}, nil
+		return ctrl.Result{}, r.recordDeletion(ctx, req.NamespacedName)
 	}
 	if err := r.applyServing(ctx, p.serving); err != nil {
 		return ctrl.Result{}, err

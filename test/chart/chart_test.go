@@ -38,7 +38,7 @@ var policyKinds = []string{"ValidatingAdmissionPolicy", "ValidatingAdmissionPoli
 // The admission objects each chart value installs, by name.
 var (
 	servingPolicies    = []string{"podium-serving-author"}
-	governancePolicies = []string{"podium-version-provenance", "podium-promotion-approvers"}
+	governancePolicies = []string{"podium-version-provenance", "podium-record-provenance", "podium-promotion-approvers"}
 )
 
 func TestChartLints(t *testing.T) {

@@ -127,8 +127,12 @@ metadata:
   namespace: %[1]s
 rules:
 - apiGroups: [ml.podium.dev]
-  resources: [registeredmodels, modelversions]
+  resources: [modelversions]
   verbs: [delete]
+# kubectl podium delete marks the model for deletion (a patch of one annotation), then deletes it.
+- apiGroups: [ml.podium.dev]
+  resources: [registeredmodels]
+  verbs: [delete, patch]
 ---
 apiVersion: rbac.authorization.k8s.io/v1
 kind: RoleBinding
@@ -276,8 +280,11 @@ spec:
 		Expect(err).NotTo(HaveOccurred())
 		Eventually(func() string { return stageOf(2) }).Should(Equal("Archived/Archived/bob"))
 		Eventually(func() string { return stageOf(1) }).Should(Equal("Production/Production/bob"))
-		_, err = kubectlAs(bob, "delete", "registeredmodel", model, "--wait=true")
-		Expect(err).NotTo(HaveOccurred())
+		_, err = kubectlAs(bob, "delete", "registeredmodel", model)
+		Expect(err).To(MatchError(ContainSubstring(fmt.Sprintf("user bob may not delete RegisteredModel %s without marking "+
+			"it for deletion first", model))))
+		Expect(mustPodium(bob, "delete", model)).To(Equal(fmt.Sprintf("RegisteredModel %s deleted (recorded as deleted by bob); "+
+			"its history stays: kubectl podium history %s", model, model)))
 		// Once the operator has seen the model go, the versions say so, and serve nothing.
 		Eventually(func() string {
 			return mustKubectl("get", "modelversion", model+"-1", "-n", ns, "-o",
@@ -288,11 +295,12 @@ spec:
 
 		By("kubectl podium history still shows who did what, from the StageRecords, which outlive the model")
 		table = strings.Split(mustPodium(alice, "history", model), "\n")
-		Expect(table).To(HaveLen(7), "a header, five transitions and the line that says the model is gone")
+		Expect(table).To(HaveLen(8), "a header, six transitions and the line that says the model is gone")
 		Expect(table[1]).To(MatchRegexp(`^\S+\s+1\s+Staging\s+Production\s+ManualRequest\s+bob\s+alice\s`))
 		Expect(table[4]).To(MatchRegexp(`^\S+\s+2\s+Production\s+Archived\s+ArchiveRequest\s+bob\s+alice\s`))
 		Expect(table[5]).To(MatchRegexp(`^\S+\s+1\s+Archived\s+Production\s+Restored\s+bob\s+alice\s`))
-		Expect(table[6]).To(Equal(fmt.Sprintf("RegisteredModel %s no longer exists: these are its StageRecords, which outlive it.", model)))
+		Expect(table[6]).To(MatchRegexp(`^\S+\s+1\s+Production\s+None\s+ModelDeleted\s+bob\s+alice\s+RegisteredModel \S+ was deleted; version 1 stopped serving$`))
+		Expect(table[7]).To(Equal(fmt.Sprintf("RegisteredModel %s no longer exists: these are its StageRecords, which outlive it.", model)))
 		Expect(mustPodium(alice, "history", model, "--at", between)).To(HavePrefix(fmt.Sprintf(
 			"Version 1 of %s was Production at %s: from %s (ManualRequest, by bob) until %s",
 			model, between, t1.UTC().Format(time.RFC3339), t2.UTC().Format(time.RFC3339))))

@@ -1,0 +1,82 @@
+package cli
+
+import (
+	"context"
+	"time"
+
+	. "github.com/onsi/ginkgo/v2"
+	. "github.com/onsi/gomega"
+
+	rbacv1 "k8s.io/api/rbac/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
+
+	mlv1 "github.com/podium-dev/podium/api/v1alpha1"
+)
+
+var _ = Describe("delete", func() {
+	var ns string
+	BeforeEach(func(ctx context.Context) { ns = newNamespace(ctx) })
+
+	It("deletes a model once the operator has recorded its deletion, and the history stays", func(ctx context.Context) {
+		stop := seedStory(ctx, ns)
+		Expect(getModel(ctx, ns).Finalizers).To(ContainElement(mlv1.FinalizerStageRecords))
+
+		By("deleting it while no operator runs: the model waits, Terminating, for its record")
+		stop()
+		r := podium(ctx, ns, "delete", seed, "--timeout", "2s")
+		Expect(r.err).To(MatchError(ContainSubstring("RegisteredModel " + seed + " is being deleted, but the operator has " +
+			"not recorded its deletion within 2s: is it running?")))
+		model := getModel(ctx, ns)
+		Expect(model.DeletionTimestamp).NotTo(BeNil())
+		Expect(model.Annotations).To(HaveKey(mlv1.AnnotationDeleteRequested))
+
+		By("starting the operator again: it records the deletion, and the model goes")
+		startOperator(ns)
+		Eventually(func() error {
+			return k8sClient.Get(ctx, types.NamespacedName{Namespace: ns, Name: seed}, &mlv1.RegisteredModel{})
+		}).Should(MatchError(ContainSubstring("not found")))
+		out := succeed(ctx, ns, "history", seed)
+		Expect(out).To(MatchRegexp(`\n\S+\s+4\s+Production\s+None\s+ModelDeleted\s+-\s+RegisteredModel ` + seed +
+			` was deleted; version 4 stopped serving; it was not marked`))
+		Expect(out).To(ContainSubstring("RegisteredModel " + seed + " no longer exists"))
+		at := time.Now().Add(2 * time.Second).UTC().Format(time.RFC3339)
+		Expect(succeed(ctx, ns, "history", seed, "--at", at)).To(MatchRegexp(`^No version of ` + seed + ` was Production at \S+: ` +
+			`version 4 left Production at \S+ \(ModelDeleted, by -\)`))
+	})
+
+	It("says what it recorded, and waits for the model to go", func(ctx context.Context) {
+		seedStory(ctx, ns)
+		r := podium(ctx, ns, "delete", seed)
+		Expect(r.err).NotTo(HaveOccurred(), r.stderr)
+		Expect(r.stdout).To(Equal("RegisteredModel " + seed + " deleted (recorded as deleted by nobody known: the " +
+			"governance admission policies, which stamp who marked it, are not installed); its history stays: " +
+			"kubectl podium history " + seed + "\n"))
+		// No Eventually: the command returned once the model was gone.
+		err := k8sClient.Get(ctx, types.NamespacedName{Namespace: ns, Name: seed}, &mlv1.RegisteredModel{})
+		Expect(err).To(MatchError(ContainSubstring("not found")))
+	})
+
+	It("deletes a model without history, which has nothing to record", func(ctx context.Context) {
+		create(ctx, seedModel(ns))
+		startOperator(ns)
+		Expect(succeed(ctx, ns, "delete", seed)).To(ContainSubstring("it had no history, so nothing is recorded"))
+	})
+
+	It("changes nothing when the user may not delete the model", func(ctx context.Context) {
+		seedStory(ctx, ns)
+		create(ctx, &rbacv1.Role{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "editor"},
+			Rules: []rbacv1.PolicyRule{{APIGroups: []string{mlv1.GroupVersion.Group},
+				Resources: []string{"registeredmodels"}, Verbs: []string{"get", "list", "watch", "patch"}}}},
+			&rbacv1.RoleBinding{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "editor"},
+				RoleRef:  rbacv1.RoleRef{APIGroup: rbacv1.GroupName, Kind: "Role", Name: "editor"},
+				Subjects: []rbacv1.Subject{{APIGroup: rbacv1.GroupName, Kind: rbacv1.UserKind, Name: "bob"}}})
+		before := getModel(ctx, ns)
+		r := podium(ctx, ns, "--as", "bob", "delete", seed)
+		Expect(r.err).To(MatchError(ContainSubstring("deleting RegisteredModel " + seed + " (nothing was changed)")))
+		Expect(r.err).To(MatchError(ContainSubstring("forbidden")))
+		after := getModel(ctx, ns)
+		Expect(after.ResourceVersion).To(Equal(before.ResourceVersion))
+		Expect(after.Annotations).NotTo(HaveKey(mlv1.AnnotationDeleteRequested))
+	})
+})
