@@ -526,12 +526,13 @@ func (d *decider) lastPosition() int64 {
 }
 
 // productionDeleted retires the Production version whose ModelVersion is gone, as the newest
-// event, and restores the previous Production version, as a retirement does.
+// event, and restores the previous Production version, as a retirement does. Both have no by:
+// the API server does not say who deleted an object, and the operator did not.
 func (d *decider) productionDeleted(n int64) {
 	d.deleted = &n
 	d.production, d.productionUID = nil, ""
 	d.position, d.floor = 2*d.latest+1, d.latest
-	d.restorePrevious(n, mlv1.ByOperator)
+	d.restorePrevious(n, "")
 }
 
 // promote makes v Production and archives the version it replaces; whoever caused r caused both.
@@ -638,13 +639,14 @@ func (d *decider) result() Decision {
 		out.ProductionUID = d.productionUID
 	}
 	if n := d.deleted; n != nil && !d.recorded(*n, mlv1.StageProduction, mlv1.StageArchived) {
-		msg := "Its ModelVersion was deleted; no earlier Production version is left to restore"
+		msg := "Its ModelVersion was deleted (by whom: the API server's audit log); no earlier Production version is left to restore"
 		if d.production != nil {
-			msg = fmt.Sprintf("Its ModelVersion was deleted; version %d, the previous Production version, was restored", *d.production)
+			msg = fmt.Sprintf("Its ModelVersion was deleted (by whom: the API server's audit log); version %d, the previous "+
+				"Production version, was restored", *d.production)
 		}
 		out.Transitions = append(out.Transitions, Transition{
 			Version: *n, UID: d.in.ProductionUID, From: mlv1.StageProduction, To: mlv1.StageArchived,
-			Reason: mlv1.ReasonDeleted, Message: msg, By: mlv1.ByOperator,
+			Reason: mlv1.ReasonDeleted, Message: msg,
 		})
 	}
 	for i := range d.in.Versions {

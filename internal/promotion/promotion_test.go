@@ -516,6 +516,10 @@ func TestDeletingTheProductionVersionRetiresIt(t *testing.T) {
 		d.Transitions[1].Reason != mlv1.ReasonRestored {
 		t.Fatalf("transitions: %+v", d.Transitions)
 	}
+	if d.Transitions[0].By != "" || d.Transitions[1].By != "" {
+		t.Fatalf("the operator did not delete the version, and nothing says who did: by %q, %q",
+			d.Transitions[0].By, d.Transitions[1].By)
+	}
 	if w.productionUID != "uid-m-3" {
 		t.Fatalf("the model records UID %q", w.productionUID)
 	}
