@@ -132,12 +132,6 @@ func (r *RegisteredModelReconciler) Reconcile(ctx context.Context, req ctrl.Requ
 			r.analysis().giveBack(req.NamespacedName, measured.values)
 			return ctrl.Result{}, nil
 		}
-		if p.needsFinalizer() {
-			// Before its first history entry, so that no deletion of a model with history
-			// goes unrecorded (records.go); the decision waits for the write's event.
-			r.analysis().giveBack(req.NamespacedName, measured.values)
-			return ctrl.Result{}, r.addFinalizer(ctx, p.model)
-		}
 		// The cache is a past view, and the caches of models and versions lag independently:
 		// decide again on the API server's view, and write only what that view needs. A plan
 		// that changes only the rollout's progress decides nothing: it is written as it is, on
@@ -146,6 +140,13 @@ func (r *RegisteredModelReconciler) Reconcile(ctx context.Context, req ctrl.Requ
 			if p, err = r.plan(ctx, r.APIReader, req, &measured); err != nil {
 				return ctrl.Result{}, err
 			}
+		}
+		if p.needsFinalizer() {
+			// Before the model's first history entry, of the view the decision is written
+			// from, so that no deletion of a model with history goes unrecorded (records.go);
+			// the decision waits for the write's event.
+			r.analysis().giveBack(req.NamespacedName, measured.values)
+			return ctrl.Result{}, r.addFinalizer(ctx, p.model)
 		}
 		if err := r.record(ctx, p); err != nil {
 			r.analysis().giveBack(req.NamespacedName, measured.values) // a write refused or failed: not recorded

@@ -54,7 +54,7 @@ func TestExplore(t *testing.T) {
 	start := time.Now()
 	failed := map[uint64]violation{}
 	canaries := map[mlv1.RolloutPhase]int{}
-	withCanaries := 0
+	withCanaries, deletions := 0, 0
 	var mu sync.Mutex
 	next := make(chan uint64)
 	var wg sync.WaitGroup
@@ -72,6 +72,7 @@ func TestExplore(t *testing.T) {
 				for phase, n := range w.canaries {
 					canaries[phase] += n
 				}
+				deletions += len(w.srv.deletedWithHistory)
 				mu.Unlock()
 			}
 		})
@@ -103,6 +104,7 @@ func TestExplore(t *testing.T) {
 		n, *seedStart, *seedStart+uint64(n)-1, elapsed.Round(time.Millisecond), float64(n)/elapsed.Seconds(), len(failed))
 	t.Logf("%d schedules ran canaries: %d begun, %d succeeded, %d aborted (a canary replaced by another ends Aborted too)",
 		withCanaries, canaries["begun"], canaries[mlv1.RolloutSucceeded], canaries[mlv1.RolloutAborted])
+	t.Logf("%d models were deleted with history, each checked for the record of its deletion", deletions)
 }
 
 // TestReplayIsDeterministic: a seed always gives the same schedule, so a failing seed replays.

@@ -368,9 +368,15 @@ func (w *world) releaseHolds(names []string) {
 
 // checkFinal checks the settled state on the server.
 func (w *world) checkFinal(names []string) {
+	w.checkDeletions()
 	for _, name := range names {
 		vs := w.srv.versionsOf(name)
 		m := w.srv.model(name)
+		if m != nil && m.DeletionTimestamp != nil {
+			w.violate(stuckTerminating, "model %s was deleted at %s and is still there, with finalizers %v",
+				name, m.DeletionTimestamp, m.Finalizers)
+			continue
+		}
 		if m == nil {
 			for _, v := range vs {
 				c := meta.FindStatusCondition(v.Status.Conditions, mlv1.ConditionReady)
@@ -416,6 +422,31 @@ func (w *world) checkFinal(names []string) {
 			if want := d.Versions[v.Name].Stage; v.Status.Stage != want {
 				w.violate(notDecided, "%s says %q, but the decision of model %s is %q", v.Name, v.Status.Stage, name, want)
 			}
+		}
+	}
+}
+
+// checkDeletions checks that every model deleted with history has, as its last StageRecord, the
+// record of its deletion: a transition after the last of its history, to None, reason ModelDeleted.
+func (w *world) checkDeletions() {
+	for _, m := range w.srv.deletedWithHistory {
+		var last *mlv1.StageRecord
+		for _, o := range w.srv.live[records] {
+			if r := o.(*mlv1.StageRecord); r.Model.UID == string(m.UID) &&
+				(last == nil || r.Transition.Sequence > last.Transition.Sequence) {
+				last = r
+			}
+		}
+		switch {
+		case last == nil:
+			w.violate(deletionUnrecorded, "model %s (%s) was deleted with %d history entries and has no StageRecord",
+				m.Name, m.UID, len(m.Status.History))
+		case last.Transition.Reason != mlv1.ReasonModelDeleted || last.Transition.To != mlv1.StageNone ||
+			last.Transition.Sequence <= m.Status.History[len(m.Status.History)-1].Sequence:
+			t := last.Transition
+			w.violate(deletionUnrecorded, "model %s (%s) was deleted, and its last StageRecord is transition %d, "+
+				"%s -> %s (%s), after history entry %d", m.Name, m.UID, t.Sequence, t.From, t.To, t.Reason,
+				m.Status.History[len(m.Status.History)-1].Sequence)
 		}
 	}
 }

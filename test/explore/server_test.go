@@ -126,6 +126,8 @@ type server struct {
 	uids int
 	// epochs counts, per model name, the creations and deletions of the model.
 	epochs map[string]int
+	// deletedWithHistory are the models that had history when they went, as they were last.
+	deletedWithHistory []*mlv1.RegisteredModel
 	// store holds the Deployments and Services, which the server keeps itself (serving.go):
 	// the fake client would need their whole API groups in its scheme.
 	store [kinds]map[client.ObjectKey]client.Object
@@ -186,6 +188,9 @@ func (s *server) record(k kind, key client.ObjectKey) {
 	}
 	if k == models && (prev == nil) != (obj == nil) {
 		s.epochs[key.Name]++
+	}
+	if m, ok := prev.(*mlv1.RegisteredModel); ok && obj == nil && len(m.Status.History) > 0 {
+		s.deletedWithHistory = append(s.deletedWithHistory, m)
 	}
 	s.logs[k] = append(s.logs[k], event{key: key, obj: obj})
 	s.w.wrote(k, prev, obj)

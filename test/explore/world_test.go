@@ -23,6 +23,7 @@ import (
 	"k8s.io/apimachinery/pkg/types"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/controller/controllerutil"
 	logf "sigs.k8s.io/controller-runtime/pkg/log"
 	gatewayv1 "sigs.k8s.io/gateway-api/apis/v1"
 
@@ -133,6 +134,9 @@ const (
 	unmeasuredPromotion  = "a candidate became Production without passing answers of its own"
 	canaryLeft           = "a canary Deployment outlives its rollout"
 	notServed            = "the stable Deployment does not serve the Production version on every replica"
+	unguardedHistory     = "a model has history without the finalizer that records its deletion"
+	stuckTerminating     = "a deleted model stays Terminating"
+	deletionUnrecorded   = "a deleted model with history has no record of its deletion"
 )
 
 func (w *world) violate(check, format string, args ...any) {
@@ -156,7 +160,12 @@ func (w *world) wrote(k kind, prev, cur client.Object) {
 		w.checkCapacity(prev, cur)
 	}
 	if k == models && cur != nil {
-		w.countRollout(prev, cur.(*mlv1.RegisteredModel))
+		m := cur.(*mlv1.RegisteredModel)
+		w.countRollout(prev, m)
+		if len(m.Status.History) > 0 && !controllerutil.ContainsFinalizer(m, mlv1.FinalizerStageRecords) {
+			w.violate(unguardedHistory, "model %s has %d history entries and no finalizer %s: deleting it now "+
+				"would leave no record of the deletion", m.Name, len(m.Status.History), mlv1.FinalizerStageRecords)
+		}
 	}
 	if k != versions || cur == nil {
 		return
