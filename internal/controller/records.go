@@ -219,6 +219,7 @@ func (r *RegisteredModelReconciler) recordDeletion(ctx context.Context, key type
 	if err := r.Patch(ctx, model, patch, client.FieldOwner(FieldOwner)); err != nil && !apierrors.IsNotFound(err) {
 		return fmt.Errorf("removing the finalizer %s of RegisteredModel %s: %w", mlv1.FinalizerStageRecords, klog.KObj(model), err)
 	}
+	r.records.Delete(model.UID)
 	logf.FromContext(ctx).Info("Recorded the deletion", "registeredModel", klog.KObj(model), "by", deletedBy(model))
 	return nil
 }

@@ -82,7 +82,8 @@ type RegisteredModelReconciler struct {
 	StageRecordsPerModel int
 
 	// records holds, by model UID, the sequence of the newest StageRecord this manager wrote,
-	// so that the reconcile after a decision does not write its records again.
+	// so that the reconcile after a decision does not write its records again; forgotten once
+	// the model's deletion is recorded.
 	records sync.Map
 
 	pending pendingWrites
