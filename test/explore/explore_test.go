@@ -102,8 +102,9 @@ func TestExplore(t *testing.T) {
 	}
 	t.Logf("explored %d schedules (seeds %d..%d) in %v: %.0f schedules/s; %d with violations",
 		n, *seedStart, *seedStart+uint64(n)-1, elapsed.Round(time.Millisecond), float64(n)/elapsed.Seconds(), len(failed))
-	t.Logf("%d schedules ran canaries: %d begun, %d succeeded, %d aborted (a canary replaced by another ends Aborted too)",
-		withCanaries, canaries["begun"], canaries[mlv1.RolloutSucceeded], canaries[mlv1.RolloutAborted])
+	t.Logf("%d schedules ran canaries: %d begun, %d passed their steps into a bake, %d succeeded without one, %d aborted "+
+		"(a canary replaced by another ends Aborted too)", withCanaries, canaries["begun"], canaries[mlv1.RolloutBaking],
+		canaries[mlv1.RolloutSucceeded], canaries[mlv1.RolloutAborted])
 	t.Logf("%d models were deleted with history, each checked for the record of its deletion", deletions)
 }
 

@@ -452,7 +452,8 @@ func (w *world) servingSpec() *mlv1.Serving {
 }
 
 // canary is a valid Canary rollout: increasing weights among 10, 25, 50 and 100, short steps,
-// and an analysis of one or two metrics whose queries name the model and the version.
+// an analysis of one or two metrics whose queries name the model and the version, and in a third
+// of them a bake.
 func (w *world) canary() *mlv1.Rollout {
 	weights := []int32{10, 25, 50, 100}
 	n := 1 + w.rng.IntN(3)
@@ -480,6 +481,10 @@ func (w *world) canary() *mlv1.Rollout {
 			Query: fmt.Sprintf(`max(%s{model="{{.Model}}",version="{{.Version}}"})`, f),
 			Max:   num(families[f].bound),
 		})
+	}
+	if w.rng.IntN(3) == 0 {
+		// The analysis goes on after the promotion; a failure then restores the version before.
+		r.Bake = &metav1.Duration{Duration: time.Duration(5+5*w.rng.IntN(2)) * time.Second}
 	}
 	return r
 }
