@@ -414,6 +414,7 @@ func (w *world) checkFinal(names []string) {
 		}
 		// (4) every version's stage is the model's decision.
 		d := promotion.Decide(input(m, vs))
+		w.checkStaging(m, vs, d)
 		if !sameNumber(d.Production, m.Status.ProductionVersion) {
 			w.violate(notDecided, "model %s records Production %s, but its decision is %s", name,
 				optional(m.Status.ProductionVersion), optional(d.Production))

@@ -25,6 +25,7 @@ import (
 
 	mlv1 "github.com/podium-dev/podium/api/v1alpha1"
 	"github.com/podium-dev/podium/internal/controller"
+	"github.com/podium-dev/podium/internal/promotion"
 	"github.com/podium-dev/podium/internal/serving"
 )
 
@@ -448,6 +449,7 @@ func (w *world) servingSpec() *mlv1.Serving {
 	if w.serving == canaryServing && w.rng.IntN(5) > 0 {
 		s.Rollout = w.canary()
 	}
+	s.Staging = w.rng.IntN(3) == 0
 	return s
 }
 
@@ -725,6 +727,33 @@ func (w *world) checkServing(m *mlv1.RegisteredModel) {
 	case m.Spec.Serving.Replicas != nil && (d.Spec.Replicas == nil || *d.Spec.Replicas != *m.Spec.Serving.Replicas):
 		w.violate(notServed, "model %s converged with %d replicas in spec.serving, and its Deployment asks for %v",
 			m.Name, *m.Spec.Serving.Replicas, d.Spec.Replicas)
+	}
+}
+
+// checkStaging checks a converged model's staging Deployment: with spec.serving.staging, it runs
+// the newest Staging version of the decision d; without it, or with no Staging version, there is
+// none.
+func (w *world) checkStaging(m *mlv1.RegisteredModel, vs []*mlv1.ModelVersion, d promotion.Decision) {
+	if m.Spec.Serving == nil {
+		return
+	}
+	var want *mlv1.ModelVersion
+	for _, v := range vs { // by number: the last Staging one is the newest
+		if vd := d.Versions[v.Name]; m.Spec.Serving.Staging && vd.Stage == mlv1.StageStaging && !vd.Duplicate {
+			want = v
+		}
+	}
+	got := w.srv.deployment(serving.StagingName(m.Name))
+	switch {
+	case want == nil && got != nil:
+		w.violate(stagingWrong, "model %s converged with no version to stage (spec.serving.staging %v), and its staging "+
+			"Deployment %s runs version %s", m.Name, m.Spec.Serving.Staging, got.Name,
+			got.Spec.Template.Annotations[serving.AnnotationVersion])
+	case want != nil && got == nil:
+		w.violate(stagingWrong, "model %s converged with Staging version %s and no staging Deployment", m.Name, want.Name)
+	case want != nil && got.Spec.Template.Annotations[serving.AnnotationVersion] != strconv.FormatInt(want.Spec.Version, 10):
+		w.violate(stagingWrong, "model %s converged with newest Staging version %d, and its staging Deployment runs version %s",
+			m.Name, want.Spec.Version, got.Spec.Template.Annotations[serving.AnnotationVersion])
 	}
 }
 

@@ -137,6 +137,7 @@ const (
 	unguardedHistory     = "a model has history without the finalizer that records its deletion"
 	stuckTerminating     = "a deleted model stays Terminating"
 	deletionUnrecorded   = "a deleted model with history has no record of its deletion"
+	stagingWrong         = "the staging Deployment does not run the newest Staging version"
 )
 
 func (w *world) violate(check, format string, args ...any) {
