@@ -744,16 +744,19 @@ func (w *world) checkStaging(m *mlv1.RegisteredModel, vs []*mlv1.ModelVersion, d
 		}
 	}
 	got := w.srv.deployment(serving.StagingName(m.Name))
+	runs := ""
+	if got != nil {
+		runs = got.Spec.Template.Annotations[serving.AnnotationVersion]
+	}
 	switch {
 	case want == nil && got != nil:
 		w.violate(stagingWrong, "model %s converged with no version to stage (spec.serving.staging %v), and its staging "+
-			"Deployment %s runs version %s", m.Name, m.Spec.Serving.Staging, got.Name,
-			got.Spec.Template.Annotations[serving.AnnotationVersion])
+			"Deployment %s runs version %s", m.Name, m.Spec.Serving.Staging, got.Name, runs)
 	case want != nil && got == nil:
 		w.violate(stagingWrong, "model %s converged with Staging version %s and no staging Deployment", m.Name, want.Name)
-	case want != nil && got.Spec.Template.Annotations[serving.AnnotationVersion] != strconv.FormatInt(want.Spec.Version, 10):
-		w.violate(stagingWrong, "model %s converged with newest Staging version %d, and its staging Deployment runs version %s",
-			m.Name, want.Spec.Version, got.Spec.Template.Annotations[serving.AnnotationVersion])
+	case want != nil && runs != strconv.FormatInt(want.Spec.Version, 10):
+		w.violate(stagingWrong, "model %s converged with newest Staging version %d, and its staging Deployment runs "+
+			"version %s", m.Name, want.Spec.Version, runs)
 	}
 }
 
