@@ -10,6 +10,7 @@ import (
 	rbacv1 "k8s.io/api/rbac/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
+	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	mlv1 "github.com/podium-dev/podium/api/v1alpha1"
 )
@@ -61,6 +62,21 @@ var _ = Describe("delete", func() {
 		create(ctx, seedModel(ns))
 		startOperator(ns)
 		Expect(succeed(ctx, ns, "delete", seed)).To(ContainSubstring("it had no history, so nothing is recorded"))
+	})
+
+	It("records the deletion of a model whose history left no Production version", func(ctx context.Context) {
+		create(ctx, seedModel(ns))
+		startOperator(ns)
+		registerSeed(ctx, ns, 3, "0.8512")
+		Eventually(stages).WithArguments(ctx, ns).Should(Equal("3=Production"))
+		v3 := &mlv1.ModelVersion{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: seed + "-3"}}
+		Expect(k8sClient.Patch(ctx, v3, client.RawPatch(types.MergePatchType, []byte(`{"spec":{"stage":"Archived"}}`)))).
+			To(Succeed())
+		Eventually(stages).WithArguments(ctx, ns).Should(Equal("3=Archived"))
+
+		succeed(ctx, ns, "delete", seed)
+		Expect(succeed(ctx, ns, "history", seed)).To(MatchRegexp(`\n\S+\s+-\s+-\s+None\s+ModelDeleted\s+-\s+` +
+			`RegisteredModel ` + seed + ` was deleted; it had no Production version`))
 	})
 
 	It("changes nothing when the user may not delete the model", func(ctx context.Context) {
