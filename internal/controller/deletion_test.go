@@ -2,24 +2,27 @@ package controller
 
 import (
 	"context"
+	"errors"
 	"testing"
 	"time"
 
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/apimachinery/pkg/runtime/schema"
 	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/client/fake"
+	"sigs.k8s.io/controller-runtime/pkg/client/interceptor"
 
 	mlv1 "github.com/podium-dev/podium/api/v1alpha1"
 )
 
-// A deleted model's last record is its deletion, by whoever marked it; and the manager forgets
-// the model's records once the deletion is recorded, so that its memory does not grow with
-// every model ever deleted.
-func TestRecordingADeletionForgetsTheModel(t *testing.T) {
-	ctx := context.Background()
+// deletedModel is a reconciler on a fake API server that holds model churn, with history, marked
+// for deletion by alice and deleted, and its Production version 3; the manager wrote entry 1's
+// record.
+func deletedModel(t *testing.T, funcs interceptor.Funcs) (*RegisteredModelReconciler, client.Client, *mlv1.RegisteredModel, *mlv1.ModelVersion) {
+	t.Helper()
 	scheme := runtime.NewScheme()
 	if err := clientgoscheme.AddToScheme(scheme); err != nil {
 		t.Fatal(err)
@@ -49,19 +52,32 @@ func TestRecordingADeletionForgetsTheModel(t *testing.T) {
 		WithStatusSubresource(&mlv1.RegisteredModel{}, &mlv1.ModelVersion{}).
 		WithIndex(&mlv1.ModelVersion{}, VersionModelIndex, func(o client.Object) []string {
 			return []string{o.(*mlv1.ModelVersion).Spec.RegisteredModel}
-		}).Build()
+		}).WithInterceptorFuncs(funcs).Build()
 	r := &RegisteredModelReconciler{Client: c, APIReader: c}
 	r.records.Store(model.UID, int64(1))
-
-	if err := c.Delete(ctx, model); err != nil {
+	if err := c.Delete(context.Background(), model); err != nil {
 		t.Fatal(err)
 	}
+	return r, c, model, version
+}
+
+func gone(t *testing.T, c client.Client, model *mlv1.RegisteredModel) {
+	t.Helper()
+	if err := c.Get(context.Background(), client.ObjectKeyFromObject(model), &mlv1.RegisteredModel{}); !apierrors.IsNotFound(err) {
+		t.Fatalf("the model is still there once its deletion is handled: %v", err)
+	}
+}
+
+// A deleted model's last record is its deletion, by whoever marked it; and the manager forgets
+// the model's records once the deletion is recorded, so that its memory does not grow with
+// every model ever deleted.
+func TestRecordingADeletionForgetsTheModel(t *testing.T) {
+	ctx := context.Background()
+	r, c, model, version := deletedModel(t, interceptor.Funcs{})
 	if err := r.recordDeletion(ctx, client.ObjectKeyFromObject(model)); err != nil {
 		t.Fatal(err)
 	}
-	if err := c.Get(ctx, client.ObjectKeyFromObject(model), &mlv1.RegisteredModel{}); !apierrors.IsNotFound(err) {
-		t.Fatalf("the model is still there once its deletion is recorded: %v", err)
-	}
+	gone(t, c, model)
 	if _, ok := r.records.Load(model.UID); ok {
 		t.Error("the manager still holds the records of a model whose deletion it recorded")
 	}
@@ -83,5 +99,48 @@ func TestRecordingADeletionForgetsTheModel(t *testing.T) {
 
 	if err := r.recordDeletion(ctx, client.ObjectKeyFromObject(model)); err != nil {
 		t.Errorf("recording the deletion of a model that is gone: %v", err)
+	}
+}
+
+// Deleting the CRDs deletes every model while the StageRecord CRD, terminating too, refuses new
+// records: the models go without one, rather than wait Terminating for ever. Any other failure
+// to write the record keeps the model, to try again.
+func TestADeletionWhoseRecordCannotBeWritten(t *testing.T) {
+	records := schema.GroupResource{Group: mlv1.GroupVersion.Group, Resource: "stagerecords"}
+	refuse := func(err error) interceptor.Funcs {
+		return interceptor.Funcs{Create: func(ctx context.Context, c client.WithWatch, obj client.Object, opts ...client.CreateOption) error {
+			if _, ok := obj.(*mlv1.StageRecord); ok {
+				return err
+			}
+			return c.Create(ctx, obj, opts...)
+		}}
+	}
+	t.Run("the StageRecord CRD is being deleted", func(t *testing.T) {
+		// The API server's own error (apiextensions-apiserver's forbidCreateAdmission).
+		r, c, model, _ := deletedModel(t, refuse(apierrors.NewForbidden(records, "churn-uid-mode-2",
+			errors.New("create not allowed while custom resource definition is terminating"))))
+		if err := r.recordDeletion(context.Background(), client.ObjectKeyFromObject(model)); err != nil {
+			t.Fatal(err)
+		}
+		gone(t, c, model)
+	})
+	for name, err := range map[string]error{
+		"the API server fails": apierrors.NewServiceUnavailable("etcd is down"),
+		"RBAC refuses":         apierrors.NewForbidden(records, "churn-uid-mode-2", errors.New("cannot create")),
+	} {
+		t.Run(name, func(t *testing.T) {
+			r, c, model, _ := deletedModel(t, refuse(err))
+			if err := r.recordDeletion(context.Background(), client.ObjectKeyFromObject(model)); err == nil {
+				t.Fatal("the deletion was handled although its record was not written")
+			}
+			m := &mlv1.RegisteredModel{}
+			if err := c.Get(context.Background(), client.ObjectKeyFromObject(model), m); err != nil {
+				t.Fatal(err)
+			}
+			if len(m.Finalizers) != 1 {
+				t.Errorf("the model's finalizers are %v, want %s kept until the record is written", m.Finalizers,
+					mlv1.FinalizerStageRecords)
+			}
+		})
 	}
 }

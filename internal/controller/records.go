@@ -4,6 +4,7 @@ import (
 	"cmp"
 	"context"
 	"fmt"
+	"strings"
 
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
@@ -208,6 +209,10 @@ func (r *RegisteredModelReconciler) recordDeletion(ctx context.Context, key type
 		// The namespace goes, and its StageRecords with it: there is nothing to write them in.
 		logf.FromContext(ctx).Info("Not recording the deletion: the namespace is being deleted",
 			"registeredModel", klog.KObj(model))
+	case crdTerminating(err):
+		// The StageRecord CRD is being deleted, and its records with it: no create is allowed.
+		logf.FromContext(ctx).Info("Not recording the deletion: the StageRecord CRD is being deleted",
+			"registeredModel", klog.KObj(model))
 	case meta.IsNoMatchError(err):
 		logf.FromContext(ctx).Error(err, "Cannot record the deletion: install the StageRecord CRD (config/crd)",
 			"registeredModel", klog.KObj(model))
@@ -222,6 +227,13 @@ func (r *RegisteredModelReconciler) recordDeletion(ctx context.Context, key type
 	r.records.Delete(model.UID)
 	logf.FromContext(ctx).Info("Recorded the deletion", "registeredModel", klog.KObj(model), "by", deletedBy(model))
 	return nil
+}
+
+// crdTerminating says whether err is the API server's refusal to create an object whose CRD is
+// being deleted. It is a Forbidden error, told apart from a refusal by RBAC or admission only by
+// its message.
+func crdTerminating(err error) bool {
+	return apierrors.IsForbidden(err) && strings.Contains(err.Error(), "while custom resource definition is terminating")
 }
 
 // deletedBy is who deleted the model: whoever marked it for deletion, as the governance policies
