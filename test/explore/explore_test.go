@@ -105,6 +105,7 @@ func TestExplore(t *testing.T) {
 	t.Logf("%d schedules ran canaries: %d begun, %d passed their steps into a bake, %d succeeded without one, %d aborted "+
 		"(a canary replaced by another ends Aborted too)", withCanaries, canaries["begun"], canaries[mlv1.RolloutBaking],
 		canaries[mlv1.RolloutSucceeded], canaries[mlv1.RolloutAborted])
+	t.Logf("%d canaries had their rollout removed from the spec while they ran", canaries["removed"])
 	t.Logf("%d models were deleted with history, each checked for the record of its deletion", deletions)
 }
 

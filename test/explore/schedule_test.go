@@ -123,6 +123,10 @@ func (w *world) randomUserAction(names []string) {
 	if w.serving == canaryServing && w.rng.IntN(4) == 0 && w.randomRolloutRequest(model, all) {
 		return
 	}
+	if w.serving != noServing && exists && w.rng.IntN(8) == 0 {
+		w.changeServing(model)
+		return
+	}
 	r := w.rng.IntN(100)
 	switch {
 	case !exists && (r < 35 || len(all) == 0 && r < 85):

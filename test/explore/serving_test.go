@@ -581,6 +581,37 @@ func (w *world) randomRolloutRequest(model string, all []*mlv1.ModelVersion) boo
 	return true
 }
 
+// changeServing has a person change a model's spec.serving: its replicas, or, with canaries, its
+// rollout removed (in the middle of a canary, maybe) or a new one added.
+func (w *world) changeServing(model string) {
+	m := w.srv.model(model)
+	switch r := w.rng.IntN(3); {
+	case m.Spec.Serving.Rollout != nil && m.Status.Rollout.Canary() && r > 0:
+		w.canaries["removed"]++
+		w.user("removes the rollout of model %s in the middle of its canary (%s)", model, rolloutSummary(m.Status.Rollout))
+		w.setRollout(model, nil)
+	case r == 0 || w.serving != canaryServing:
+		n := int32(2 + w.rng.IntN(3))
+		w.user("scales model %s to %d replicas", model, n)
+		w.userErr(w.srv.updateSpec(models, model, func(o client.Object) {
+			o.(*mlv1.RegisteredModel).Spec.Serving.Replicas = new(n)
+		}))
+	case m.Spec.Serving.Rollout != nil:
+		w.user("removes the rollout of model %s (%s)", model, rolloutSummary(m.Status.Rollout))
+		w.setRollout(model, nil)
+	default:
+		ro := w.canary()
+		w.user("gives model %s a canary rollout", model)
+		w.setRollout(model, ro)
+	}
+}
+
+func (w *world) setRollout(model string, ro *mlv1.Rollout) {
+	w.userErr(w.srv.updateSpec(models, model, func(o client.Object) {
+		o.(*mlv1.RegisteredModel).Spec.Serving.Rollout = ro
+	}))
+}
+
 // servingStep is one of the scheduler's steps for the cluster around the operator, in a
 // schedule with serving: the Deployment controller acts, Prometheus answers a measurement, the
 // garbage collector runs, or time passes. It reports whether it took the step.
