@@ -39,7 +39,7 @@ var _ = Describe("delete", func() {
 		}).Should(MatchError(ContainSubstring("not found")))
 		out := succeed(ctx, ns, "history", seed)
 		Expect(out).To(MatchRegexp(`\n\S+\s+4\s+Production\s+None\s+ModelDeleted\s+-\s+RegisteredModel ` + seed +
-			` was deleted; version 4 stopped serving; it was not marked`))
+			` was deleted; version 4 stopped serving; it was marked for deletion, but without the governance admission policies`))
 		Expect(out).To(ContainSubstring("RegisteredModel " + seed + " no longer exists"))
 		at := time.Now().Add(2 * time.Second).UTC().Format(time.RFC3339)
 		Expect(succeed(ctx, ns, "history", seed, "--at", at)).To(MatchRegexp(`^No version of ` + seed + ` was Production at \S+: ` +

@@ -258,7 +258,12 @@ func deletionEntry(model *mlv1.RegisteredModel) mlv1.HistoryEntry {
 		what = fmt.Sprintf("version %d stopped serving", *prod)
 	}
 	e.Message = fmt.Sprintf("RegisteredModel %s was deleted; %s", model.Name, what)
-	if e.By == "" {
+	switch {
+	case e.By != "":
+	case model.Annotations[mlv1.AnnotationDeleteRequested] != "":
+		e.Message += "; it was marked for deletion, but without the governance admission policies, which stamp who " +
+			"marked it, so who deleted it is in the API server's audit log only"
+	default:
 		e.Message += "; it was not marked for deletion first (kubectl podium delete), so who deleted it is " +
 			"in the API server's audit log only"
 	}
