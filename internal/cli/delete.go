@@ -104,11 +104,11 @@ func (c *cluster) deleteMarked(ctx context.Context, model *mlv1.RegisteredModel)
 	for attempt := 0; ; attempt++ {
 		rv := model.ResourceVersion
 		err := c.client.Delete(ctx, model, client.Preconditions{UID: &uid, ResourceVersion: &rv})
-		if err == nil || !apierrors.IsConflict(err) || attempt == 4 {
-			if err != nil {
-				return fmt.Errorf("deleting RegisteredModel %s, marked for deletion: %w", model.Name, explain(err))
-			}
+		switch {
+		case err == nil:
 			return nil
+		case !apierrors.IsConflict(err) || attempt == 4:
+			return fmt.Errorf("deleting RegisteredModel %s, marked for deletion: %w", model.Name, explain(err))
 		}
 		if err := c.client.Get(ctx, client.ObjectKeyFromObject(model), model); err != nil {
 			return fmt.Errorf("reading RegisteredModel %s again to delete it: %w", model.Name, explain(err))
