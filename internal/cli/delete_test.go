@@ -79,6 +79,35 @@ var _ = Describe("delete", func() {
 			`RegisteredModel ` + seed + ` was deleted; it had no Production version`))
 	})
 
+	It("deletes the model it marked when another write came in between, and not one marked again", func(ctx context.Context) {
+		c := &cluster{client: k8sClient, namespace: ns}
+		for _, again := range []bool{false, true} {
+			create(ctx, seedModel(ns))
+			model := getModel(ctx, ns)
+			mark := "mine"
+			Expect(c.annotateModel(ctx, model, mlv1.AnnotationDeleteRequested, &mark)).To(Succeed())
+			marked := model.DeepCopy()
+			other := `{"metadata":{"labels":{"team":"ml"}}}` // the resourceVersion moves on
+			if again {
+				other = `{"metadata":{"annotations":{"ml.podium.dev/delete-requested":"theirs"}}}`
+			}
+			Expect(k8sClient.Patch(ctx, model, client.RawPatch(types.MergePatchType, []byte(other)))).To(Succeed())
+
+			err := c.deleteMarked(ctx, marked)
+			if again {
+				Expect(err).To(MatchError(ContainSubstring("was marked for deletion again, or replaced, after this " +
+					"command marked it, and was not deleted")))
+				Expect(getModel(ctx, ns).DeletionTimestamp).To(BeNil())
+				Expect(k8sClient.Delete(ctx, model)).To(Succeed())
+			} else {
+				Expect(err).NotTo(HaveOccurred())
+			}
+			Eventually(func() error {
+				return k8sClient.Get(ctx, types.NamespacedName{Namespace: ns, Name: seed}, &mlv1.RegisteredModel{})
+			}).Should(MatchError(ContainSubstring("not found")))
+		}
+	})
+
 	It("changes nothing when the user may not delete the model", func(ctx context.Context) {
 		seedStory(ctx, ns)
 		create(ctx, &rbacv1.Role{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "editor"},
