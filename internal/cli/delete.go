@@ -13,8 +13,7 @@ import (
 )
 
 func newDeleteCommand(r *root) *cobra.Command {
-	o := &promoteOptions{root: r}
-	cmd := &cobra.Command{
+	return newModelCommand(r, (*rolloutOptions).deleteModel, &cobra.Command{
 		Use:   "delete MODEL",
 		Short: "Delete a model, with a record that says you did",
 		Long: `Delete a RegisteredModel so that the record of its deletion names you: mark it for deletion
@@ -33,14 +32,7 @@ that has history, and only marked as theirs: kubectl delete alone is refused the
 
   # Delete, and do not wait for the operator to record it
   kubectl podium delete battle-winner-predictor --no-wait`,
-		Args:              cobra.ExactArgs(1),
-		ValidArgsFunction: r.completeModel,
-		RunE: func(cmd *cobra.Command, args []string) error {
-			return o.deleteModel(cmd.Context(), args[0])
-		},
-	}
-	o.addWaitFlags(cmd)
-	return cmd
+	})
 }
 
 // deleteModel checks the deletion with a dry run, marks the model, deletes it on the

@@ -18,7 +18,7 @@ type rolloutOptions struct {
 }
 
 func newPauseCommand(r *root) *cobra.Command {
-	return newModelRolloutCommand(r, (*rolloutOptions).pause, &cobra.Command{
+	return newModelCommand(r, (*rolloutOptions).pause, &cobra.Command{
 		Use:   "pause MODEL",
 		Short: "Hold a model's running canary rollout where it stands",
 		Long: `Hold a model's running canary rollout: annotate the RegisteredModel
@@ -36,7 +36,7 @@ and the current step starts again from its beginning.`,
 }
 
 func newResumeCommand(r *root) *cobra.Command {
-	return newModelRolloutCommand(r, (*rolloutOptions).resume, &cobra.Command{
+	return newModelCommand(r, (*rolloutOptions).resume, &cobra.Command{
 		Use:   "resume MODEL",
 		Short: "Resume a model's canary rollout that pause held",
 		Long: `Resume a model's canary rollout held by pause: remove the annotation ` + mlv1.AnnotationPauseRollout + `
@@ -50,7 +50,7 @@ held by a person: it resumes by itself when measurements come back, and resume s
 }
 
 func newAbortCommand(r *root) *cobra.Command {
-	return newModelRolloutCommand(r, (*rolloutOptions).abort, &cobra.Command{
+	return newModelCommand(r, (*rolloutOptions).abort, &cobra.Command{
 		Use:   "abort MODEL",
 		Short: "End a model's running canary rollout, and return its traffic to the Production version",
 		Long: `Abort a model's running canary rollout: write spec.stage: Archived on the ModelVersion of its
@@ -66,9 +66,9 @@ An Archived version is never promoted automatically again; promote it by name to
 	})
 }
 
-// newModelRolloutCommand completes cmd, which names one model (MODEL), to run act on its rollout
-// and wait as promote does: pause, resume and abort differ only in what they do.
-func newModelRolloutCommand(r *root, act func(*rolloutOptions, context.Context, string) error,
+// newModelCommand completes cmd, which names one model (MODEL), to run act on it and wait as
+// promote does: pause, resume, abort and delete differ only in what they do.
+func newModelCommand(r *root, act func(*rolloutOptions, context.Context, string) error,
 	cmd *cobra.Command) *cobra.Command {
 	o := &rolloutOptions{&promoteOptions{root: r}}
 	cmd.Args = cobra.ExactArgs(1)
