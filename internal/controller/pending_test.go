@@ -36,6 +36,17 @@ func TestPendingWrites(t *testing.T) {
 		t.Fatal("a write that changed nothing must not be waited for")
 	}
 
+	// Two writes of one object in one reconcile (its status, then its finalizers): a cache that
+	// shows the first and not the second is behind too.
+	w.wrote(model, version("d", "41"), "40")
+	w.wrote(model, version("d", "42"), "41")
+	if !w.cacheBehind(model, []client.Object{version("d", "41")}) {
+		t.Fatal("a cache that shows only the first of two writes is behind")
+	}
+	if w.cacheBehind(model, []client.Object{version("d", "42")}) {
+		t.Fatal("a cache that shows both writes is not behind")
+	}
+
 	// An object deleted since the write is forgotten, not waited for.
 	w.wrote(model, version("c", "31"), "30")
 	if w.cacheBehind(model, nil) || len(w.byModel) != 0 {

@@ -236,13 +236,66 @@ func crdTerminating(err error) bool {
 	return apierrors.IsForbidden(err) && strings.Contains(err.Error(), "while custom resource definition is terminating")
 }
 
-// deletedBy is who deleted the model: whoever marked it for deletion, as the governance policies
-// stamped it; "" when it was not marked.
-func deletedBy(model *mlv1.RegisteredModel) string {
-	if model.Annotations[mlv1.AnnotationDeleteRequested] == "" {
+// deletedBy is who deleted a model or a version: whoever marked it for deletion, as the
+// governance policies stamped it; "" when it was not marked.
+func deletedBy(obj client.Object) string {
+	if obj.GetAnnotations()[mlv1.AnnotationDeleteRequested] == "" {
 		return ""
 	}
-	return model.Annotations[mlv1.AnnotationDeleteRequestedBy]
+	return obj.GetAnnotations()[mlv1.AnnotationDeleteRequestedBy]
+}
+
+// The ModelVersion that is Production carries FinalizerStageRecords too, so that its deletion is
+// seen while it is still there to say who marked it: the history entry that retires it (reason
+// Deleted) names that user, and the finalizer goes once the model's status holds that entry. It
+// is added just after the version enters Production and removed once it leaves, so a version
+// that does not serve is deleted at once, with or without the operator. A version deleted in the
+// moment between its promotion and the finalizer, or without a mark, is recorded as deleted by
+// nobody known.
+
+// finalizerWrite adds FinalizerStageRecords to a version, or removes it.
+type finalizerWrite struct {
+	version *mlv1.ModelVersion
+	add     bool
+}
+
+// versionFinalizers are the writes that leave FinalizerStageRecords on the one version that
+// status names as Production and that is not being deleted, and on no other; with no status
+// (the model is gone), on none.
+func versionFinalizers(versions []mlv1.ModelVersion, status *mlv1.RegisteredModelStatus) []finalizerWrite {
+	var out []finalizerWrite
+	for i := range versions {
+		v := &versions[i]
+		want := status != nil && status.ProductionVersion != nil && status.ProductionVersionUID == string(v.UID) &&
+			v.DeletionTimestamp.IsZero()
+		if want != controllerutil.ContainsFinalizer(v, mlv1.FinalizerStageRecords) {
+			out = append(out, finalizerWrite{version: v, add: want})
+		}
+	}
+	return out
+}
+
+// writeFinalizer adds or removes a version's FinalizerStageRecords, conditional on the
+// resourceVersion the plan read (or its own status write left).
+func (r *RegisteredModelReconciler) writeFinalizer(ctx context.Context, f finalizerWrite) error {
+	v := f.version
+	patch := client.MergeFromWithOptions(v.DeepCopy(), client.MergeFromWithOptimisticLock{})
+	what := "removing"
+	if f.add {
+		controllerutil.AddFinalizer(v, mlv1.FinalizerStageRecords)
+		what = "adding"
+	} else {
+		controllerutil.RemoveFinalizer(v, mlv1.FinalizerStageRecords)
+	}
+	before := v.ResourceVersion
+	if err := r.Patch(ctx, v, patch, client.FieldOwner(FieldOwner)); err != nil {
+		if apierrors.IsNotFound(err) {
+			return nil
+		}
+		return fmt.Errorf("%s the finalizer %s of ModelVersion %s: %w", what, mlv1.FinalizerStageRecords, klog.KObj(v), err)
+	}
+	r.pending.wrote(types.NamespacedName{Namespace: v.Namespace, Name: v.Spec.RegisteredModel}, v, before)
+	return nil
 }
 
 // deletionEntry is the transition a model's deletion makes: its Production version, if any,

@@ -108,6 +108,7 @@ func (r *RegisteredModelReconciler) analysis() *measurer {
 // +kubebuilder:rbac:groups=ml.podium.dev,resources=registeredmodels;modelversions,verbs=get;list;watch
 // +kubebuilder:rbac:groups=ml.podium.dev,resources=registeredmodels/status;modelversions/status,verbs=get;update;patch
 // +kubebuilder:rbac:groups=ml.podium.dev,resources=registeredmodels/finalizers,verbs=update
+// +kubebuilder:rbac:groups=ml.podium.dev,resources=modelversions,verbs=patch
 // +kubebuilder:rbac:groups=events.k8s.io,resources=events,verbs=create;patch
 // +kubebuilder:rbac:groups=apps,resources=deployments,verbs=get;list;watch;create;patch;delete
 // +kubebuilder:rbac:groups="",resources=services,verbs=get;list;watch;create;patch;delete
@@ -217,6 +218,9 @@ type plan struct {
 	rollout  *mlv1.RolloutStatus        // the model's status.rollout after the decision
 	status   mlv1.RegisteredModelStatus // the model's status after the decision
 	writes   []versionWrite             // ordered: leaving, others, entering
+	// finalizers are the versions whose FinalizerStageRecords the decision adds or removes,
+	// written after every status (records.go).
+	finalizers []finalizerWrite
 	// records are the StageRecords of the history entries the model read holds and has not
 	// recorded, written before the model; added are those of the entries the decision adds,
 	// written after every status.
@@ -238,7 +242,7 @@ func (p plan) objects() []client.Object {
 // changes says whether recording the plan writes anything, or whether a rendering waits for the
 // checks that only a plan from the API server's view makes.
 func (p plan) changes() bool {
-	return len(p.writes) > 0 || p.serving.unchecked ||
+	return len(p.writes) > 0 || len(p.finalizers) > 0 || p.serving.unchecked ||
 		(p.model != nil && !equality.Semantic.DeepEqual(p.model.Status, p.status))
 }
 
@@ -247,7 +251,7 @@ func (p plan) changes() bool {
 // check. Such a write needs no fresh read: it is conditional on the resourceVersion of the model
 // it was planned from, and a plan that would change a decision is never one.
 func (p plan) rolloutProgressOnly() bool {
-	if p.model == nil || len(p.writes) > 0 || p.serving.unchecked || p.model.Status.Rollout == nil || p.status.Rollout == nil {
+	if p.model == nil || len(p.writes) > 0 || len(p.finalizers) > 0 || p.serving.unchecked || p.model.Status.Rollout == nil || p.status.Rollout == nil {
 		return false
 	}
 	if p.model.Status.Rollout.VersionUID != p.status.Rollout.VersionUID || p.model.Status.Rollout.Phase != p.status.Rollout.Phase {
@@ -290,6 +294,7 @@ func (r *RegisteredModelReconciler) plan(ctx context.Context, reader client.Read
 				p.writes = append(p.writes, versionWrite{version: v, status: want, kind: other})
 			}
 		}
+		p.finalizers = versionFinalizers(p.versions, nil)
 		return p, nil
 	}
 	p.model, p.status = model, model.Status
@@ -347,6 +352,7 @@ func (r *RegisteredModelReconciler) plan(ctx context.Context, reader client.Read
 	for i := range p.writes {
 		p.writes[i].status.DecisionSequence = p.status.DecisionSequence
 	}
+	p.finalizers = versionFinalizers(p.versions, &p.status)
 	return p, nil
 }
 
@@ -365,6 +371,13 @@ func versionWrites(model *mlv1.RegisteredModel, versions []mlv1.ModelVersion, d 
 	for i := range versions {
 		v := &versions[i]
 		want := versionStatus(model, v, d.Versions[v.Name], plan, now)
+		if !v.DeletionTimestamp.IsZero() {
+			// Not a version to decide (see observe): it leaves Production, if it holds it.
+			want = *v.Status.DeepCopy()
+			if want.Stage == mlv1.StageProduction {
+				want.Stage = mlv1.StageArchived
+			}
+		}
 		want.DecisionSequence = v.Status.DecisionSequence
 		w := versionWrite{version: v, status: want, kind: other}
 		switch {
@@ -391,7 +404,9 @@ func versionWrites(model *mlv1.RegisteredModel, versions []mlv1.ModelVersion, d 
 //  2. the model's status, with status.decisionSequence increased when a version enters or
 //     leaves Production, so that the write always changes the model;
 //  3. the other versions;
-//  4. the version entering Production.
+//  4. the version entering Production;
+//  5. the finalizers: added to the version now Production, removed from any other (a version
+//     being deleted loses it once the model has recorded that it left Production).
 //
 // Around them go the StageRecords (records.go): before, those of the history entries the model
 // already held; after, those of the entries this decision adds.
@@ -432,6 +447,11 @@ func (r *RegisteredModelReconciler) record(ctx context.Context, p plan) error {
 	if err := r.writeRecords(ctx, p.model, p.added); err != nil && !meta.IsNoMatchError(err) {
 		return err
 	}
+	for _, f := range p.finalizers {
+		if err := r.writeFinalizer(ctx, f); err != nil {
+			return err
+		}
+	}
 	return nil
 }
 
@@ -449,7 +469,9 @@ func versionsOf(ctx context.Context, reader client.Reader, namespace, model stri
 	return list.Items, nil
 }
 
-// observe turns the cluster's objects into the promotion rules' input.
+// observe turns the cluster's objects into the promotion rules' input. A version being deleted is
+// not one of them: the rules see it as gone, and, when it was Production, who marked it for
+// deletion as the one who retired it.
 func observe(model *mlv1.RegisteredModel, versions []mlv1.ModelVersion) promotion.Input {
 	in := promotion.Input{
 		Policy:        model.Spec.Promotion,
@@ -465,6 +487,12 @@ func observe(model *mlv1.RegisteredModel, versions []mlv1.ModelVersion) promotio
 	}
 	for i := range versions {
 		v := &versions[i]
+		if !v.DeletionTimestamp.IsZero() {
+			if string(v.UID) == in.ProductionUID {
+				in.DeletedBy = deletedBy(v)
+			}
+			continue
+		}
 		in.Versions = append(in.Versions, promotion.Version{
 			Name:              v.Name,
 			UID:               string(v.UID),

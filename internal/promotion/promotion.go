@@ -117,6 +117,9 @@ type Input struct {
 	// Handled are the requests the model records as acted on (status.handledRequests): a version
 	// whose view still shows one of them as new lags behind the model, and is not acted on again.
 	Handled []mlv1.HandledRequest
+	// DeletedBy is who deleted the Production version's ModelVersion, when it is being deleted
+	// (so not among Versions) and its deletion was marked first; empty when nobody known.
+	DeletedBy string
 }
 
 // VersionDecision is the stage decided for one version and what explains it.
@@ -526,13 +529,14 @@ func (d *decider) lastPosition() int64 {
 }
 
 // productionDeleted retires the Production version whose ModelVersion is gone, as the newest
-// event, and restores the previous Production version, as a retirement does. Both have no by:
-// the API server does not say who deleted an object, and the operator did not.
+// event, and restores the previous Production version, as a retirement does. Both are by whoever
+// marked the ModelVersion for deletion (Input.DeletedBy): the API server does not say who deleted
+// an object, and the operator did not.
 func (d *decider) productionDeleted(n int64) {
 	d.deleted = &n
 	d.production, d.productionUID = nil, ""
 	d.position, d.floor = 2*d.latest+1, d.latest
-	d.restorePrevious(n, "")
+	d.restorePrevious(n, d.in.DeletedBy)
 }
 
 // promote makes v Production and archives the version it replaces; whoever caused r caused both.
@@ -639,14 +643,18 @@ func (d *decider) result() Decision {
 		out.ProductionUID = d.productionUID
 	}
 	if n := d.deleted; n != nil && !d.recorded(*n, mlv1.StageProduction, mlv1.StageArchived) {
-		msg := "Its ModelVersion was deleted (by whom: the API server's audit log); no earlier Production version is left to restore"
+		who := "by whom: the API server's audit log"
+		if d.in.DeletedBy != "" {
+			who = "by " + d.in.DeletedBy + ", who marked it for deletion"
+		}
+		msg := fmt.Sprintf("Its ModelVersion was deleted (%s); no earlier Production version is left to restore", who)
 		if d.production != nil {
-			msg = fmt.Sprintf("Its ModelVersion was deleted (by whom: the API server's audit log); version %d, the previous "+
-				"Production version, was restored", *d.production)
+			msg = fmt.Sprintf("Its ModelVersion was deleted (%s); version %d, the previous Production version, was restored",
+				who, *d.production)
 		}
 		out.Transitions = append(out.Transitions, Transition{
 			Version: *n, UID: d.in.ProductionUID, From: mlv1.StageProduction, To: mlv1.StageArchived,
-			Reason: mlv1.ReasonDeleted, Message: msg,
+			Reason: mlv1.ReasonDeleted, Message: Shorten(msg, mlv1.MaxHistoryMessage), By: d.in.DeletedBy,
 		})
 	}
 	for i := range d.in.Versions {

@@ -63,6 +63,8 @@ type world struct {
 	candidate *Candidate
 	verdict   string // "passed" or "failed"
 	handled   []mlv1.HandledRequest
+	// deletedBy is who marked the deleted Production version, for the next reconcile.
+	deletedBy string
 }
 
 func (w *world) add(vs ...Version) { w.versions = append(w.versions, vs...) }
@@ -87,7 +89,8 @@ func (w *world) reconcile(t *testing.T) Decision {
 	t.Helper()
 	in := Input{Policy: w.policy, ModelUID: w.modelUID, Production: w.production, ProductionUID: w.productionUID,
 		Floor: w.floor, Latest: w.latest, History: w.history, Versions: slices.Clone(w.versions), Canary: w.canary,
-		Handled: w.handled}
+		Handled: w.handled, DeletedBy: w.deletedBy}
+	w.deletedBy = ""
 	if w.failedRollout != nil {
 		in.Failed = &Failure{Version: *w.failedRollout, Reason: mlv1.ReasonRolloutFailed, Message: "Its rollout missed the progress deadline"}
 	}
@@ -538,6 +541,26 @@ func TestDeletingTheProductionVersionRetiresIt(t *testing.T) {
 			t.Fatalf("the model records UID %q for version 4", w.productionUID)
 		}
 	})
+}
+
+func TestAMarkedDeletionOfTheProductionVersionNamesWhoMarkedIt(t *testing.T) {
+	w := &world{policy: seedPolicy(), modelUID: "model"}
+	w.add(version(3, "0.8512"))
+	w.reconcile(t)
+	w.add(version(4, "0.8723"))
+	w.reconcile(t)
+	w.remove("m-4")
+	w.deletedBy = "alice"
+	d := w.reconcile(t)
+	expectStages(t, w, "m-3=Production")
+	if len(d.Transitions) != 2 || d.Transitions[0].Reason != mlv1.ReasonDeleted || d.Transitions[0].By != "alice" ||
+		d.Transitions[1].Reason != mlv1.ReasonRestored || d.Transitions[1].By != "alice" {
+		t.Fatalf("the deletion and the restoration it caused are alice's: %+v", d.Transitions)
+	}
+	if want := "Its ModelVersion was deleted (by alice, who marked it for deletion); version 3, the previous " +
+		"Production version, was restored"; d.Transitions[0].Message != want {
+		t.Fatalf("message %q, want %q", d.Transitions[0].Message, want)
+	}
 }
 
 func TestADuplicateDoesNotInheritADeletedProductionVersion(t *testing.T) {

@@ -54,7 +54,7 @@ func TestExplore(t *testing.T) {
 	start := time.Now()
 	failed := map[uint64]violation{}
 	canaries := map[mlv1.RolloutPhase]int{}
-	withCanaries, deletions := 0, 0
+	withCanaries, deletions, versionDeletions := 0, 0, 0
 	var mu sync.Mutex
 	next := make(chan uint64)
 	var wg sync.WaitGroup
@@ -73,6 +73,7 @@ func TestExplore(t *testing.T) {
 					canaries[phase] += n
 				}
 				deletions += len(w.srv.deletedWithHistory)
+				versionDeletions += len(w.srv.deletedProduction)
 				mu.Unlock()
 			}
 		})
@@ -107,6 +108,8 @@ func TestExplore(t *testing.T) {
 		canaries[mlv1.RolloutSucceeded], canaries[mlv1.RolloutAborted])
 	t.Logf("%d canaries had their rollout removed from the spec while they ran", canaries["removed"])
 	t.Logf("%d models were deleted with history, each checked for the record of its deletion", deletions)
+	t.Logf("%d Production versions were deleted with the operator's finalizer, each checked for who the history "+
+		"says retired it", versionDeletions)
 }
 
 // TestReplayIsDeterministic: a seed always gives the same schedule, so a failing seed replays.

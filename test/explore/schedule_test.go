@@ -2,13 +2,17 @@ package explore
 
 import (
 	"fmt"
+	"maps"
 	"math/rand/v2"
 	"slices"
+	"strconv"
 	"strings"
+	"time"
 
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/controller/controllerutil"
 
 	mlv1 "github.com/podium-dev/podium/api/v1alpha1"
 	"github.com/podium-dev/podium/internal/promotion"
@@ -81,7 +85,36 @@ func (w *world) requestStage(name string, stage mlv1.Stage) {
 	w.userErr(w.srv.updateSpec(versions, name, func(o client.Object) { o.(*mlv1.ModelVersion).Spec.Stage = stage }))
 }
 
+// deleteVersion deletes a version, half the time marked first, as kubectl podium delete does
+// (the explorer plays the admission policy that stamps who marked it). When the version carries
+// the operator's finalizer as the model's Production version, the history entry that retires it
+// must name whoever marked it.
 func (w *world) deleteVersion(name string) {
+	by := ""
+	if cur := w.srv.version(name); cur != nil && cur.DeletionTimestamp != nil {
+		// The record policy refuses to change the mark of a version being deleted: it names who
+		// deleted it.
+		w.user("deletes version %s again, being deleted already, without marking it", name)
+	} else if w.rng.IntN(2) == 0 {
+		by = "user-" + strconv.Itoa(w.rng.IntN(3))
+		w.user("marks version %s for deletion as %s", name, by)
+		w.userErr(w.srv.updateSpec(versions, name, func(o client.Object) {
+			a := maps.Clone(o.GetAnnotations())
+			if a == nil {
+				a = map[string]string{}
+			}
+			a[mlv1.AnnotationDeleteRequested] = w.now().Format(time.RFC3339Nano)
+			a[mlv1.AnnotationDeleteRequestedBy] = by
+			o.SetAnnotations(a)
+		}))
+	}
+	v := w.srv.version(name)
+	if v != nil && v.DeletionTimestamp == nil && controllerutil.ContainsFinalizer(v, mlv1.FinalizerStageRecords) {
+		if m := w.srv.model(v.Spec.RegisteredModel); m != nil && m.Status.ProductionVersionUID == string(v.UID) {
+			w.srv.deletedProduction = append(w.srv.deletedProduction, deletedVersion{
+				name: name, uid: string(v.UID), model: m.Name, modelUID: string(m.UID), by: by})
+		}
+	}
 	w.user("deletes version %s", name)
 	w.userErr(w.srv.delete(versions, name))
 }
@@ -373,9 +406,11 @@ func (w *world) releaseHolds(names []string) {
 // checkFinal checks the settled state on the server.
 func (w *world) checkFinal(names []string) {
 	w.checkDeletions()
+	w.checkVersionDeletions()
 	for _, name := range names {
 		vs := w.srv.versionsOf(name)
 		m := w.srv.model(name)
+		w.checkVersionFinalizers(m, vs)
 		if m != nil && m.DeletionTimestamp != nil {
 			w.violate(stuckTerminating, "model %s was deleted at %s and is still there, with finalizers %v",
 				name, m.DeletionTimestamp, m.Finalizers)
@@ -452,6 +487,52 @@ func (w *world) checkDeletions() {
 			w.violate(deletionUnrecorded, "model %s (%s) was deleted, and its last StageRecord is transition %d, "+
 				"%s -> %s (%s), after history entry %d", m.Name, m.UID, t.Sequence, t.From, t.To, t.Reason,
 				m.Status.History[len(m.Status.History)-1].Sequence)
+		}
+	}
+}
+
+// checkVersionDeletions checks that every deleted version that carried the finalizer as its
+// model's Production version is gone, and that the history entry retiring it names whoever
+// marked it (nobody, when it was not marked), in the model's status or its StageRecords.
+func (w *world) checkVersionDeletions() {
+	for _, d := range w.srv.deletedProduction {
+		if v := w.srv.version(d.name); v != nil && string(v.UID) == d.uid {
+			w.violate(stuckTerminating, "version %s was deleted at %s and is still there, with finalizers %v",
+				d.name, v.DeletionTimestamp, v.Finalizers)
+			continue
+		}
+		m := w.srv.model(d.model)
+		if m == nil || string(m.UID) != d.modelUID {
+			continue // the model went too: its own deletion is its record (checkDeletions)
+		}
+		entries := slices.Clone(m.Status.History)
+		for _, o := range w.srv.live[records] {
+			if r := o.(*mlv1.StageRecord); r.Model.UID == d.modelUID {
+				entries = append(entries, r.Transition)
+			}
+		}
+		i := slices.IndexFunc(entries, func(e mlv1.HistoryEntry) bool {
+			return e.VersionUID == d.uid && e.Reason == mlv1.ReasonDeleted
+		})
+		switch {
+		case i < 0:
+			w.violate(versionDeletionUnattributed, "Production version %s of %s was deleted, and no history entry says so",
+				d.name, d.model)
+		case entries[i].By != d.by:
+			w.violate(versionDeletionUnattributed, "Production version %s of %s was deleted marked by %q, and the history "+
+				"says by %q", d.name, d.model, d.by, entries[i].By)
+		}
+	}
+}
+
+// checkVersionFinalizers checks that of a settled model's versions, its Production version alone
+// carries the operator's finalizer; none does when the model is gone.
+func (w *world) checkVersionFinalizers(m *mlv1.RegisteredModel, vs []*mlv1.ModelVersion) {
+	for _, v := range vs {
+		want := m != nil && m.Status.ProductionVersion != nil && m.Status.ProductionVersionUID == string(v.UID)
+		if has := controllerutil.ContainsFinalizer(v, mlv1.FinalizerStageRecords); has != want {
+			w.violate(versionFinalizer, "%s carries the finalizer %s: %v; it is its model's Production version: %v",
+				v.Name, mlv1.FinalizerStageRecords, has, want)
 		}
 	}
 }

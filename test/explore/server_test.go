@@ -128,6 +128,9 @@ type server struct {
 	epochs map[string]int
 	// deletedWithHistory are the models that had history when they went, as they were last.
 	deletedWithHistory []*mlv1.RegisteredModel
+	// deletedProduction are the versions deleted while they were their model's Production version
+	// and carried the operator's finalizer.
+	deletedProduction []deletedVersion
 	// store holds the Deployments and Services, which the server keeps itself (serving.go):
 	// the fake client would need their whole API groups in its scheme.
 	store [kinds]map[client.ObjectKey]client.Object
@@ -194,6 +197,11 @@ func (s *server) record(k kind, key client.ObjectKey) {
 	}
 	s.logs[k] = append(s.logs[k], event{key: key, obj: obj})
 	s.w.wrote(k, prev, obj)
+}
+
+// deletedVersion is a Production version deleted, marked by by ("" when not marked).
+type deletedVersion struct {
+	name, uid, model, modelUID, by string
 }
 
 // model returns the model as the server has it, nil when it does not exist.

@@ -138,6 +138,10 @@ const (
 	stuckTerminating     = "a deleted model stays Terminating"
 	deletionUnrecorded   = "a deleted model with history has no record of its deletion"
 	stagingWrong         = "the staging Deployment does not run the newest Staging version"
+	versionFinalizer     = "a version's finalizer is not its model's Production version's alone"
+	// versionDeletionUnattributed is a deleted Production version whose history entry does not
+	// name who marked it.
+	versionDeletionUnattributed = "a deleted Production version's retirement does not name who marked it"
 )
 
 func (w *world) violate(check, format string, args ...any) {
