@@ -181,20 +181,25 @@ func (c *cluster) versionUID(ctx context.Context, model string, n int64, uid str
 // value is nil; with the model's UID, the patch applies to that object only, not to one created
 // again under its name.
 func (c *cluster) annotateModel(ctx context.Context, m *mlv1.RegisteredModel, key string, value *string) error {
+	return c.annotate(ctx, m, "RegisteredModel", key, value)
+}
+
+// annotate is annotateModel for an object of any kind.
+func (c *cluster) annotate(ctx context.Context, m client.Object, kind, key string, value *string) error {
 	var v any // null removes the annotation
 	if value != nil {
 		v = *value
 	}
 	metadata := map[string]any{"annotations": map[string]any{key: v}}
-	if m.UID != "" {
-		metadata["uid"] = m.UID
+	if m.GetUID() != "" {
+		metadata["uid"] = m.GetUID()
 	}
 	body, err := json.Marshal(map[string]any{"metadata": metadata})
 	if err != nil {
 		return err
 	}
 	if err := c.client.Patch(ctx, m, client.RawPatch(types.MergePatchType, body)); err != nil {
-		return fmt.Errorf("annotating RegisteredModel %s: %w", m.Name, explain(err))
+		return fmt.Errorf("annotating %s %s: %w", kind, m.GetName(), explain(err))
 	}
 	return nil
 }

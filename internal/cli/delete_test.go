@@ -93,7 +93,7 @@ var _ = Describe("delete", func() {
 			}
 			Expect(k8sClient.Patch(ctx, model, client.RawPatch(types.MergePatchType, []byte(other)))).To(Succeed())
 
-			err := c.deleteMarked(ctx, marked)
+			err := c.deleteMarked(ctx, marked, "RegisteredModel", "kubectl podium delete "+seed)
 			if again {
 				Expect(err).To(MatchError(ContainSubstring("was marked for deletion again, or replaced, after this " +
 					"command marked it, and was not deleted")))
@@ -106,6 +106,56 @@ var _ = Describe("delete", func() {
 				return k8sClient.Get(ctx, types.NamespacedName{Namespace: ns, Name: seed}, &mlv1.RegisteredModel{})
 			}).Should(MatchError(ContainSubstring("not found")))
 		}
+	})
+
+	It("deletes the Production version once the operator has retired it, and the previous one serves again",
+		func(ctx context.Context) {
+			stop := seedStory(ctx, ns)
+			Eventually(func() []string { return getVersion(ctx, ns, seed+"-4").Finalizers }).
+				Should(ContainElement(mlv1.FinalizerStageRecords))
+
+			By("deleting it while no operator runs: the version waits, Terminating, and still serves")
+			stop()
+			r := podium(ctx, ns, "delete", seed, "--version", "4", "--timeout", "2s")
+			Expect(r.err).To(MatchError(ContainSubstring("ModelVersion " + seed + "-4 (version 4 of " + seed + ") is being " +
+				"deleted, but the operator has not retired it within 2s: is it running?")))
+			v4 := getVersion(ctx, ns, seed+"-4")
+			Expect(v4.DeletionTimestamp).NotTo(BeNil())
+			Expect(v4.Annotations).To(HaveKey(mlv1.AnnotationDeleteRequested))
+			Expect(*getModel(ctx, ns).Status.ProductionVersion).To(BeEquivalentTo(4))
+
+			By("starting the operator again: it restores version 3, and version 4 goes")
+			startOperator(ns)
+			Eventually(func() error {
+				return k8sClient.Get(ctx, types.NamespacedName{Namespace: ns, Name: seed + "-4"}, &mlv1.ModelVersion{})
+			}).Should(MatchError(ContainSubstring("not found")))
+			Expect(*getModel(ctx, ns).Status.ProductionVersion).To(BeEquivalentTo(3))
+			Expect(succeed(ctx, ns, "history", seed)).To(MatchRegexp(`\n\S+\s+4\s+Production\s+Archived\s+Deleted\s+-\s+` +
+				`Its ModelVersion was deleted \(by whom: the API server's audit log\); version 3, the previous Production ` +
+				`version, was restored`))
+			Eventually(func() []string { return getVersion(ctx, ns, seed+"-3").Finalizers }).
+				Should(ContainElement(mlv1.FinalizerStageRecords), "the restored version carries the finalizer now")
+		})
+
+	It("says what it did to the Production version, and to one that does not serve", func(ctx context.Context) {
+		seedStory(ctx, ns)
+		r := podium(ctx, ns, "delete", seed, "--version", "4")
+		Expect(r.err).NotTo(HaveOccurred(), r.stderr)
+		Expect(r.stdout).To(Equal("ModelVersion " + seed + "-4 (version 4 of " + seed + ") deleted (it was Production; " +
+			"recorded as deleted by nobody known: the governance admission policies, which stamp who marked it, are not " +
+			"installed)\nProduction version of " + seed + ": version 3; kubectl podium history " + seed + " shows why\n"))
+		Expect(r.stderr).To(ContainSubstring("Waiting up to"))
+
+		registerSeed(ctx, ns, 5, "0.80") // fails the gate: it never serves
+		Eventually(stages).WithArguments(ctx, ns).Should(Equal("2=None 3=Production 5=None"))
+		r = podium(ctx, ns, "delete", seed, "--version", seed+"-5")
+		Expect(r.err).NotTo(HaveOccurred(), r.stderr)
+		Expect(r.stdout).To(Equal("ModelVersion " + seed + "-5 (version 5 of " + seed + ") deleted (it was not " +
+			"Production, so no stage changes)\n"))
+		Expect(stages(ctx, ns)).To(Equal("2=None 3=Production"))
+
+		r = podium(ctx, ns, "delete", seed, "--version", "9")
+		Expect(r.err).To(MatchError(ContainSubstring("version 9 of RegisteredModel " + seed + " not found")))
 	})
 
 	It("changes nothing when the user may not delete the model", func(ctx context.Context) {

@@ -161,6 +161,66 @@ var _ = Describe("The governance admission policies", Ordered, func() {
 				HaveKeyWithValue(mlv1.AnnotationStageRequestedBy, "bob")))
 		})
 
+	It("records who deleted the Production version: whoever marked it, the only user who may then delete it",
+		func(ctx context.Context) {
+			create(ctx, &rbacv1.Role{ObjectMeta: metav1.ObjectMeta{Namespace: open, Name: "version-deleter"},
+				Rules: []rbacv1.PolicyRule{{APIGroups: []string{mlv1.GroupVersion.Group},
+					Resources: []string{"modelversions"}, Verbs: []string{"delete"}}}},
+				&rbacv1.RoleBinding{ObjectMeta: metav1.ObjectMeta{Namespace: open, Name: "version-deleters"},
+					RoleRef: rbacv1.RoleRef{APIGroup: rbacv1.GroupName, Kind: "Role", Name: "version-deleter"},
+					Subjects: []rbacv1.Subject{{APIGroup: rbacv1.GroupName, Kind: rbacv1.UserKind, Name: "bob"},
+						{APIGroup: rbacv1.GroupName, Kind: rbacv1.UserKind, Name: "carol"}}})
+			waitConverged(ctx, open)
+			production := productionOf(ctx, open)
+			name := fmt.Sprintf("battle-winner-predictor-%d", production)
+			Expect(getVersion(ctx, open, name).Finalizers).To(ContainElement(mlv1.FinalizerStageRecords),
+				"the Production version carries the finalizer that records its deletion")
+
+			err := patchAs(ctx, carol, open, name, `{"metadata":{"annotations":{"ml.podium.dev/delete-requested-by":"alice"}}}`)
+			Expect(apierrors.IsForbidden(err)).To(BeTrue(), "%v", err)
+			Expect(err).To(MatchError(ContainSubstring("the annotation ml.podium.dev/delete-requested-by records who marked " +
+				"the ModelVersion for deletion and cannot be set or changed otherwise")))
+
+			By("marking it as bob, over a forged value; another finalizer holds it once deleted")
+			Expect(patchAs(ctx, bob, open, name, `{"metadata":{"annotations":{"ml.podium.dev/delete-requested":"1",`+
+				`"ml.podium.dev/delete-requested-by":"alice"}}}`)).To(Succeed())
+			v := getVersion(ctx, open, name)
+			Expect(v.Annotations).To(HaveKeyWithValue(mlv1.AnnotationDeleteRequestedBy, "bob"))
+			Expect(patchAs(ctx, k8sClient, open, name, `{"metadata":{"finalizers":["`+mlv1.FinalizerStageRecords+
+				`","podium.test/hold"]}}`)).To(Succeed())
+
+			By("deleting it as carol, who did not mark it")
+			err = carol.Delete(ctx, v)
+			Expect(apierrors.IsForbidden(err)).To(BeTrue(), "%v", err)
+			Expect(err).To(MatchError(ContainSubstring(fmt.Sprintf("user carol may not delete ModelVersion %s: user bob "+
+				"marked it for deletion, and the record of its deletion names who marked it; mark it as yourself first "+
+				"(kubectl podium delete battle-winner-predictor --version %d does both)", name, production))))
+
+			By("deleting it as bob: the history names him, while the version is still there")
+			Expect(bob.Delete(ctx, v)).To(Succeed())
+			Eventually(func() int64 { return productionOf(ctx, open) }).ShouldNot(Equal(production))
+			Expect(historyBy(ctx, open)[len(historyBy(ctx, open))-2:]).To(Equal([]string{
+				fmt.Sprintf("%d Production -> Archived by bob", production),
+				fmt.Sprintf("%d Archived -> Production by bob", productionOf(ctx, open)),
+			}))
+			Eventually(func() []string { return getVersion(ctx, open, name).Finalizers }).
+				Should(Equal([]string{"podium.test/hold"}), "the operator's finalizer goes once the history holds the deletion")
+			v = getVersion(ctx, open, name)
+			Expect(v.Status.Stage).To(Equal(mlv1.StageArchived), "a version being deleted does not say Production")
+			Expect(getVersion(ctx, open, fmt.Sprintf("battle-winner-predictor-%d", productionOf(ctx, open))).Finalizers).
+				To(ContainElement(mlv1.FinalizerStageRecords), "the restored version carries it now")
+
+			By("marking it again while it is being deleted: refused, it names who deleted it")
+			err = patchAs(ctx, carol, open, name, `{"metadata":{"annotations":{"ml.podium.dev/delete-requested":"2"}}}`)
+			Expect(apierrors.IsForbidden(err)).To(BeTrue(), "%v", err)
+			Expect(err).To(MatchError(ContainSubstring(fmt.Sprintf("ModelVersion %s is being deleted, and its mark "+
+				"ml.podium.dev/delete-requested names who deleted it (bob): it cannot be set or changed any more", name))))
+			Expect(patchAs(ctx, k8sClient, open, name, `{"metadata":{"finalizers":null}}`)).To(Succeed())
+			Eventually(func() bool {
+				return apierrors.IsNotFound(k8sClient.Get(ctx, types.NamespacedName{Namespace: open, Name: name}, v))
+			}).Should(BeTrue())
+		})
+
 	It("records who deleted a model: whoever marked it, the only user who may then delete it", func(ctx context.Context) {
 		create(ctx, &rbacv1.Role{ObjectMeta: metav1.ObjectMeta{Namespace: open, Name: "deleter"},
 			Rules: []rbacv1.PolicyRule{{APIGroups: []string{mlv1.GroupVersion.Group},
@@ -290,6 +350,7 @@ var _ = Describe("The governance admission policies", Ordered, func() {
 					Subjects: []rbacv1.Subject{{APIGroup: rbacv1.GroupName, Kind: rbacv1.UserKind, Name: "bob"},
 						{APIGroup: rbacv1.GroupName, Kind: rbacv1.UserKind, Name: "alice"}}})
 			name := "battle-winner-predictor-4"
+			waitConverged(ctx, governed) // the operator adds its finalizer to the new Production version
 			before := getVersion(ctx, governed, name)
 			for _, patch := range []string{`{"spec":{"stage":null}}`, `{"spec":{"stage":"Staging"}}`, `{"spec":{"stage":"None"}}`} {
 				err := patchAs(ctx, bob, governed, name, patch)
