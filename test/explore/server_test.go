@@ -22,6 +22,7 @@ import (
 	"k8s.io/client-go/testing"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/client/fake"
+	gatewayv1 "sigs.k8s.io/gateway-api/apis/v1"
 
 	mlv1 "github.com/podium-dev/podium/api/v1alpha1"
 	"github.com/podium-dev/podium/internal/controller"
@@ -51,6 +52,7 @@ const (
 	records
 	deployments
 	services
+	routes
 	kinds
 )
 
@@ -62,11 +64,12 @@ var (
 )
 
 func (k kind) String() string {
-	return [...]string{"RegisteredModel", "ModelVersion", "StageRecord", "Deployment", "Service"}[k]
+	return [...]string{"RegisteredModel", "ModelVersion", "StageRecord", "Deployment", "Service", "HTTPRoute"}[k]
 }
 
 // served says whether the explorer's server keeps the kind itself, rather than the fake client.
-func (k kind) served() bool { return k == deployments || k == services }
+// HTTPRoutes are never cached: the reconciler reads them from the API server.
+func (k kind) served() bool { return k == deployments || k == services || k == routes }
 
 func resource(k kind) schema.GroupResource {
 	switch k {
@@ -74,6 +77,8 @@ func resource(k kind) schema.GroupResource {
 		return schema.GroupResource{Group: "apps", Resource: "deployments"}
 	case services:
 		return schema.GroupResource{Resource: "services"}
+	case routes:
+		return schema.GroupResource{Group: gatewayv1.GroupName, Resource: "httproutes"}
 	}
 	return schema.GroupResource{Group: mlv1.GroupVersion.Group, Resource: strings.ToLower(k.String()) + "s"}
 }
@@ -90,6 +95,8 @@ func kindOf(o runtime.Object) (kind, bool) {
 		return deployments, true
 	case *corev1.Service:
 		return services, true
+	case *gatewayv1.HTTPRoute:
+		return routes, true
 	}
 	return 0, false
 }
@@ -104,6 +111,8 @@ func newObject(k kind) client.Object {
 		return &appsv1.Deployment{}
 	case services:
 		return &corev1.Service{}
+	case routes:
+		return &gatewayv1.HTTPRoute{}
 	}
 	return &mlv1.StageRecord{}
 }

@@ -22,6 +22,7 @@ import (
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/types"
 	"sigs.k8s.io/controller-runtime/pkg/client"
+	gatewayv1 "sigs.k8s.io/gateway-api/apis/v1"
 
 	mlv1 "github.com/podium-dev/podium/api/v1alpha1"
 	"github.com/podium-dev/podium/internal/controller"
@@ -54,6 +55,8 @@ func typed(content map[string]any) (client.Object, error) {
 		obj = &appsv1.Deployment{}
 	case "Service":
 		obj = &corev1.Service{}
+	case "HTTPRoute":
+		obj = &gatewayv1.HTTPRoute{}
 	default:
 		return nil, fmt.Errorf("explore: applying a %v is not modelled", content["kind"])
 	}
@@ -97,6 +100,16 @@ func (s *server) apply(k kind, applied client.Object) {
 			svc.CreationTimestamp = metav1.NewTime(now)
 		}
 		obj = svc
+	case *gatewayv1.HTTPRoute:
+		route := o.DeepCopy()
+		if p, ok := prev.(*gatewayv1.HTTPRoute); ok {
+			route.UID, route.CreationTimestamp = p.UID, p.CreationTimestamp
+		} else {
+			s.uids++
+			route.UID = types.UID(fmt.Sprintf("uid-%d", s.uids))
+			route.CreationTimestamp = metav1.NewTime(now)
+		}
+		obj = route
 	}
 	s.rv++
 	obj.SetResourceVersion("s" + strconv.Itoa(s.rv))
@@ -244,7 +257,7 @@ func (w *world) playDeployments() int {
 // collectGarbage deletes the Deployments and Services whose controller is no model that exists,
 // as the garbage collector does once their model is deleted.
 func (w *world) collectGarbage() {
-	for _, k := range []kind{deployments, services} {
+	for _, k := range []kind{deployments, services, routes} {
 		for _, o := range w.srv.served(k) {
 			owner := metav1.GetControllerOf(o)
 			if owner == nil {
@@ -488,7 +501,49 @@ func (w *world) canary() *mlv1.Rollout {
 		// The analysis goes on after the promotion; a failure then restores the version before.
 		r.Bake = &metav1.Duration{Duration: time.Duration(5+5*w.rng.IntN(2)) * time.Second}
 	}
+	if w.rng.IntN(3) == 0 {
+		// Exact weights on an HTTPRoute, and in half of those a shadow phase first.
+		r.Traffic = &mlv1.Traffic{GatewayAPI: &mlv1.GatewayAPITraffic{ParentRefs: []mlv1.ParentReference{{Name: "gateway"}}}}
+		if w.rng.IntN(2) == 0 {
+			r.Shadow = &mlv1.Shadow{Percent: 50, Duration: metav1.Duration{Duration: 5 * time.Second}}
+		}
+	}
 	return r
+}
+
+// canaryShare is how much of the route's traffic reaches the canary Service: the weight of its
+// backend, and the percent mirrored to it.
+func canaryShare(route *gatewayv1.HTTPRoute) (weight, mirror int32) {
+	for _, rule := range route.Spec.Rules {
+		for _, b := range rule.BackendRefs {
+			if strings.HasSuffix(string(b.Name), "-canary") && b.Weight != nil {
+				weight += *b.Weight
+			}
+		}
+		for _, f := range rule.Filters {
+			if f.RequestMirror != nil && f.RequestMirror.Percent != nil {
+				mirror += *f.RequestMirror.Percent
+			}
+		}
+	}
+	return weight, mirror
+}
+
+// checkRouteServed checks, after a write of a model's route or canary Deployment, that the route
+// sends or mirrors requests to the canary Service only while canary pods are available behind it.
+func (w *world) checkRouteServed(model string) {
+	route, _ := w.srv.store[routes][client.ObjectKey{Namespace: ns, Name: serving.RouteName(model)}].(*gatewayv1.HTTPRoute)
+	if route == nil {
+		return
+	}
+	weight, mirror := canaryShare(route)
+	if weight == 0 && mirror == 0 {
+		return
+	}
+	if c := w.srv.deployment(serving.CanaryName(model)); c == nil || c.Status.AvailableReplicas == 0 {
+		w.violate(routeToNothing, "the route of %s sends %d%% and mirrors %d%% of the requests to the canary Service, "+
+			"with no canary pod available behind it", model, weight, mirror)
+	}
 }
 
 // canaryOf is the model's canary rollout spec, nil when it has none.
@@ -743,6 +798,18 @@ func (w *world) checkServing(m *mlv1.RegisteredModel) {
 		}
 		w.violate(canaryLeft, "model %s converged with its rollout %s, and its canary Deployment %s is still there",
 			m.Name, phase, c.Name)
+	}
+	route, _ := w.srv.store[routes][client.ObjectKey{Namespace: ns, Name: serving.RouteName(m.Name)}].(*gatewayv1.HTTPRoute)
+	switch {
+	case route == nil:
+	case canaryOf(m).GatewayAPI() == nil:
+		w.violate(canaryLeft, "model %s converged without traffic.gatewayAPI, and its HTTPRoute %s is still there",
+			m.Name, route.Name)
+	case !st.Active():
+		if weight, mirror := canaryShare(route); weight > 0 || mirror > 0 {
+			w.violate(canaryLeft, "model %s converged with its rollout over, and its route still sends %d%% and mirrors "+
+				"%d%% to the canary", m.Name, weight, mirror)
+		}
 	}
 	p := m.Status.ProductionVersion
 	if p == nil || st.Active() {

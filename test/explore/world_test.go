@@ -16,7 +16,6 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/equality"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
-	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/runtime/schema"
@@ -139,6 +138,7 @@ const (
 	deletionUnrecorded   = "a deleted model with history has no record of its deletion"
 	stagingWrong         = "the staging Deployment does not run the newest Staging version"
 	versionFinalizer     = "a version's finalizer is not its model's Production version's alone"
+	routeToNothing       = "the route sends requests to a canary Service with no pod behind it"
 	// versionDeletionUnattributed is a deleted Production version whose history entry does not
 	// name who marked it.
 	versionDeletionUnattributed = "a deleted Production version's retirement does not name who marked it"
@@ -163,6 +163,17 @@ func (w *world) wrote(k kind, prev, cur client.Object) {
 	}
 	if k == deployments && w.writer != nil {
 		w.checkCapacity(prev, cur)
+	}
+	if k == routes || k == deployments {
+		o := cur
+		if o == nil {
+			o = prev
+		}
+		if o != nil {
+			if owner := metav1.GetControllerOf(o); owner != nil && owner.Kind == "RegisteredModel" {
+				w.checkRouteServed(owner.Name)
+			}
+		}
 	}
 	if k == models && cur != nil {
 		m := cur.(*mlv1.RegisteredModel)
@@ -736,8 +747,14 @@ func (a *apiReader) Get(ctx context.Context, key client.ObjectKey, obj client.Ob
 	case *metav1.PartialObjectMetadata:
 		return a.metadata(key, o)
 	case *gatewayv1.HTTPRoute:
-		// Schedules route no traffic with the Gateway API: the cluster does not serve it.
-		return &meta.NoKindMatchError{GroupKind: schema.GroupKind{Group: gatewayv1.GroupName, Kind: "HTTPRoute"}}
+		return a.m.read(call{verb: "api-get", kind: routes, key: key}, func() error {
+			got, err := a.m.w.srv.read(routes, key)
+			if err != nil {
+				return err
+			}
+			got.(*gatewayv1.HTTPRoute).DeepCopyInto(o)
+			return nil
+		})
 	}
 	k, ok := kindOf(obj)
 	if !ok {
