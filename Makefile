@@ -108,6 +108,22 @@ build: manifests generate fmt vet ## Build the manager and the kubectl-podium pl
 run: manifests generate fmt vet ## Run a controller from your host.
 	go run ./cmd --leader-elect=false # one manager on your host, no Lease to wait for
 
+# The manager image without a container engine (hack/image): an OCI image index for IMAGE_PLATFORMS,
+# written to bin/image as an OCI image layout; the same source gives the same digest.
+IMAGE_TAG ?= $(shell sed -n 's/^appVersion: "\(.*\)"/\1/p' charts/podium/Chart.yaml)
+IMAGE_PLATFORMS ?= linux/amd64,linux/arm64
+
+.PHONY: image
+image: ## Build the manager image (linux/amd64 and linux/arm64, nonroot, no shell) without Docker, into bin/image.
+	go run ./hack/image -layout $(LOCALBIN)/image -tag $(IMAGE_TAG) -platforms $(IMAGE_PLATFORMS)
+
+.PHONY: image-push
+image-push: ## Build the manager image and push it to REGISTRY (such as ghcr.io/podium-dev/podium) as IMAGE_TAG; PLAIN_HTTP=1 for a local registry.
+	@test -n "$(REGISTRY)" || { echo "Set REGISTRY, such as: make image-push REGISTRY=ghcr.io/podium-dev/podium" >&2; exit 1; }
+	go run ./hack/image -layout $(LOCALBIN)/image -tag $(IMAGE_TAG) -platforms $(IMAGE_PLATFORMS) \
+		-push $(REGISTRY):$(IMAGE_TAG) $(if $(PLAIN_HTTP),-plain-http)
+
+# The Dockerfile stays for those who build with Docker; make image needs no daemon.
 # If you wish to build the manager image targeting other platforms you can use the --platform flag.
 # (i.e. docker build --platform linux/arm64). However, you must enable docker buildKit for it.
 # More info: https://docs.docker.com/develop/develop-images/build_enhancements/

@@ -175,6 +175,21 @@ func TestChartManagerRunsAsConfigs(t *testing.T) {
 	}
 }
 
+func TestChartImageDigestPinsTheManagerAndTheFetcher(t *testing.T) {
+	const digest = "sha256:0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef"
+	chart := helmTemplate(t, "--set", "image.repository=registry.example/podium", "--set", "image.tag=1.2.3",
+		"--set", "image.digest="+digest)
+	deployment := decode[appsv1.Deployment](t, chart.find("Deployment", releaseNamespace, "podium-controller-manager"))
+	c := deployment.Spec.Template.Spec.Containers[0]
+	want := "registry.example/podium:1.2.3@" + digest
+	if c.Image != want {
+		t.Errorf("image = %s, want %s", c.Image, want)
+	}
+	if !slices.Contains(c.Args, "--fetcher-image="+want) {
+		t.Errorf("manager args %q lack --fetcher-image=%s: the init containers must run the pinned image", c.Args, want)
+	}
+}
+
 func TestChartValuesReachTheManager(t *testing.T) {
 	chart := helmTemplate(t, "--set", "replicaCount=2", "--set", "image.repository=registry.example/podium",
 		"--set", "image.tag=1.2.3", "--set", "fetcherImage=registry.example/fetcher:1", "--set", "logLevel=debug",

@@ -152,6 +152,12 @@ func (s *server) served(k kind) []client.Object {
 	return out
 }
 
+// route is the model's HTTPRoute, nil when there is none.
+func (s *server) route(model string) *gatewayv1.HTTPRoute {
+	r, _ := s.store[routes][client.ObjectKey{Namespace: ns, Name: serving.RouteName(model)}].(*gatewayv1.HTTPRoute)
+	return r
+}
+
 func (s *server) deployment(name string) *appsv1.Deployment {
 	d, _ := s.store[deployments][client.ObjectKey{Namespace: ns, Name: name}].(*appsv1.Deployment)
 	return d
@@ -532,7 +538,7 @@ func canaryShare(route *gatewayv1.HTTPRoute) (weight, mirror int32) {
 // checkRouteServed checks, after a write of a model's route or canary Deployment, that the route
 // sends or mirrors requests to the canary Service only while canary pods are available behind it.
 func (w *world) checkRouteServed(model string) {
-	route, _ := w.srv.store[routes][client.ObjectKey{Namespace: ns, Name: serving.RouteName(model)}].(*gatewayv1.HTTPRoute)
+	route := w.srv.route(model)
 	if route == nil {
 		return
 	}
@@ -799,7 +805,7 @@ func (w *world) checkServing(m *mlv1.RegisteredModel) {
 		w.violate(canaryLeft, "model %s converged with its rollout %s, and its canary Deployment %s is still there",
 			m.Name, phase, c.Name)
 	}
-	route, _ := w.srv.store[routes][client.ObjectKey{Namespace: ns, Name: serving.RouteName(m.Name)}].(*gatewayv1.HTTPRoute)
+	route := w.srv.route(m.Name)
 	switch {
 	case route == nil:
 	case canaryOf(m).GatewayAPI() == nil:
