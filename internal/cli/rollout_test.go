@@ -99,7 +99,9 @@ func startCanary(ctx context.Context, ns string, steps ...mlv1.RolloutStep) {
 	Eventually(func(g Gomega) {
 		g.Expect(getModel(ctx, ns).Status.Rollout).To(HaveField("Phase", mlv1.RolloutProgressing))
 	}).Should(Succeed())
-	Expect(stages(ctx, ns)).To(Equal("3=Production 4=Staging"), "version 4 is the canary's candidate")
+	// The model's decision is written before the version's status (the write order): the
+	// version may say so a moment later.
+	Eventually(stages).WithArguments(ctx, ns).Should(Equal("3=Production 4=Staging"), "version 4 is the canary's candidate")
 }
 
 var _ = Describe("pause and resume", func() {
