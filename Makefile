@@ -123,6 +123,14 @@ image-push: ## Build the manager image and push it to REGISTRY (such as ghcr.io/
 	go run ./hack/image -layout $(LOCALBIN)/image -tag $(IMAGE_TAG) -platforms $(IMAGE_PLATFORMS) \
 		-push $(REGISTRY):$(IMAGE_TAG) $(if $(PLAIN_HTTP),-plain-http)
 
+# The chart as an OCI artifact: helm install podium oci://CHART_REGISTRY/podium --version VERSION.
+.PHONY: chart-push
+chart-push: helm ## Package the chart and push it to CHART_REGISTRY (such as ghcr.io/podium-dev/charts) as an OCI artifact; PLAIN_HTTP=1 for a local registry.
+	@test -n "$(CHART_REGISTRY)" || { echo "Set CHART_REGISTRY, such as: make chart-push CHART_REGISTRY=ghcr.io/podium-dev/charts" >&2; exit 1; }
+	$(HELM) package charts/podium -d $(LOCALBIN)/charts
+	$(HELM) push $(LOCALBIN)/charts/podium-$$(sed -n 's/^version: //p' charts/podium/Chart.yaml).tgz oci://$(CHART_REGISTRY) \
+		$(if $(PLAIN_HTTP),--plain-http)
+
 # The Dockerfile stays for those who build with Docker; make image needs no daemon.
 # If you wish to build the manager image targeting other platforms you can use the --platform flag.
 # (i.e. docker build --platform linux/arm64). However, you must enable docker buildKit for it.

@@ -23,6 +23,8 @@ import (
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/runtime"
 	utilyaml "k8s.io/apimachinery/pkg/util/yaml"
+
+	"github.com/podium-dev/podium/internal/testregistry"
 )
 
 const release, releaseNamespace = "podium", "podium-system"
@@ -464,4 +466,41 @@ func repoRoot(t *testing.T) string {
 func chartDir(t *testing.T) string {
 	t.Helper()
 	return filepath.Join(repoRoot(t), "charts", "podium")
+}
+
+// TestChartInstallsFromAnOCIRegistry: the packaged chart, pushed to a real registry as an OCI
+// artifact (make chart-push), renders from oci:// exactly as the chart in the checkout does.
+func TestChartInstallsFromAnOCIRegistry(t *testing.T) {
+	reg := testregistry.Start(t, testregistry.Options{})
+	dir := t.TempDir()
+	env := []string{"HELM_CACHE_HOME=" + filepath.Join(dir, "cache"), "HELM_CONFIG_HOME=" + filepath.Join(dir, "config"),
+		"HELM_DATA_HOME=" + filepath.Join(dir, "data")}
+	helm := func(args ...string) []byte {
+		t.Helper()
+		cmd := exec.Command(tool(t, "helm"), args...)
+		cmd.Env = append(os.Environ(), env...)
+		var stderr bytes.Buffer
+		cmd.Stderr = &stderr
+		out, err := cmd.Output()
+		if err != nil {
+			t.Fatalf("helm %s: %v\n%s", strings.Join(args, " "), err, stderr.String())
+		}
+		return out
+	}
+	helm("package", chartDir(t), "-d", dir)
+	packages, err := filepath.Glob(filepath.Join(dir, "podium-*.tgz"))
+	if err != nil || len(packages) != 1 {
+		t.Fatalf("helm package wrote %v (%v), want one podium-VERSION.tgz", packages, err)
+	}
+	version := strings.TrimSuffix(strings.TrimPrefix(filepath.Base(packages[0]), "podium-"), ".tgz")
+	helm("push", packages[0], "oci://"+reg.Host+"/charts", "--plain-http")
+	fromRegistry := parse(t, helm("template", release, "oci://"+reg.Host+"/charts/podium", "--version", version,
+		"--plain-http", "-n", releaseNamespace, "--include-crds"))
+	local := helmTemplate(t)
+	if len(fromRegistry) != len(local) {
+		t.Fatalf("the chart from the registry renders %d objects, the checkout's %d", len(fromRegistry), len(local))
+	}
+	if diff := cmp.Diff(local.byKey(), fromRegistry.byKey()); diff != "" {
+		t.Errorf("the chart from the registry renders differently (-checkout +registry):\n%s", diff)
+	}
 }
