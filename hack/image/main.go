@@ -1,7 +1,9 @@
 // Command image builds the manager image without a container engine: an OCI image index with one
 // image per platform, each a single layer on an empty base holding the static binary, the nonroot
-// user (65532) and the build machine's CA certificates, and no shell. It writes the index to an
-// OCI image layout, and pushes it to a registry when asked.
+// user (65532) and the build machine's CA certificates, and no shell. Each image has an SPDX SBOM
+// attached as an OCI referrer (its subject is the image's manifest), listing the Go modules the
+// binary was built from. It writes the index to an OCI image layout, and pushes it, with the
+// SBOMs, to a registry when asked.
 //
 // The same source, Go toolchain and CA bundle give the same digest: the binaries are built with
 // -trimpath, without VCS stamps or build IDs, the layer's files all have the time 0 and the owner
@@ -16,6 +18,9 @@ import (
 	"bytes"
 	"compress/gzip"
 	"context"
+	"debug/buildinfo"
+	"encoding/base64"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"flag"
@@ -30,7 +35,9 @@ import (
 	specs "github.com/opencontainers/image-spec/specs-go"
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
 	"oras.land/oras-go/v2"
+	"oras.land/oras-go/v2/content"
 	"oras.land/oras-go/v2/content/oci"
+	"oras.land/oras-go/v2/registry"
 	"oras.land/oras-go/v2/registry/remote"
 	"oras.land/oras-go/v2/registry/remote/auth"
 	"oras.land/oras-go/v2/registry/remote/credentials"
@@ -104,6 +111,9 @@ func build(ctx context.Context, o options) (ocispec.Descriptor, error) {
 		}
 		desc, err := pushImage(ctx, store, o.binary, bin, certs, ocispec.Platform{OS: goos, Architecture: goarch})
 		if err != nil {
+			return ocispec.Descriptor{}, err
+		}
+		if err := attachSBOM(ctx, store, desc, o.binary, bin); err != nil {
 			return ocispec.Descriptor{}, err
 		}
 		index.Manifests = append(index.Manifests, desc)
@@ -260,8 +270,153 @@ func push(ctx context.Context, o options) error {
 	if tag == "" {
 		return fmt.Errorf("the reference to push to, %q, has no tag: add one, such as :v0.1.0", o.push)
 	}
-	if _, err := oras.Copy(ctx, store, o.tag, repo, tag, oras.DefaultCopyOptions); err != nil {
+	index, err := oras.Copy(ctx, store, o.tag, repo, tag, oras.DefaultCopyOptions)
+	if err != nil {
 		return fmt.Errorf("pushing to %s: %w", o.push, err)
 	}
+	// The SBOMs refer to the images, which do not name them: each is pushed on its own, after its
+	// subject, so that the registry lists it among the image's referrers.
+	images, err := content.Successors(ctx, store, index)
+	if err != nil {
+		return err
+	}
+	for _, image := range images {
+		sboms, err := registry.Referrers(ctx, store, image, MediaTypeSPDX)
+		if err != nil {
+			return err
+		}
+		for _, s := range sboms {
+			if err := oras.CopyGraph(ctx, store, repo, s, oras.DefaultCopyGraphOptions); err != nil {
+				return fmt.Errorf("pushing the SBOM of %s to %s: %w", image.Digest, o.push, err)
+			}
+		}
+	}
 	return nil
+}
+
+// MediaTypeSPDX is the media type of the SBOMs, and the artifact type of their manifests.
+const MediaTypeSPDX = "application/spdx+json"
+
+// epoch is the SBOM's creation time: the build records no time, so that it is reproducible.
+const epoch = "1970-01-01T00:00:00Z"
+
+// attachSBOM writes the SPDX 2.3 SBOM of the binary bin and a manifest whose subject is the
+// image, so that registries list it among the image's referrers (oras discover, cosign tree).
+func attachSBOM(ctx context.Context, store *oci.Store, image ocispec.Descriptor, name string, bin []byte) error {
+	doc, err := sbom(image, name, bin)
+	if err != nil {
+		return err
+	}
+	data, err := json.MarshalIndent(doc, "", "  ")
+	if err != nil {
+		return err
+	}
+	blob := ocispec.Descriptor{MediaType: MediaTypeSPDX, Digest: digest.FromBytes(data), Size: int64(len(data)),
+		Annotations: map[string]string{ocispec.AnnotationTitle: name + ".spdx.json"}}
+	if err := pushBlob(ctx, store, blob, data); err != nil {
+		return err
+	}
+	subject := ocispec.Descriptor{MediaType: image.MediaType, Digest: image.Digest, Size: image.Size}
+	_, err = oras.PackManifest(ctx, store, oras.PackManifestVersion1_1, MediaTypeSPDX, oras.PackManifestOptions{
+		Subject: &subject, Layers: []ocispec.Descriptor{blob},
+		ManifestAnnotations: map[string]string{ocispec.AnnotationCreated: epoch},
+	})
+	return err
+}
+
+// spdxDocument is the part of an SPDX 2.3 document the SBOM fills in.
+type spdxDocument struct {
+	SPDXVersion       string             `json:"spdxVersion"`
+	DataLicense       string             `json:"dataLicense"`
+	SPDXID            string             `json:"SPDXID"`
+	Name              string             `json:"name"`
+	DocumentNamespace string             `json:"documentNamespace"`
+	CreationInfo      spdxCreationInfo   `json:"creationInfo"`
+	Packages          []spdxPackage      `json:"packages"`
+	Relationships     []spdxRelationship `json:"relationships"`
+}
+
+type spdxCreationInfo struct {
+	Created  string   `json:"created"`
+	Creators []string `json:"creators"`
+}
+
+type spdxPackage struct {
+	Name             string            `json:"name"`
+	SPDXID           string            `json:"SPDXID"`
+	VersionInfo      string            `json:"versionInfo,omitempty"`
+	DownloadLocation string            `json:"downloadLocation"`
+	FilesAnalyzed    bool              `json:"filesAnalyzed"`
+	Checksums        []spdxChecksum    `json:"checksums,omitempty"`
+	ExternalRefs     []spdxExternalRef `json:"externalRefs,omitempty"`
+}
+
+type spdxChecksum struct {
+	Algorithm     string `json:"algorithm"`
+	ChecksumValue string `json:"checksumValue"`
+}
+
+type spdxExternalRef struct {
+	ReferenceCategory string `json:"referenceCategory"`
+	ReferenceType     string `json:"referenceType"`
+	ReferenceLocator  string `json:"referenceLocator"`
+}
+
+type spdxRelationship struct {
+	Element string `json:"spdxElementId"`
+	Type    string `json:"relationshipType"`
+	Related string `json:"relatedSpdxElement"`
+}
+
+// sbom reads the Go build information of bin (its module, the modules it was built from and the
+// Go toolchain) into an SPDX document about the image.
+func sbom(image ocispec.Descriptor, name string, bin []byte) (spdxDocument, error) {
+	info, err := buildinfo.Read(bytes.NewReader(bin))
+	if err != nil {
+		return spdxDocument{}, fmt.Errorf("reading the build information of %s: %w", name, err)
+	}
+	platform := ""
+	if p := image.Platform; p != nil {
+		platform = " " + p.OS + "/" + p.Architecture
+	}
+	doc := spdxDocument{
+		SPDXVersion: "SPDX-2.3", DataLicense: "CC0-1.0", SPDXID: "SPDXRef-DOCUMENT",
+		Name:              name + platform,
+		DocumentNamespace: "https://spdx.podium.dev/image/" + image.Digest.Encoded(),
+		CreationInfo:      spdxCreationInfo{Created: epoch, Creators: []string{"Tool: podium hack/image"}},
+	}
+	add := func(path, version, sum string) string {
+		id := fmt.Sprintf("SPDXRef-Package-%d", len(doc.Packages))
+		p := spdxPackage{Name: path, SPDXID: id, VersionInfo: version, DownloadLocation: "NOASSERTION"}
+		if version != "" && version != "(devel)" {
+			p.ExternalRefs = []spdxExternalRef{{ReferenceCategory: "PACKAGE-MANAGER", ReferenceType: "purl",
+				ReferenceLocator: "pkg:golang/" + path + "@" + version}}
+		}
+		if sum != "" {
+			p.Checksums = []spdxChecksum{{Algorithm: "SHA256", ChecksumValue: sum}}
+		}
+		doc.Packages = append(doc.Packages, p)
+		return id
+	}
+	root := add(info.Main.Path, info.Main.Version, "")
+	doc.Relationships = append(doc.Relationships, spdxRelationship{"SPDXRef-DOCUMENT", "DESCRIBES", root})
+	doc.Relationships = append(doc.Relationships, spdxRelationship{root, "DEPENDS_ON",
+		add("golang.org/toolchain", strings.TrimPrefix(info.GoVersion, "go"), "")})
+	for _, m := range info.Deps {
+		if m.Replace != nil {
+			m = m.Replace
+		}
+		dep := add(m.Path, m.Version, hashOf(m.Sum))
+		doc.Relationships = append(doc.Relationships, spdxRelationship{root, "DEPENDS_ON", dep})
+	}
+	return doc, nil
+}
+
+// hashOf is the hex SHA-256 of a go.sum hash ("h1:" and base64), empty when it is not one.
+func hashOf(sum string) string {
+	b, err := base64.StdEncoding.DecodeString(strings.TrimPrefix(sum, "h1:"))
+	if err != nil || !strings.HasPrefix(sum, "h1:") {
+		return ""
+	}
+	return hex.EncodeToString(b)
 }

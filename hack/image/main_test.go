@@ -17,6 +17,7 @@ import (
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
 	"oras.land/oras-go/v2/content"
 	"oras.land/oras-go/v2/content/oci"
+	"oras.land/oras-go/v2/registry"
 	"oras.land/oras-go/v2/registry/remote"
 
 	"github.com/podium-dev/podium/internal/testregistry"
@@ -113,6 +114,39 @@ func TestTheImageRunsAsNonrootWithNoShell(t *testing.T) {
 	}
 }
 
+func TestEachImageHasAnSBOMThatNamesWhatItWasBuiltFrom(t *testing.T) {
+	ctx := context.Background()
+	o := testOptions(t)
+	desc, err := build(ctx, o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	store, err := oci.New(o.layout)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var index ocispec.Index
+	fetchJSON(t, ctx, store, desc, &index)
+	for _, m := range index.Manifests {
+		referrers, err := registry.Referrers(ctx, store, m, MediaTypeSPDX)
+		if err != nil || len(referrers) != 1 || referrers[0].ArtifactType != MediaTypeSPDX {
+			t.Fatalf("the %s image's referrers: %+v (%v), want one SPDX SBOM", m.Platform.Architecture, referrers, err)
+		}
+		var manifest ocispec.Manifest
+		fetchJSON(t, ctx, store, referrers[0], &manifest)
+		if manifest.Subject == nil || manifest.Subject.Digest != m.Digest || len(manifest.Layers) != 1 {
+			t.Fatalf("the SBOM's manifest: subject %+v, %d layers", manifest.Subject, len(manifest.Layers))
+		}
+		var doc spdxDocument
+		fetchJSON(t, ctx, store, manifest.Layers[0], &doc)
+		if doc.SPDXVersion != "SPDX-2.3" || doc.Name != "hello linux/"+m.Platform.Architecture ||
+			len(doc.Packages) < 2 || doc.Packages[0].Name != "github.com/podium-dev/podium" ||
+			doc.Packages[1].Name != "golang.org/toolchain" || doc.Packages[1].VersionInfo == "" {
+			t.Fatalf("the SBOM: %+v", doc)
+		}
+	}
+}
+
 // layerFiles reads a gzipped layer: each entry's mode, checking that every one has the time 0
 // and the owner root.
 func layerFiles(t *testing.T, ctx context.Context, store content.Fetcher, desc ocispec.Descriptor) map[string]int64 {
@@ -168,6 +202,16 @@ func TestPushToARegistry(t *testing.T) {
 	for _, m := range index.Manifests {
 		if ok, err := repo.Exists(ctx, m); err != nil || !ok {
 			t.Fatalf("the %s image is not in the registry (%v)", m.Platform.Architecture, err)
+		}
+		var sboms []ocispec.Descriptor
+		if err := repo.Referrers(ctx, m, MediaTypeSPDX, func(rs []ocispec.Descriptor) error {
+			sboms = append(sboms, rs...)
+			return nil
+		}); err != nil {
+			t.Fatal(err)
+		}
+		if len(sboms) != 1 {
+			t.Fatalf("the registry lists %d SPDX referrers of the %s image, want 1", len(sboms), m.Platform.Architecture)
 		}
 	}
 
