@@ -68,7 +68,7 @@ vet: ## Run go vet against code.
 test: manifests generate fmt vet test-unit test-e2e ## Run every test tier: unit, envtest integration and e2e on a kwok cluster.
 
 .PHONY: test-unit
-test-unit: kube-binaries seaweedfs registry prometheus helm kustomize ## Run the unit and envtest integration tests, and the chart's (helm lint, helm template).
+test-unit: kube-binaries seaweedfs registry cosign prometheus helm kustomize ## Run the unit and envtest integration tests, and the chart's (helm lint, helm template).
 	KUBEBUILDER_ASSETS="$(KUBE_BIN_DIR)" PODIUM_BIN_DIR="$(LOCALBIN)" go test -race $$(go list ./... | grep -v /test/e2e) -coverprofile cover.out
 
 .PHONY: test-e2e
@@ -121,7 +121,13 @@ image: ## Build the manager image (linux/amd64 and linux/arm64, nonroot, no shel
 image-push: ## Build the manager image and push it to REGISTRY (such as ghcr.io/podium-dev/podium) as IMAGE_TAG; PLAIN_HTTP=1 for a local registry.
 	@test -n "$(REGISTRY)" || { echo "Set REGISTRY, such as: make image-push REGISTRY=ghcr.io/podium-dev/podium" >&2; exit 1; }
 	go run ./hack/image -layout $(LOCALBIN)/image -tag $(IMAGE_TAG) -platforms $(IMAGE_PLATFORMS) \
-		-push $(REGISTRY):$(IMAGE_TAG) $(if $(PLAIN_HTTP),-plain-http)
+		-push $(REGISTRY):$(IMAGE_TAG) $(if $(PLAIN_HTTP),-plain-http) -digest-file $(LOCALBIN)/image/$(IMAGE_TAG).digest
+
+.PHONY: image-sign
+image-sign: cosign ## Sign the image image-push pushed, and each platform's image, with COSIGN_KEY (cosign generate-key-pair); PLAIN_HTTP=1 for a local registry.
+	@test -n "$(REGISTRY)" -a -n "$(COSIGN_KEY)" || { echo "Set REGISTRY and COSIGN_KEY, such as: make image-sign REGISTRY=ghcr.io/podium-dev/podium COSIGN_KEY=cosign.key" >&2; exit 1; }
+	$(COSIGN) sign --yes --recursive --key $(COSIGN_KEY) --tlog-upload=false $(if $(PLAIN_HTTP),--allow-http-registry) \
+		$(REGISTRY)@$$(cat $(LOCALBIN)/image/$(IMAGE_TAG).digest)
 
 # The chart as an OCI artifact: helm install podium oci://CHART_REGISTRY/podium --version VERSION.
 .PHONY: chart-push
@@ -251,6 +257,14 @@ registry: ## Provision the pinned OCI registry binary for the oci:// tests (cach
 # find them through PODIUM_PROMETHEUS and PODIUM_PROMTOOL, exported to every recipe.
 export PODIUM_PROMETHEUS = $(shell hack/prometheus.sh --path)
 export PODIUM_PROMTOOL = $(shell hack/prometheus.sh --promtool)
+
+# cosign signs the manager image; hack/image's tests find it through PODIUM_COSIGN, exported to
+# every recipe.
+export PODIUM_COSIGN = $(shell hack/cosign.sh --path)
+COSIGN ?= $(PODIUM_COSIGN)
+.PHONY: cosign
+cosign: ## Provision the pinned cosign binary for signing the image and for its tests (cached).
+	@hack/cosign.sh >/dev/null
 
 .PHONY: prometheus
 prometheus: ## Provision the pinned prometheus and promtool binaries for the tests (cached).

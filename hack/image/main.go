@@ -55,6 +55,7 @@ type options struct {
 	layout    string   // the OCI image layout to write
 	tag       string   // the index's tag in the layout
 	push      string   // a registry reference to push the index to, if any
+	digest    string   // a file to write the index's digest to, if any
 	plainHTTP bool     // push over HTTP (a local registry)
 }
 
@@ -70,11 +71,15 @@ func main() {
 	flag.StringVar(&o.tag, "tag", "dev", "the index's tag in the layout")
 	flag.StringVar(&o.push, "push", "", "push the index to this reference, such as ghcr.io/podium-dev/podium:v0.1.0")
 	flag.BoolVar(&o.plainHTTP, "plain-http", false, "push over plain HTTP, to a local registry")
+	flag.StringVar(&o.digest, "digest-file", "", "write the index's digest to this file (make image-sign reads it)")
 	flag.Parse()
 	o.platforms = strings.Split(platforms, ",")
 	index, err := build(context.Background(), o)
 	if err == nil && o.push != "" {
 		err = push(context.Background(), o)
+	}
+	if err == nil && o.digest != "" {
+		err = os.WriteFile(o.digest, []byte(index.Digest.String()+"\n"), 0o644)
 	}
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "image:", err)

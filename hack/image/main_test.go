@@ -9,6 +9,7 @@ import (
 	"errors"
 	"io"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"slices"
 	"testing"
@@ -226,5 +227,61 @@ func TestAPlatformMustBeOSSlashArch(t *testing.T) {
 	o.platforms = []string{"arm64"}
 	if _, err := build(context.Background(), o); err == nil {
 		t.Fatal("platform arm64 was accepted")
+	}
+}
+
+// cosign runs the pinned cosign (hack/cosign.sh) in dir, with no password on its keys and its
+// state in dir, not in the user's home.
+func cosign(t *testing.T, dir string, args ...string) ([]byte, error) {
+	t.Helper()
+	bin := os.Getenv("PODIUM_COSIGN")
+	if bin == "" {
+		t.Skip("PODIUM_COSIGN is not set: run `make test-unit` (or set it to the path hack/cosign.sh prints)")
+	}
+	cmd := exec.Command(bin, args...)
+	cmd.Dir = dir
+	cmd.Env = append(os.Environ(), "COSIGN_PASSWORD=", "HOME="+dir, "TUF_ROOT="+filepath.Join(dir, "tuf"))
+	return cmd.CombinedOutput()
+}
+
+// TestASignedImageVerifiesWithItsKeyOnly signs a pushed image as make image-sign does and
+// verifies it as the docs show, with the real cosign and a real registry.
+func TestASignedImageVerifiesWithItsKeyOnly(t *testing.T) {
+	dir, other := t.TempDir(), t.TempDir()
+	for _, d := range []string{dir, other} {
+		if out, err := cosign(t, d, "generate-key-pair"); err != nil {
+			t.Fatalf("cosign generate-key-pair: %v\n%s", err, out)
+		}
+	}
+	reg := testregistry.Start(t, testregistry.Options{})
+	ctx := context.Background()
+	o := testOptions(t)
+	desc, err := build(ctx, o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	o.push, o.plainHTTP = reg.Host+"/podium:v0.0.1", true
+	if err := push(ctx, o); err != nil {
+		t.Fatal(err)
+	}
+	ref := reg.Host + "/podium@" + desc.Digest.String()
+	if out, err := cosign(t, dir, "sign", "--yes", "--recursive", "--key", "cosign.key", "--tlog-upload=false",
+		"--allow-http-registry", ref); err != nil {
+		t.Fatalf("cosign sign: %v\n%s", err, out)
+	}
+	store, err := oci.New(o.layout)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var index ocispec.Index
+	fetchJSON(t, ctx, store, desc, &index)
+	for _, r := range []string{ref, reg.Host + "/podium@" + index.Manifests[1].Digest.String()} {
+		verify := []string{"verify", "--key", "cosign.pub", "--insecure-ignore-tlog", "--allow-http-registry", r}
+		if out, err := cosign(t, dir, verify...); err != nil {
+			t.Fatalf("cosign verify %s with the signing key: %v\n%s", r, err, out)
+		}
+		if out, err := cosign(t, other, verify...); err == nil {
+			t.Fatalf("cosign verify %s with another key passed:\n%s", r, out)
+		}
 	}
 }
