@@ -68,7 +68,7 @@ vet: ## Run go vet against code.
 test: manifests generate fmt vet test-unit test-e2e ## Run every test tier: unit, envtest integration and e2e on a kwok cluster.
 
 .PHONY: test-unit
-test-unit: kube-binaries seaweedfs registry cosign prometheus helm kustomize ## Run the unit and envtest integration tests, and the chart's (helm lint, helm template).
+test-unit: kube-binaries seaweedfs registry cosign krew prometheus helm kustomize ## Run the unit and envtest integration tests, and the chart's (helm lint, helm template).
 	KUBEBUILDER_ASSETS="$(KUBE_BIN_DIR)" PODIUM_BIN_DIR="$(LOCALBIN)" go test -race $$(go list ./... | grep -v /test/e2e) -coverprofile cover.out
 
 .PHONY: test-e2e
@@ -136,6 +136,12 @@ chart-push: helm ## Package the chart and push it to CHART_REGISTRY (such as ghc
 	$(HELM) package charts/podium -d $(LOCALBIN)/charts
 	$(HELM) push $(LOCALBIN)/charts/podium-$$(sed -n 's/^version: //p' charts/podium/Chart.yaml).tgz oci://$(CHART_REGISTRY) \
 		$(if $(PLAIN_HTTP),--plain-http)
+
+# The plugin's release: an archive per platform and the krew manifest (docs/kubectl-podium.md).
+.PHONY: plugin-release
+plugin-release: ## Build the kubectl-podium archives for every platform and the krew manifest bin/release/podium.yaml, for VERSION (such as v0.1.0).
+	@test -n "$(VERSION)" || { echo "Set VERSION, such as: make plugin-release VERSION=v0.1.0" >&2; exit 1; }
+	go run ./hack/release -version $(VERSION) -out $(LOCALBIN)/release
 
 # The Dockerfile stays for those who build with Docker; make image needs no daemon.
 # If you wish to build the manager image targeting other platforms you can use the --platform flag.
@@ -265,6 +271,12 @@ COSIGN ?= $(PODIUM_COSIGN)
 .PHONY: cosign
 cosign: ## Provision the pinned cosign binary for signing the image and for its tests (cached).
 	@hack/cosign.sh >/dev/null
+
+# krew installs the plugin in hack/release's test, found through PODIUM_KREW.
+export PODIUM_KREW = $(shell hack/krew.sh --path)
+.PHONY: krew
+krew: ## Provision the pinned krew binary for the plugin release's test (cached).
+	@hack/krew.sh >/dev/null
 
 .PHONY: prometheus
 prometheus: ## Provision the pinned prometheus and promtool binaries for the tests (cached).

@@ -1,0 +1,86 @@
+package main
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"sigs.k8s.io/yaml"
+)
+
+func readPlugin(t *testing.T, path string) krewPlugin {
+	t.Helper()
+	data, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var p krewPlugin
+	if err := yaml.UnmarshalStrict(data, &p); err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
+// TestKrewInstallsThePluginFromTheRelease builds the linux/amd64 archive twice (the same bytes),
+// checks the manifest against it, and installs it with the real krew, as a user would, into a
+// krew root of the test's own; the installed kubectl-podium runs.
+func TestKrewInstallsThePluginFromTheRelease(t *testing.T) {
+	ctx := context.Background()
+	platform := "linux/amd64"
+	o := options{version: "v0.0.1", out: t.TempDir(), platforms: []string{platform},
+		baseURL: "https://example.com/podium/releases/download"}
+	manifest, err := release(ctx, o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	plugin := readPlugin(t, manifest)
+	if plugin.Metadata.Name != "podium" || plugin.Spec.Version != "v0.0.1" || len(plugin.Spec.Platforms) != 1 {
+		t.Fatalf("manifest: %+v", plugin)
+	}
+	p := plugin.Spec.Platforms[0]
+	archive := filepath.Join(o.out, "kubectl-podium_v0.0.1_linux_amd64.tar.gz")
+	data, err := os.ReadFile(archive)
+	if err != nil {
+		t.Fatal(err)
+	}
+	sum := sha256.Sum256(data)
+	if p.SHA256 != hex.EncodeToString(sum[:]) || p.Bin != "kubectl-podium" ||
+		p.URI != "https://example.com/podium/releases/download/v0.0.1/kubectl-podium_v0.0.1_linux_amd64.tar.gz" ||
+		p.Selector.MatchLabels["os"] != "linux" || p.Selector.MatchLabels["arch"] != "amd64" {
+		t.Fatalf("platform %+v, archive sha256 %x", p, sum)
+	}
+	o.out = t.TempDir()
+	if _, err := release(ctx, o); err != nil {
+		t.Fatal(err)
+	}
+	if again := readPlugin(t, filepath.Join(o.out, "podium.yaml")); again.Spec.Platforms[0].SHA256 != p.SHA256 {
+		t.Fatalf("two builds of the same source: sha256 %s and %s", p.SHA256, again.Spec.Platforms[0].SHA256)
+	}
+
+	krew := os.Getenv("PODIUM_KREW")
+	if krew == "" {
+		t.Skip("PODIUM_KREW is not set: run `make test-unit` (or set it to the path hack/krew.sh prints)")
+	}
+	root := t.TempDir()
+	cmd := exec.Command(krew, "install", "--manifest="+manifest, "--archive="+archive)
+	cmd.Env = append(os.Environ(), "KREW_ROOT="+root, "HOME="+root)
+	if out, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("krew install: %v\n%s", err, out)
+	}
+	out, err := exec.Command(filepath.Join(root, "bin", "kubectl-podium"), "--help").CombinedOutput()
+	if err != nil || !strings.Contains(string(out), "kubectl podium works with Podium's RegisteredModels") {
+		t.Fatalf("the installed plugin: %v\n%s", err, out)
+	}
+}
+
+func TestAVersionNeedsItsLeadingV(t *testing.T) {
+	if _, err := release(context.Background(), options{version: "0.1.0", out: t.TempDir()}); err == nil ||
+		!strings.Contains(err.Error(), "leading v") {
+		t.Fatalf("version 0.1.0: %v", err)
+	}
+}
