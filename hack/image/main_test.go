@@ -12,6 +12,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"slices"
+	"strings"
 	"testing"
 	"time"
 
@@ -275,13 +276,36 @@ func TestASignedImageVerifiesWithItsKeyOnly(t *testing.T) {
 	}
 	var index ocispec.Index
 	fetchJSON(t, ctx, store, desc, &index)
+	verify := func(dir, ref string) ([]byte, error) {
+		return cosign(t, dir, "verify", "--key", "cosign.pub", "--insecure-ignore-tlog", "--allow-http-registry", ref)
+	}
 	for _, r := range []string{ref, reg.Host + "/podium@" + index.Manifests[1].Digest.String()} {
-		verify := []string{"verify", "--key", "cosign.pub", "--insecure-ignore-tlog", "--allow-http-registry", r}
-		if out, err := cosign(t, dir, verify...); err != nil {
+		if out, err := verify(dir, r); err != nil {
 			t.Fatalf("cosign verify %s with the signing key: %v\n%s", r, err, out)
 		}
-		if out, err := cosign(t, other, verify...); err == nil {
+		if out, err := verify(other, r); err == nil {
 			t.Fatalf("cosign verify %s with another key passed:\n%s", r, out)
 		}
+	}
+
+	// A tampered image pushed under the signed tag: another CA bundle, so another digest, unsigned.
+	tampered := testOptions(t)
+	if err := os.WriteFile(tampered.caFile, []byte("an attacker's CA\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	other2, err := build(ctx, tampered)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tampered.push, tampered.plainHTTP = o.push, true
+	if err := push(ctx, tampered); err != nil {
+		t.Fatal(err)
+	}
+	if out, err := verify(dir, o.push); err == nil || !strings.Contains(string(out), "no signatures found") {
+		t.Fatalf("cosign verify of the tag %s, now a tampered image %s: %v, want no signatures found:\n%s",
+			o.push, other2.Digest, err, out)
+	}
+	if out, err := verify(dir, ref); err != nil {
+		t.Fatalf("the signed digest no longer verifies: %v\n%s", err, out)
 	}
 }
