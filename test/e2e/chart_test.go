@@ -14,11 +14,14 @@ import (
 	. "github.com/onsi/gomega"    //nolint:revive,staticcheck
 	"k8s.io/client-go/tools/clientcmd"
 	clientcmdapi "k8s.io/client-go/tools/clientcmd/api"
+
+	"github.com/podium-dev/podium/internal/testregistry"
 )
 
-// The chart spec installs charts/podium with the real helm into a namespace that enforces the
-// "restricted" Pod Security Standard and checks that the API server admits the manager's pods
-// (kwok runs them, so no manager runs inside). Then it runs bin/manager on the host with the
+// The chart spec pushes charts/podium to a real registry and installs it from there with the
+// real helm (helm install oci://...) into a namespace that enforces the "restricted" Pod
+// Security Standard, and checks that the API server admits the manager's pods (kwok runs them,
+// so no manager runs inside). Then it runs bin/manager on the host with the
 // chart's ServiceAccount token, watching that namespace only, through the seed's promotion and a
 // rollback: a "forbidden" in its log or in the namespace's Events fails the spec.
 //
@@ -44,9 +47,21 @@ var _ = Describe("The Helm chart", Serial, func() {
 		createNamespace(ns)
 		mustKubectl("label", "namespace", ns, "pod-security.kubernetes.io/enforce=restricted")
 
-		By("installing the chart with helm; the suite has installed the CRDs")
-		_, err := helm("install", release, filepath.Join(repoRoot, "charts", "podium"), "-n", ns, "--skip-crds",
-			"--set", "watchNamespaces={"+ns+"}", "--set", "replicaCount=2")
+		By("pushing the packaged chart to a registry, as make chart-push does")
+		reg := testregistry.Start(GinkgoT(), testregistry.Options{})
+		packages := filepath.Join(workDir, "helm", "packages")
+		_, err := helm("package", filepath.Join(repoRoot, "charts", "podium"), "-d", packages)
+		Expect(err).NotTo(HaveOccurred())
+		archives, err := filepath.Glob(filepath.Join(packages, "podium-*.tgz"))
+		Expect(err).NotTo(HaveOccurred())
+		Expect(archives).To(HaveLen(1))
+		version := strings.TrimSuffix(strings.TrimPrefix(filepath.Base(archives[0]), "podium-"), ".tgz")
+		_, err = helm("push", archives[0], "oci://"+reg.Host+"/charts", "--plain-http")
+		Expect(err).NotTo(HaveOccurred())
+
+		By("installing the chart from oci:// with helm; the suite has installed the CRDs")
+		_, err = helm("install", release, "oci://"+reg.Host+"/charts/podium", "--version", version, "--plain-http",
+			"-n", ns, "--skip-crds", "--set", "watchNamespaces={"+ns+"}", "--set", "replicaCount=2")
 		Expect(err).NotTo(HaveOccurred())
 		// Uninstalling also deletes the ClusterRoles and ClusterRoleBinding, which outlive the namespace.
 		DeferCleanup(func() {
