@@ -68,7 +68,7 @@ vet: ## Run go vet against code.
 test: manifests generate fmt vet test-unit test-e2e ## Run every test tier: unit, envtest integration and e2e on a kwok cluster.
 
 .PHONY: test-unit
-test-unit: kube-binaries seaweedfs registry cosign krew prometheus helm kustomize ## Run the unit and envtest integration tests, and the chart's (helm lint, helm template).
+test-unit: kube-binaries seaweedfs registry cosign krew actionlint prometheus helm kustomize ## Run the unit and envtest integration tests, and the chart's (helm lint, helm template).
 	KUBEBUILDER_ASSETS="$(KUBE_BIN_DIR)" PODIUM_BIN_DIR="$(LOCALBIN)" go test -race $$(go list ./... | grep -v /test/e2e) -coverprofile cover.out
 
 .PHONY: test-e2e
@@ -277,6 +277,12 @@ export PODIUM_KREW = $(shell hack/krew.sh --path)
 .PHONY: krew
 krew: ## Provision the pinned krew binary for the plugin release's test (cached).
 	@hack/krew.sh >/dev/null
+
+# actionlint checks the release workflow in hack/release's test, found through PODIUM_ACTIONLINT.
+export PODIUM_ACTIONLINT = $(shell hack/actionlint.sh --path)
+.PHONY: actionlint
+actionlint: ## Provision the pinned actionlint binary for the release workflow's test (cached).
+	@hack/actionlint.sh >/dev/null
 
 .PHONY: prometheus
 prometheus: ## Provision the pinned prometheus and promtool binaries for the tests (cached).

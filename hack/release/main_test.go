@@ -84,3 +84,28 @@ func TestAVersionNeedsItsLeadingV(t *testing.T) {
 		t.Fatalf("version 0.1.0: %v", err)
 	}
 }
+
+// TestTheReleaseWorkflowPassesActionlint checks .github/workflows with the real actionlint, and
+// that actionlint does refuse a broken workflow (an unknown context property).
+func TestTheReleaseWorkflowPassesActionlint(t *testing.T) {
+	actionlint := os.Getenv("PODIUM_ACTIONLINT")
+	if actionlint == "" {
+		t.Skip("PODIUM_ACTIONLINT is not set: run `make test-unit` (or set it to the path hack/actionlint.sh prints)")
+	}
+	workflow := filepath.Join("..", "..", ".github", "workflows", "release.yml")
+	if out, err := exec.Command(actionlint, "-color=false", workflow).CombinedOutput(); err != nil {
+		t.Fatalf("actionlint %s: %v\n%s", workflow, err, out)
+	}
+	data, err := os.ReadFile(workflow)
+	if err != nil {
+		t.Fatal(err)
+	}
+	broken := filepath.Join(t.TempDir(), "broken.yml")
+	if err := os.WriteFile(broken, []byte(strings.Replace(string(data), "github.repository_owner",
+		"github.repository_owners", 1)), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if out, err := exec.Command(actionlint, "-color=false", broken).CombinedOutput(); err == nil {
+		t.Fatalf("actionlint passed a workflow with an unknown property:\n%s", out)
+	}
+}
