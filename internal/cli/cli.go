@@ -72,6 +72,7 @@ and shows a model's status and history.`,
 		newStatusCommand(r),
 		newDigestCommand(r),
 		newPushCommand(r),
+		newVersionCommand(r),
 	)
 	return cmd
 }
