@@ -158,6 +158,25 @@ var _ = Describe("delete", func() {
 		Expect(r.err).To(MatchError(ContainSubstring("version 9 of RegisteredModel " + seed + " not found")))
 	})
 
+	It("changes nothing when the user may not delete the version", func(ctx context.Context) {
+		seedStory(ctx, ns)
+		create(ctx, &rbacv1.Role{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "editor"},
+			Rules: []rbacv1.PolicyRule{{APIGroups: []string{mlv1.GroupVersion.Group},
+				Resources: []string{"registeredmodels", "modelversions"}, Verbs: []string{"get", "list", "watch", "patch"}}}},
+			&rbacv1.RoleBinding{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "editor"},
+				RoleRef:  rbacv1.RoleRef{APIGroup: rbacv1.GroupName, Kind: "Role", Name: "editor"},
+				Subjects: []rbacv1.Subject{{APIGroup: rbacv1.GroupName, Kind: rbacv1.UserKind, Name: "bob"}}})
+		Eventually(func() []string { return getVersion(ctx, ns, seed+"-4").Finalizers }).
+			Should(ContainElement(mlv1.FinalizerStageRecords), "the operator's last write of the version")
+		before := getVersion(ctx, ns, seed+"-4")
+		r := podium(ctx, ns, "--as", "bob", "delete", seed, "--version", "4")
+		Expect(r.err).To(MatchError(ContainSubstring("deleting ModelVersion " + seed + "-4 (nothing was changed)")))
+		Expect(r.err).To(MatchError(ContainSubstring("forbidden")))
+		after := getVersion(ctx, ns, seed+"-4")
+		Expect(after.ResourceVersion).To(Equal(before.ResourceVersion))
+		Expect(after.Annotations).NotTo(HaveKey(mlv1.AnnotationDeleteRequested))
+	})
+
 	It("changes nothing when the user may not delete the model", func(ctx context.Context) {
 		seedStory(ctx, ns)
 		create(ctx, &rbacv1.Role{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "editor"},
