@@ -158,10 +158,9 @@ docker-push: ## Push docker image with the manager.
 	$(CONTAINER_TOOL) push ${IMG}
 
 .PHONY: build-installer
-build-installer: manifests generate kustomize ## Generate a consolidated YAML with CRDs and deployment.
+build-installer: manifests generate kustomize ## Generate dist/install.yaml (config/default) with IMG as the manager's and the fetcher's image, such as IMG=ghcr.io/podium-dev/podium:0.1.0@sha256:...
 	mkdir -p dist
-	cd config/manager && "$(KUSTOMIZE)" edit set image controller=${IMG}
-	"$(KUSTOMIZE)" build config/default > dist/install.yaml
+	KUSTOMIZE="$(KUSTOMIZE)" hack/installer.sh ${IMG} > dist/install.yaml
 
 ##@ Deployment
 

@@ -468,6 +468,29 @@ func chartDir(t *testing.T) string {
 	return filepath.Join(repoRoot(t), "charts", "podium")
 }
 
+// TestInstallerPinsTheManagerAndTheFetcher: dist/install.yaml (make build-installer, which runs
+// hack/installer.sh) is config/default with the given image for the manager and its fetcher.
+func TestInstallerPinsTheManagerAndTheFetcher(t *testing.T) {
+	const img = "ghcr.io/podium-dev/podium:0.1.0@sha256:0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef"
+	cmd := exec.Command(filepath.Join(repoRoot(t), "hack", "installer.sh"), img)
+	cmd.Env = append(os.Environ(), "KUSTOMIZE="+tool(t, "kustomize"))
+	var stderr bytes.Buffer
+	cmd.Stderr = &stderr
+	out, err := cmd.Output()
+	if err != nil {
+		t.Fatalf("hack/installer.sh: %v\n%s", err, stderr.String())
+	}
+	installer, want := parse(t, out), kustomizeDefault(t)
+	if len(installer) != len(want) {
+		t.Fatalf("the installer has %d objects, config/default %d", len(installer), len(want))
+	}
+	deployment := decode[appsv1.Deployment](t, installer.find("Deployment", releaseNamespace, "podium-controller-manager"))
+	c := deployment.Spec.Template.Spec.Containers[0]
+	if c.Image != img || !slices.Contains(c.Args, "--fetcher-image="+img) {
+		t.Errorf("the manager runs %s with args %q; want %s, and the same image for the fetcher", c.Image, c.Args, img)
+	}
+}
+
 // TestChartInstallsFromAnOCIRegistry: the packaged chart, pushed to a real registry as an OCI
 // artifact (make chart-push), renders from oci:// exactly as the chart in the checkout does.
 func TestChartInstallsFromAnOCIRegistry(t *testing.T) {
