@@ -180,7 +180,7 @@ func extractEntries(r io.Reader, s *stage, overlay bool) error {
 					err = s.remove(dir + hidden)
 				}
 				if err != nil {
-					return err
+					return fmt.Errorf("the whiteout %q: %w", h.Name, err)
 				}
 				continue
 			}

@@ -226,9 +226,9 @@ func (s *stage) countEntry() error {
 // When reading r fails, the file is removed and no longer counts, so that another attempt can
 // write it again.
 func (s *stage) writeFile(rel string, r io.Reader) error {
-	local := filepath.FromSlash(rel)
-	if !filepath.IsLocal(local) {
-		return fmt.Errorf("%q is not a path inside the bundle (absolute, empty or with '..'); refusing it", rel)
+	local, err := bundlePath(rel)
+	if err != nil {
+		return err
 	}
 	if s.files == s.maxFiles {
 		return fmt.Errorf("more than %d files; check the URI, or raise the limit (--max-files) if the bundle is that large", s.maxFiles)
@@ -287,15 +287,27 @@ func (s *stage) install(dest string) error {
 	return nil
 }
 
+// bundlePath is rel ('/'-separated, relative to the bundle's root) as a local path strictly
+// inside the bundle: not absolute, not out of it through '..', and not the root itself (".",
+// "sub/.."), which a file or a whiteout would replace or erase with everything in it.
+func bundlePath(rel string) (string, error) {
+	local := filepath.Clean(filepath.FromSlash(strings.TrimSuffix(rel, "/")))
+	if !filepath.IsLocal(local) || local == "." {
+		return "", fmt.Errorf("%q is not a path inside the bundle (absolute, empty, with '..', or the bundle's root "+
+			"itself); refusing it", rel)
+	}
+	return local, nil
+}
+
 // remove deletes the file or directory rel of the stage, if any, and uncounts the files it held:
 // an image layer replaces or whites out what an earlier one wrote.
 func (s *stage) remove(rel string) error {
-	local := filepath.FromSlash(strings.TrimSuffix(rel, "/"))
-	if !filepath.IsLocal(local) {
-		return fmt.Errorf("%q is not a path inside the bundle (absolute, empty or with '..'); refusing it", rel)
+	local, err := bundlePath(rel)
+	if err != nil {
+		return err
 	}
 	target := filepath.Join(s.dir, local)
-	err := filepath.WalkDir(target, func(_ string, d fs.DirEntry, err error) error {
+	err = filepath.WalkDir(target, func(_ string, d fs.DirEntry, err error) error {
 		if err != nil {
 			return err
 		}
@@ -332,9 +344,9 @@ func (s *stage) removeContents(rel string) error {
 		}
 		return nil
 	}
-	local := filepath.FromSlash(strings.Trim(rel, "/"))
-	if !filepath.IsLocal(local) {
-		return fmt.Errorf("%q is not a path inside the bundle (absolute, empty or with '..'); refusing it", rel)
+	local, err := bundlePath(rel)
+	if err != nil {
+		return err
 	}
 	entries, err := os.ReadDir(filepath.Join(s.dir, local))
 	if errors.Is(err, fs.ErrNotExist) {

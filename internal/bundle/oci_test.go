@@ -112,6 +112,24 @@ func TestFetchOCIImageAppliesLayersInOrder(t *testing.T) {
 	})
 }
 
+// A layer entry that names the bundle's root (".", "sub/..") or a whiteout that removes it
+// (".wh..", "sub/.wh...") would replace or erase everything the earlier layers installed: each is
+// refused, naming the entry and its layer, and nothing is installed.
+func TestFetchOCIImageRefusesEntriesThatNameTheRoot(t *testing.T) {
+	reg := testregistry.Start(t, testregistry.Options{})
+	base := tarGz(t, &tar.Header{Name: "model.pkl", Typeflag: tar.TypeReg}, &tar.Header{Name: "sub/a.pkl", Typeflag: tar.TypeReg})
+	for _, name := range []string{".", "sub/..", ".wh..", "sub/.wh...", "sub/../.wh.model.pkl/.."} {
+		t.Run(name, func(t *testing.T) {
+			top := tarGz(t, &tar.Header{Name: name, Typeflag: tar.TypeReg})
+			uri := pushImage(t, reg, "ml/root", ocispec.MediaTypeImageConfig, ocispec.MediaTypeImageLayerGzip, base, top)
+			dest := newDest(t)
+			err := Fetch(t.Context(), uri, dest, ociOptions(reg))
+			wantError(t, err, "layer 2 (", fmt.Sprintf("%q", name), "the bundle's root")
+			wantNothing(t, dest)
+		})
+	}
+}
+
 func TestFetchOCIFailsWithNothingOnDisk(t *testing.T) {
 	reg := testregistry.Start(t, testregistry.Options{})
 	good := push(t, reg, "ml/battle-winner", battleWinner, nil)
