@@ -91,6 +91,55 @@ func TestFetchOCIModelPack(t *testing.T) {
 	}
 }
 
+// The same files give the same manifest digest: nothing records the time of a push unless
+// PushOptions.Created asks for it (kubectl podium push --created).
+func TestPushIsAFunctionOfTheFiles(t *testing.T) {
+	reg := testregistry.Start(t, testregistry.Options{})
+	dir := writeBundle(t, battleWinner)
+	opts := PushOptions{PlainHTTP: true, Network: quick}
+	first, err := Push(t.Context(), dir, "oci://"+reg.Host+"/ml/same:v1", opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	second, err := Push(t.Context(), dir, "oci://"+reg.Host+"/ml/same", opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if first != second {
+		t.Fatalf("two pushes of the same files: %s and %s", first, second)
+	}
+	opts.Created = time.Date(2026, 12, 7, 10, 0, 0, 0, time.UTC)
+	dated, err := Push(t.Context(), dir, "oci://"+reg.Host+"/ml/same:dated", opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if dated == first {
+		t.Fatal("a push with a creation time has the digest of one without")
+	}
+	repo, err := pushRepository(OCIReference{Registry: reg.Host, Repository: "ml/same"}, PushOptions{PlainHTTP: true, Network: quick})
+	if err != nil {
+		t.Fatal(err)
+	}
+	desc, raw, err := repo.FetchReference(t.Context(), "dated")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer func() { _ = raw.Close() }()
+	var m ocispec.Manifest
+	if err := json.NewDecoder(raw).Decode(&m); err != nil {
+		t.Fatal(err)
+	}
+	if m.Annotations[ocispec.AnnotationCreated] != "2026-12-07T10:00:00Z" || m.ArtifactType != ArtifactTypeModelPack ||
+		desc.Digest.String() != dated[strings.LastIndex(dated, "@")+1:] {
+		t.Fatalf("the dated manifest %s: annotations %v, artifactType %q", desc.Digest, m.Annotations, m.ArtifactType)
+	}
+	dest := newDest(t)
+	if err := Fetch(t.Context(), first, dest, ociOptions(reg)); err != nil {
+		t.Fatal(err)
+	}
+	wantBundle(t, dest, battleWinner)
+}
+
 func TestFetchOCIImageAppliesLayersInOrder(t *testing.T) {
 	reg := testregistry.Start(t, testregistry.Options{})
 	base := tarGz(t,

@@ -14,8 +14,8 @@ import (
 	"time"
 
 	"github.com/opencontainers/go-digest"
+	specs "github.com/opencontainers/image-spec/specs-go"
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
-	"oras.land/oras-go/v2"
 	"oras.land/oras-go/v2/errdef"
 	"oras.land/oras-go/v2/registry/remote"
 	"oras.land/oras-go/v2/registry/remote/auth"
@@ -31,6 +31,10 @@ type PushOptions struct {
 	PlainHTTP bool
 	// Network bounds the connections' waits; Attempts and Backoff are not used.
 	Network NetworkOptions
+	// Created, when set, is recorded as the bundle's creation time (the config's createdAt and
+	// the manifest's org.opencontainers.image.created). Without it nothing records a time, so
+	// the same files give the same manifest digest.
+	Created time.Time
 }
 
 // ociTargetPattern is a push target: a repository with an optional tag and no digest.
@@ -78,34 +82,43 @@ func Push(ctx context.Context, dir, target string, opts PushOptions) (string, er
 		layers = append(layers, desc)
 		diffIDs = append(diffIDs, desc.Digest)
 	}
-	// The ModelPack config: the layers' digests, and the time of the push.
-	created := time.Now().UTC()
+	// The ModelPack config: the layers' digests, and the creation time only when asked for, so
+	// that the digest is a function of the files.
+	descriptor := map[string]any{"name": ref.Repository}
+	manifest := ocispec.Manifest{Versioned: specs.Versioned{SchemaVersion: 2}, MediaType: ocispec.MediaTypeImageManifest,
+		ArtifactType: ArtifactTypeModelPack, Layers: layers}
+	if !opts.Created.IsZero() {
+		created := opts.Created.UTC()
+		descriptor["createdAt"] = created
+		manifest.Annotations = map[string]string{ocispec.AnnotationCreated: created.Format(time.RFC3339)}
+	}
 	config, err := json.Marshal(map[string]any{
-		"descriptor": map[string]any{"createdAt": created, "name": ref.Repository},
+		"descriptor": descriptor,
 		"modelfs":    map[string]any{"type": "layers", "diffIds": diffIDs},
 		"config":     map[string]any{},
 	})
 	if err != nil {
 		return "", err
 	}
-	configDesc := blobDescriptor(MediaTypeModelPackConfig, config)
-	if err := pushBlob(ctx, repo, configDesc, config); err != nil {
+	manifest.Config = blobDescriptor(MediaTypeModelPackConfig, config)
+	if err := pushBlob(ctx, repo, manifest.Config, config); err != nil {
 		return "", fmt.Errorf("pushing the config to %s: %w", target, err)
 	}
-	manifest, err := oras.PackManifest(ctx, repo, oras.PackManifestVersion1_1, ArtifactTypeModelPack, oras.PackManifestOptions{
-		Layers:              layers,
-		ConfigDescriptor:    &configDesc,
-		ManifestAnnotations: map[string]string{ocispec.AnnotationCreated: created.Format(time.RFC3339)},
-	})
+	raw, err := json.Marshal(manifest)
 	if err != nil {
+		return "", err
+	}
+	desc := blobDescriptor(ocispec.MediaTypeImageManifest, raw)
+	desc.ArtifactType = ArtifactTypeModelPack
+	if ref.Tag != "" {
+		err = repo.PushReference(ctx, desc, bytes.NewReader(raw), ref.Tag)
+	} else {
+		err = repo.Push(ctx, desc, bytes.NewReader(raw))
+	}
+	if err != nil && !errors.Is(err, errdef.ErrAlreadyExists) {
 		return "", fmt.Errorf("pushing the manifest to %s: %w", target, err)
 	}
-	if ref.Tag != "" {
-		if err := repo.Tag(ctx, manifest, ref.Tag); err != nil {
-			return "", fmt.Errorf("tagging %s: %w", target, err)
-		}
-	}
-	return "oci://" + ref.Registry + "/" + ref.Repository + "@" + manifest.Digest.String(), nil
+	return "oci://" + ref.Registry + "/" + ref.Repository + "@" + desc.Digest.String(), nil
 }
 
 // ResolveOCI returns the manifest digest that the tag of target (oci://REGISTRY/REPOSITORY:TAG)

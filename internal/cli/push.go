@@ -3,6 +3,7 @@ package cli
 import (
 	"context"
 	"fmt"
+	"time"
 
 	"github.com/spf13/cobra"
 	"oras.land/oras-go/v2/registry/remote/credentials"
@@ -13,10 +14,13 @@ import (
 // pushFlags are the registry flags of push and register --push.
 type pushFlags struct {
 	plainHTTP bool
+	created   string
 }
 
 func (p *pushFlags) bind(cmd *cobra.Command) {
 	cmd.Flags().BoolVar(&p.plainHTTP, "plain-http", false, "Reach the registry over plain HTTP instead of HTTPS (a local registry)")
+	cmd.Flags().StringVar(&p.created, "created", "", "Record this time (RFC 3339, or now) as the bundle's creation "+
+		"time; without it the push records no time, so the same files always give the same digest")
 }
 
 // options are the push options: the credentials of ~/.docker/config.json (docker login, oras
@@ -26,7 +30,18 @@ func (p *pushFlags) options() (bundle.PushOptions, error) {
 	if err != nil {
 		return bundle.PushOptions{}, fmt.Errorf("reading the docker config for the registry's credentials: %w", err)
 	}
-	return bundle.PushOptions{Credential: credentials.Credential(store), PlainHTTP: p.plainHTTP}, nil
+	opts := bundle.PushOptions{Credential: credentials.Credential(store), PlainHTTP: p.plainHTTP}
+	switch p.created {
+	case "":
+	case "now":
+		opts.Created = time.Now()
+	default:
+		if opts.Created, err = time.Parse(time.RFC3339, p.created); err != nil {
+			return bundle.PushOptions{}, fmt.Errorf("--created %q: write an RFC 3339 time, such as 2026-12-07T10:00:00Z, "+
+				"or now", p.created)
+		}
+	}
+	return opts, nil
 }
 
 // push uploads the bundle in dir and returns the pinned reference.

@@ -46,6 +46,17 @@ var _ = Describe("push to an OCI registry", func() {
 		Expect(pinned).To(HaveSuffix("@" + resolved))
 	})
 
+	It("pushes the same files to the same digest, and records a time only with --created", func(ctx context.Context) {
+		target := "oci://" + reg.Host + "/ml/same"
+		first := strings.TrimSpace(succeed(ctx, ns, "push", dir, target, "--plain-http"))
+		Expect(strings.TrimSpace(succeed(ctx, ns, "push", dir, target+":again", "--plain-http"))).To(Equal(first))
+		dated := strings.TrimSpace(succeed(ctx, ns, "push", dir, target, "--plain-http", "--created", "2026-12-07T10:00:00Z"))
+		Expect(dated).NotTo(Equal(first))
+		Expect(fetched(ctx, dated)).To(Equal(digest))
+		r := podium(ctx, ns, "push", dir, target, "--plain-http", "--created", "yesterday")
+		Expect(r.err).To(MatchError(ContainSubstring(`--created "yesterday": write an RFC 3339 time`)))
+	})
+
 	It("registers a version with --push: the pinned reference and the bundle's digest", func(ctx context.Context) {
 		out := succeed(ctx, ns, "register", seed, "--push", dir, "--to", "oci://"+reg.Host+"/ml/battle-winner",
 			"--plain-http", "--metric", "test_accuracy=0.87")
