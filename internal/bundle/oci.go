@@ -37,12 +37,14 @@ const (
 	// AnnotationModelPackFilepath is the path in the bundle of a ModelPack layer's file.
 	AnnotationModelPackFilepath = "org.cncf.model.filepath"
 
-	modelPackLayerPrefix   = "application/vnd.cncf.model."
-	mediaTypeDockerV2      = "application/vnd.docker.distribution.manifest.v2+json"
-	mediaTypeDockerConfig  = "application/vnd.docker.container.image.v1+json"
-	mediaTypeDockerLayer   = "application/vnd.docker.image.rootfs.diff.tar.gzip"
-	maxManifestBytes       = 4 << 20
-	dockerHubRegistry      = "registry-1.docker.io"
+	modelPackLayerPrefix  = "application/vnd.cncf.model."
+	mediaTypeDockerV2     = "application/vnd.docker.distribution.manifest.v2+json"
+	mediaTypeDockerConfig = "application/vnd.docker.container.image.v1+json"
+	mediaTypeDockerLayer  = "application/vnd.docker.image.rootfs.diff.tar.gzip"
+	maxManifestBytes      = 4 << 20
+	dockerHubRegistry     = "registry-1.docker.io"
+	// annotationOrasUnpack marks a layer that oras packed from a directory.
+	annotationOrasUnpack   = "io.deis.oras.content.unpack"
 	whiteoutPrefix         = ".wh."
 	whiteoutOpaqueDir      = ".wh..wh..opq"
 	insecureRegistryHint   = "; if the registry serves plain HTTP, pass --insecure-registry "
@@ -221,6 +223,9 @@ func layerFormats(m *manifest) (_ []layerFormat, image bool, _ error) {
 		if !modelPack {
 			f, ok = imageFormat(l.MediaType)
 		}
+		if orasFile(m, l) {
+			f, ok = formatRaw, true
+		}
 		if !ok {
 			return nil, false, fmt.Errorf("layer %d has the media type %q, which is not supported: a ModelPack artifact's layers "+
 				"are %s<weight|weight.config|doc|code|dataset>.v1.<raw|tar|tar+gzip|tar+zstd>, an image's %s, %s or %s%s",
@@ -230,6 +235,17 @@ func layerFormats(m *manifest) (_ []layerFormat, image bool, _ error) {
 		formats[i] = f
 	}
 	return formats, !modelPack, nil
+}
+
+// orasFile says whether layer l is a file pushed with `oras push REPO FILE`: an artifact with the
+// empty config whose layer names a file (org.opencontainers.image.title) under oras' default
+// media type, the image layer's, without oras' mark of a packed directory. oras pull writes such
+// a layer as the file, whatever its media type says; so does the fetcher. A directory pushed with
+// oras is a tar+gzip layer marked io.deis.oras.content.unpack, extracted with the directory's
+// name as the first element of every path.
+func orasFile(m *manifest, l ocispec.Descriptor) bool {
+	return m.Config.MediaType == ocispec.MediaTypeEmptyJSON && l.MediaType == ocispec.MediaTypeImageLayer &&
+		l.Annotations[ocispec.AnnotationTitle] != "" && l.Annotations[annotationOrasUnpack] == ""
 }
 
 func modelPackFormat(mediaType string) (layerFormat, bool) {

@@ -91,6 +91,41 @@ func TestFetchOCIModelPack(t *testing.T) {
 	}
 }
 
+// A file pushed with `oras push REPO model.pkl` (oras' default media type, the image layer's,
+// on an empty config) installs as that file, as oras pull writes it.
+func TestFetchOCIInstallsAnOrasPushedFile(t *testing.T) {
+	reg := testregistry.Start(t, testregistry.Options{})
+	repo, err := pushRepository(OCIReference{Registry: reg.Host, Repository: "ml/oras"}, PushOptions{PlainHTTP: true, Network: quick})
+	if err != nil {
+		t.Fatal(err)
+	}
+	config := []byte("{}")
+	m := ocispec.Manifest{Versioned: specs.Versioned{SchemaVersion: 2}, MediaType: ocispec.MediaTypeImageManifest,
+		ArtifactType: "application/vnd.unknown.artifact.v1", Config: blobDescriptor(ocispec.MediaTypeEmptyJSON, config)}
+	if err := pushBlob(t.Context(), repo, m.Config, config); err != nil {
+		t.Fatal(err)
+	}
+	layer := blobDescriptor(ocispec.MediaTypeImageLayer, []byte("weights"))
+	layer.Annotations = map[string]string{ocispec.AnnotationTitle: "model.pkl"}
+	if err := pushBlob(t.Context(), repo, layer, []byte("weights")); err != nil {
+		t.Fatal(err)
+	}
+	m.Layers = []ocispec.Descriptor{layer}
+	raw, err := json.Marshal(m)
+	if err != nil {
+		t.Fatal(err)
+	}
+	desc := blobDescriptor(ocispec.MediaTypeImageManifest, raw)
+	if err := repo.PushReference(t.Context(), desc, strings.NewReader(string(raw)), "latest"); err != nil {
+		t.Fatal(err)
+	}
+	dest := newDest(t)
+	if err := Fetch(t.Context(), "oci://"+reg.Host+"/ml/oras@"+desc.Digest.String(), dest, ociOptions(reg)); err != nil {
+		t.Fatal(err)
+	}
+	wantBundle(t, dest, map[string]string{"model.pkl": "weights"})
+}
+
 // The same files give the same manifest digest: nothing records the time of a push unless
 // PushOptions.Created asks for it (kubectl podium push --created).
 func TestPushIsAFunctionOfTheFiles(t *testing.T) {

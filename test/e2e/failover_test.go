@@ -170,36 +170,44 @@ var _ = Describe("Failover between two managers", Serial, func() {
 			promotionsBefore := pw.promotionsOf(rollback)
 			churn.hold(rollback)
 			requestedAt := time.Now().Truncate(time.Second) // the history's times have seconds
-			// promotedInHistory counts the model's history entries since requestedAt that put the
-			// rollback version in Production.
-			promotedInHistory := func(g Gomega) int {
-				var m mlv1.RegisteredModel
-				g.Expect(c.Get(ctx, client.ObjectKey{Namespace: ns, Name: model}, &m)).To(Succeed())
-				n := 0
-				for _, h := range m.Status.History {
-					if fmt.Sprintf("%s-%d", model, h.Version) == rollback && h.To == mlv1.StageProduction &&
-						!h.Time.Time.Before(requestedAt) {
-						n++
+			// servedSinceRequest says whether the model's StageRecords (the whole record: the
+			// status keeps only the newest entries, which the churn replaces within seconds) show
+			// the rollback version in Production at some time since requestedAt: promoted since, or
+			// Production already, the model's decision ahead of the watch this spec picked it from.
+			servedSinceRequest := func(g Gomega) bool {
+				var list mlv1.StageRecordList
+				g.Expect(c.List(ctx, &list, client.InNamespace(ns))).To(Succeed())
+				mlv1.SortStageRecords(list.Items)
+				serving := false // the rollback version is Production after the records so far
+				for _, r := range list.Items {
+					e := r.Transition
+					if r.Model.Name != model || fmt.Sprintf("%s-%d", model, e.Version) != rollback {
+						continue
 					}
+					if !e.Time.Time.Before(requestedAt) && (serving || e.To == mlv1.StageProduction) {
+						return true
+					}
+					serving = e.To == mlv1.StageProduction
 				}
-				return n
+				return serving
 			}
-			historyBefore := promotedInHistory(Default)
 			churn.request(ctx, rollback, mlv1.StageProduction)
-			// The rules act on a request once: the version becomes Production or, when the churn's
-			// Production request for a newer version was first seen in the same view and won,
-			// status.requestNote says so. Either way the new leader decided it. The model records a
-			// promotion before the version's own status shows it, so a newer registration of the
-			// churn may replace the version in the model's decision before its ModelVersion ever
-			// shows Production: then the model's history is where the promotion shows.
+			// The rules act on a request once: the version becomes Production (or is already,
+			// when the model's decision was ahead of the watch it was picked from) or, when the
+			// churn's Production request for a newer version was first seen in the same view and
+			// won, status.requestNote says so. Either way the new leader decided it. The model
+			// records a promotion before the version's own status shows it, so a newer registration
+			// of the churn may replace the version in the model's decision before its ModelVersion
+			// ever shows Production: then the StageRecords are where the promotion shows.
 			var rollbackAnswer string
 			Eventually(func(g Gomega) {
 				if pw.promotionsOf(rollback) > promotionsBefore {
 					rollbackAnswer = "promoted"
 					return
 				}
-				if promotedInHistory(g) > historyBefore {
-					rollbackAnswer = "promoted in the model's decision, and replaced before its version showed it"
+				if servedSinceRequest(g) {
+					rollbackAnswer = "Production since the request in the model's decision (its StageRecords), " +
+						"which may replace it before its version shows it"
 					return
 				}
 				var v mlv1.ModelVersion
