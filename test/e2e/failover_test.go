@@ -191,7 +191,11 @@ var _ = Describe("Failover between two managers", Serial, func() {
 				}
 				return serving
 			}
-			churn.request(ctx, rollback, mlv1.StageProduction)
+			// A new stageRequestID makes it a new request even if the churn asked for Production
+			// on this version just before it was held, which the watch may not show yet: the same
+			// spec.stage alone would ask for nothing.
+			requestID := fmt.Sprintf("failover-%d", time.Now().UnixNano())
+			churn.requestAgain(ctx, rollback, mlv1.StageProduction, requestID)
 			// The rules act on a request once: the version becomes Production (or is already,
 			// when the model's decision was ahead of the watch it was picked from) or, when the
 			// churn's Production request for a newer version was first seen in the same view and
@@ -214,6 +218,7 @@ var _ = Describe("Failover between two managers", Serial, func() {
 				g.Expect(c.Get(ctx, client.ObjectKey{Namespace: ns, Name: rollback}, &v)).To(Succeed())
 				g.Expect(v.Status.ObservedGeneration).To(Equal(v.Generation), "%s is not reconciled", rollback)
 				g.Expect(v.Status.ObservedStageRequest).To(Equal(mlv1.StageProduction))
+				g.Expect(v.Status.ObservedStageRequestID).To(Equal(requestID), "the answer is to this request")
 				g.Expect(v.Status.RequestNote).To(ContainSubstring("was not acted on"),
 					"the new leader should make %s Production, or say why not", rollback)
 				rollbackAnswer = "answered: " + v.Status.RequestNote
@@ -689,6 +694,20 @@ func (ch *churn) request(ctx context.Context, name string, stage mlv1.Stage) {
 		} else {
 			ch.archiveReqs++
 		}
+	}
+}
+
+// requestAgain patches spec.stage and a new spec.stageRequestID of the version name, in one
+// write: a new request for the stage, even when the version already asks for it.
+func (ch *churn) requestAgain(ctx context.Context, name string, stage mlv1.Stage, id string) {
+	patch := fmt.Appendf(nil, `{"spec":{"stage":%q,"stageRequestID":%q}}`, stage, id)
+	err := ch.c.Patch(ctx, &mlv1.ModelVersion{ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: ch.ns}},
+		client.RawPatch(types.MergePatchType, patch))
+	ch.mu.Lock()
+	defer ch.mu.Unlock()
+	if ch.record(ctx, err, fmt.Sprintf("requesting %s again for %s", stage, name)) {
+		ch.requested[name] = stage
+		ch.productionReqs++
 	}
 }
 
