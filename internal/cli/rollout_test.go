@@ -218,8 +218,9 @@ var _ = Describe("abort", func() {
 			`Archived, and version 3 is Production\nRollout: Aborted, version 4, started \S+ ago: ` +
 			`Ended: version 4 was Archived \(ArchiveRequest\)\n$`))
 		Expect(r.stderr).To(Equal("Waiting up to 2m0s for the canary rollout of version 4 of battle-winner-predictor to abort\n"))
-		// No Eventually: the command returned only once the operator had decided.
-		Expect(stages(ctx, ns)).To(Equal("3=Production 4=Archived"))
+		// The command returned once the model recorded the decision; the candidate's own status
+		// is written after the model's (the write order), a moment later.
+		Eventually(stages).WithArguments(ctx, ns).Should(Equal("3=Production 4=Archived"))
 		Expect(getVersion(ctx, ns, seed+"-4").Spec.Stage).To(Equal(mlv1.StageArchived))
 		Expect(succeed(ctx, ns, "history", seed)).To(MatchRegexp(`\n\S+\s+4\s+Staging\s+Archived\s+ArchiveRequest\s`))
 		Eventually(func(g Gomega) {
