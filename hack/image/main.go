@@ -26,8 +26,6 @@ import (
 	"flag"
 	"fmt"
 	"os"
-	"os/exec"
-	"path/filepath"
 	"strings"
 	"time"
 
@@ -41,6 +39,8 @@ import (
 	"oras.land/oras-go/v2/registry/remote"
 	"oras.land/oras-go/v2/registry/remote/auth"
 	"oras.land/oras-go/v2/registry/remote/credentials"
+
+	"github.com/podium-dev/podium/hack/gobuild"
 )
 
 // nonroot is the user and group the image runs as, as in distroless's nonroot images.
@@ -110,7 +110,7 @@ func build(ctx context.Context, o options) (ocispec.Descriptor, error) {
 		if !ok {
 			return ocispec.Descriptor{}, fmt.Errorf("platform %q: want os/arch, such as linux/arm64", p)
 		}
-		bin, err := compile(ctx, o.pkg, goos, goarch)
+		bin, err := gobuild.Static(ctx, o.pkg, goos, goarch)
 		if err != nil {
 			return ocispec.Descriptor{}, err
 		}
@@ -128,24 +128,6 @@ func build(ctx context.Context, o options) (ocispec.Descriptor, error) {
 		return ocispec.Descriptor{}, err
 	}
 	return desc, store.Tag(ctx, desc, o.tag)
-}
-
-// compile builds a static binary of pkg for goos/goarch, reproducibly, and returns it.
-func compile(ctx context.Context, pkg, goos, goarch string) ([]byte, error) {
-	dir, err := os.MkdirTemp("", "podium-image-")
-	if err != nil {
-		return nil, err
-	}
-	defer func() { _ = os.RemoveAll(dir) }()
-	out := filepath.Join(dir, "bin")
-	cmd := exec.CommandContext(ctx, "go", "build", "-trimpath", "-buildvcs=false", "-ldflags=-s -w -buildid=",
-		"-o", out, pkg)
-	cmd.Env = append(os.Environ(), "CGO_ENABLED=0", "GOOS="+goos, "GOARCH="+goarch)
-	cmd.Stderr = os.Stderr
-	if err := cmd.Run(); err != nil {
-		return nil, fmt.Errorf("building %s for %s/%s: %w", pkg, goos, goarch, err)
-	}
-	return os.ReadFile(out)
 }
 
 // pushImage writes one platform's layer, config and manifest to the store.

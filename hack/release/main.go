@@ -18,12 +18,13 @@ import (
 	"flag"
 	"fmt"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"time"
 
 	"sigs.k8s.io/yaml"
+
+	"github.com/podium-dev/podium/hack/gobuild"
 )
 
 // options are the command's flags.
@@ -81,7 +82,7 @@ func release(ctx context.Context, o options) (string, error) {
 			bin += ".exe"
 		}
 		archive := fmt.Sprintf("kubectl-podium_%s_%s_%s.tar.gz", o.version, goos, goarch)
-		data, err := compile(ctx, goos, goarch)
+		data, err := gobuild.Static(ctx, "github.com/podium-dev/podium/cmd/kubectl-podium", goos, goarch)
 		if err != nil {
 			return "", err
 		}
@@ -135,24 +136,6 @@ type krewPlatform struct {
 
 type krewSelector struct {
 	MatchLabels map[string]string `json:"matchLabels"`
-}
-
-// compile builds the plugin for goos/goarch, reproducibly, and returns the binary.
-func compile(ctx context.Context, goos, goarch string) ([]byte, error) {
-	dir, err := os.MkdirTemp("", "podium-release-")
-	if err != nil {
-		return nil, err
-	}
-	defer func() { _ = os.RemoveAll(dir) }()
-	out := filepath.Join(dir, "bin")
-	cmd := exec.CommandContext(ctx, "go", "build", "-trimpath", "-buildvcs=false", "-ldflags=-s -w -buildid=",
-		"-o", out, "github.com/podium-dev/podium/cmd/kubectl-podium")
-	cmd.Env = append(os.Environ(), "CGO_ENABLED=0", "GOOS="+goos, "GOARCH="+goarch)
-	cmd.Stderr = os.Stderr
-	if err := cmd.Run(); err != nil {
-		return nil, fmt.Errorf("building kubectl-podium for %s/%s: %w", goos, goarch, err)
-	}
-	return os.ReadFile(out)
 }
 
 // tarball is a gzipped tar of one executable file, with no times.
