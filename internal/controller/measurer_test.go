@@ -46,10 +46,12 @@ func measuredModel(address string) (*mlv1.RegisteredModel, *mlv1.Rollout, *mlv1.
 func TestTheMeasurerMeasuresOffTheWorkerAndWakesTheModel(t *testing.T) {
 	g := gomega.NewWithT(t)
 	events := make(chan event.GenericEvent, 1)
+	release := make(chan struct{}) // Prometheus answers only once both takes are done
 	m := newMeasurer(nil, 4, events)
-	model, spec, st := measuredModel(prometheusAnswering(t, "0.25", nil))
+	model, spec, st := measuredModel(prometheusAnswering(t, "0.25", release))
 	g.Expect(m.take(model, spec, st)).To(gomega.BeEmpty(), "the first take starts the queries and returns at once")
 	g.Expect(m.take(model, spec, st)).To(gomega.BeEmpty(), "one set of queries at a time")
+	close(release)
 	var woken event.GenericEvent
 	g.Eventually(events).WithTimeout(10 * time.Second).Should(gomega.Receive(&woken))
 	g.Expect(woken.Object.GetNamespace() + "/" + woken.Object.GetName()).To(gomega.Equal("ml/m"))
