@@ -221,6 +221,43 @@ var _ = Describe("The governance admission policies", Ordered, func() {
 			}).Should(BeTrue())
 		})
 
+	It("lets only the operator remove the finalizer that records a deletion", func(ctx context.Context) {
+		waitConverged(ctx, open)
+		name := fmt.Sprintf("battle-winner-predictor-%d", productionOf(ctx, open))
+		Expect(getVersion(ctx, open, name).Finalizers).To(ContainElement(mlv1.FinalizerStageRecords))
+		Expect(getModel(ctx, open, "battle-winner-predictor").Finalizers).To(ContainElement(mlv1.FinalizerStageRecords))
+		operator := "system:serviceaccount:podium-system:podium-controller-manager"
+		create(ctx, &rbacv1.RoleBinding{ObjectMeta: metav1.ObjectMeta{Namespace: open, Name: "operator"},
+			RoleRef: rbacv1.RoleRef{APIGroup: rbacv1.GroupName, Kind: "Role", Name: "bob"},
+			Subjects: []rbacv1.Subject{{Kind: rbacv1.ServiceAccountKind, Namespace: "podium-system",
+				Name: "podium-controller-manager"}}})
+
+		By("removing it as bob, who may patch both, in a merge patch and in a list without it")
+		for _, patch := range []string{`{"metadata":{"finalizers":null}}`, `{"metadata":{"finalizers":["podium.test/other"]}}`} {
+			err := patchAs(ctx, bob, open, name, patch)
+			Expect(apierrors.IsForbidden(err)).To(BeTrue(), "%v", err)
+			Expect(err).To(MatchError(ContainSubstring(fmt.Sprintf("only the operator (%s) removes the finalizer "+
+				"ml.podium.dev/stage-records of ModelVersion %s: it holds the object until the operator has recorded "+
+				"its deletion", operator, name))))
+			err = patchModelAs(ctx, bob, open, patch)
+			Expect(apierrors.IsForbidden(err)).To(BeTrue(), "%v", err)
+			Expect(err).To(MatchError(ContainSubstring("removes the finalizer ml.podium.dev/stage-records of " +
+				"RegisteredModel battle-winner-predictor")))
+		}
+		Expect(getVersion(ctx, open, name).Finalizers).To(ContainElement(mlv1.FinalizerStageRecords))
+
+		By("adding another finalizer as bob, which keeps the operator's")
+		Expect(patchAs(ctx, bob, open, name, `{"metadata":{"finalizers":["`+mlv1.FinalizerStageRecords+
+			`","podium.test/other"]}}`, client.DryRunAll)).To(Succeed())
+
+		By("removing it as the operator's ServiceAccount, and as a member of system:masters")
+		sa := clientAsServiceAccount("podium-system", "podium-controller-manager")
+		Expect(patchAs(ctx, sa, open, name, `{"metadata":{"finalizers":null}}`, client.DryRunAll)).To(Succeed())
+		Expect(patchModelAs(ctx, sa, open, `{"metadata":{"finalizers":null}}`, client.DryRunAll)).To(Succeed())
+		masters := clientAs("root", "system:masters")
+		Expect(patchAs(ctx, masters, open, name, `{"metadata":{"finalizers":null}}`, client.DryRunAll)).To(Succeed())
+	})
+
 	It("records who deleted a model: whoever marked it, the only user who may then delete it", func(ctx context.Context) {
 		create(ctx, &rbacv1.Role{ObjectMeta: metav1.ObjectMeta{Namespace: open, Name: "deleter"},
 			Rules: []rbacv1.PolicyRule{{APIGroups: []string{mlv1.GroupVersion.Group},
@@ -511,9 +548,9 @@ func patchAs(ctx context.Context, c client.Client, ns, name, patch string, opts 
 }
 
 // patchModelAs merge-patches the namespace's model as the client's user.
-func patchModelAs(ctx context.Context, c client.Client, ns, patch string) error {
+func patchModelAs(ctx context.Context, c client.Client, ns, patch string, opts ...client.PatchOption) error {
 	m := &mlv1.RegisteredModel{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "battle-winner-predictor"}}
-	return c.Patch(ctx, m, client.RawPatch(types.MergePatchType, []byte(patch)))
+	return c.Patch(ctx, m, client.RawPatch(types.MergePatchType, []byte(patch)), opts...)
 }
 
 // lastRecord is the namespace's StageRecord of the highest sequence.

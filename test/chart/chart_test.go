@@ -151,6 +151,45 @@ func TestChartWatchNamespacesGrantsRolesInThoseNamespacesOnly(t *testing.T) {
 	}
 }
 
+// TestChartRecordPolicyNamesItsOperator: only the operator removes the finalizer that records a
+// deletion, so the policy must name the ServiceAccount this release runs as, and, with
+// watchNamespaces, hold only where this operator records (another release records elsewhere).
+func TestChartRecordPolicyNamesItsOperator(t *testing.T) {
+	for _, c := range []struct {
+		release, namespace string
+		values             []string
+		want               map[string]string
+	}{
+		{release, releaseNamespace, nil, map[string]string{
+			"operatorNamespace": "'podium-system'", "operatorAccount": "'podium-controller-manager'", "watched": "true"}},
+		{"team", "ml-ops", []string{"--set", "watchNamespaces={ml,team-b}"}, map[string]string{
+			"operatorNamespace": "'ml-ops'", "operatorAccount": "'team-podium-controller-manager'",
+			"watched": `request.namespace in ["ml","team-b"]`}},
+	} {
+		args := append([]string{"template", c.release, chartDir(t), "-n", c.namespace}, c.values...)
+		chart := parse(t, runTool(t, "helm", args...))
+		name := "podium-record-provenance"
+		if c.release != release {
+			name = c.release + "-" + name
+		}
+		policy := chart.find("ValidatingAdmissionPolicy", "", name)
+		if policy == nil {
+			t.Fatalf("release %s renders no ValidatingAdmissionPolicy %s", c.release, name)
+		}
+		variables, _, _ := unstructured.NestedSlice(policy, "spec", "variables")
+		got := map[string]string{}
+		for _, v := range variables {
+			v := v.(map[string]any)
+			if _, ok := c.want[v["name"].(string)]; ok {
+				got[v["name"].(string)] = v["expression"].(string)
+			}
+		}
+		if diff := cmp.Diff(c.want, got); diff != "" {
+			t.Errorf("release %s in %s: the policy's operator (-want +chart):\n%s", c.release, c.namespace, diff)
+		}
+	}
+}
+
 func TestChartManagerRunsAsConfigs(t *testing.T) {
 	config := managerPod(t, kustomizeDefault(t))
 	chart := managerPod(t, helmTemplate(t))
