@@ -68,7 +68,7 @@ vet: ## Run go vet against code.
 test: manifests generate fmt vet test-unit test-e2e ## Run every test tier: unit, envtest integration and e2e on a kwok cluster.
 
 .PHONY: test-unit
-test-unit: kube-binaries seaweedfs registry cosign krew actionlint prometheus helm kustomize ## Run the unit and envtest integration tests, and the chart's (helm lint, helm template).
+test-unit: kube-binaries seaweedfs registry cosign krew actionlint prometheus chromium helm kustomize ## Run the unit and envtest integration tests, and the chart's (helm lint, helm template).
 	KUBEBUILDER_ASSETS="$(KUBE_BIN_DIR)" PODIUM_BIN_DIR="$(LOCALBIN)" go test -race $$(go list ./... | grep -v /test/e2e) -coverprofile cover.out
 
 .PHONY: test-e2e
@@ -286,6 +286,14 @@ actionlint: ## Provision the pinned actionlint binary for the release workflow's
 .PHONY: prometheus
 prometheus: ## Provision the pinned prometheus and promtool binaries for the tests (cached).
 	@hack/prometheus.sh >/dev/null
+
+# Chromium, the headless browser that the page tests drive (internal/testbrowser), is Debian's
+# chromium package, which hack/chromium.sh installs with apt when it is missing. The tests find it
+# through PODIUM_CHROMIUM, exported to every recipe.
+export PODIUM_CHROMIUM = $(shell hack/chromium.sh --path)
+.PHONY: chromium
+chromium: ## Install Debian's chromium package for the browser tests, unless present (needs root or sudo).
+	@hack/chromium.sh >/dev/null
 
 .PHONY: helm
 helm: $(HELM) ## Download helm locally if necessary.

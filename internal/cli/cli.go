@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/spf13/cobra"
+	authorizationv1 "k8s.io/api/authorization/v1"
 	"k8s.io/apimachinery/pkg/runtime"
 	utilruntime "k8s.io/apimachinery/pkg/util/runtime"
 	"k8s.io/cli-runtime/pkg/genericclioptions"
@@ -24,6 +25,7 @@ var scheme = runtime.NewScheme()
 
 func init() {
 	utilruntime.Must(mlv1.AddToScheme(scheme))
+	utilruntime.Must(authorizationv1.AddToScheme(scheme)) // the dashboard asks what its user may do
 }
 
 // NewCommand returns the root command of kubectl-podium, which reads and writes streams.
@@ -73,6 +75,7 @@ and shows a model's status and history.`,
 		newDigestCommand(r),
 		newPushCommand(r),
 		newVersionCommand(r),
+		newDashboardCommand(r),
 	)
 	return cmd
 }

@@ -2,7 +2,6 @@ package controller_test
 
 import (
 	"context"
-	"os"
 	"path/filepath"
 
 	. "github.com/onsi/ginkgo/v2"
@@ -11,12 +10,11 @@ import (
 	rbacv1 "k8s.io/api/rbac/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/apimachinery/pkg/runtime/serializer"
 	"k8s.io/client-go/rest"
 	"sigs.k8s.io/controller-runtime/pkg/client"
-	"sigs.k8s.io/yaml"
 
 	mlv1 "github.com/podium-dev/podium/api/v1alpha1"
+	"github.com/podium-dev/podium/internal/testenv"
 )
 
 // The admission policy of config/policy, as config/default and the chart install it: a
@@ -122,24 +120,15 @@ func clientAs(user string, groups ...string) client.Client {
 // they are before config/default prefixes their names.
 func configObjects(dir string) []client.Object {
 	GinkgoHelper()
-	var kustomization struct{ Resources []string }
-	data, err := os.ReadFile(filepath.Join(dir, "kustomization.yaml"))
+	objs, err := testenv.ConfigObjects(dir, testScheme)
 	Expect(err).NotTo(HaveOccurred())
-	Expect(yaml.Unmarshal(data, &kustomization)).To(Succeed())
-	Expect(kustomization.Resources).NotTo(BeEmpty())
-	objs := make([]client.Object, 0, len(kustomization.Resources))
-	for _, file := range kustomization.Resources {
-		objs = append(objs, configObject(filepath.Join(dir, file)))
-	}
 	return objs
 }
 
 // configObject decodes the one object of a YAML file of config/.
 func configObject(path string) client.Object {
 	GinkgoHelper()
-	data, err := os.ReadFile(path)
+	obj, err := testenv.ConfigObject(path, testScheme)
 	Expect(err).NotTo(HaveOccurred())
-	obj, _, err := serializer.NewCodecFactory(testScheme).UniversalDeserializer().Decode(data, nil, nil)
-	Expect(err).NotTo(HaveOccurred(), "decoding %s", path)
-	return obj.(client.Object)
+	return obj
 }
