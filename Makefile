@@ -295,6 +295,12 @@ export PODIUM_CHROMIUM = $(shell hack/chromium.sh --path)
 chromium: ## Install Debian's chromium package for the browser tests, unless present (needs root or sudo).
 	@hack/chromium.sh >/dev/null
 
+# The screenshots of docs/dashboard.md, taken by the dashboard's browser specs from what it shows.
+.PHONY: dashboard-screenshots
+dashboard-screenshots: kube-binaries chromium ## Take docs/dashboard/*.png again with the dashboard's browser specs.
+	KUBEBUILDER_ASSETS="$(KUBE_BIN_DIR)" PODIUM_SCREENSHOTS="$(CURDIR)/docs/dashboard" go test ./internal/cli -count=1 \
+		-run TestCLI -args -ginkgo.focus='dashboard, in a browser'
+
 .PHONY: helm
 helm: $(HELM) ## Download helm locally if necessary.
 $(HELM): $(LOCALBIN)

@@ -287,6 +287,7 @@ Try next, in this shell:
   kubectl get registeredmodels,modelversions -n $NS
   kubectl describe registeredmodel $MODEL -n $NS
   kubectl podium status $MODEL -n $NS
+  kubectl podium dashboard -n $NS    # the registry in a browser: open the URL it prints
   kubectl patch modelversion $MODEL-4 -n $NS --type=merge -p '{"spec":{"stage":"Production"}}'
   kubectl get events -n $NS
   curl -sG http://$PROMETHEUS_ADDR/api/v1/query --data-urlencode 'query=podium_demo_error_ratio'

@@ -258,8 +258,8 @@ func (d *dashboard) modelPage(ctx context.Context, req *http.Request, name strin
 			page.AtAnswer = recordedProductionAt(name, model, rows, when)
 		}
 	}
-	page.MayVersions = d.may(ctx, "modelversions")
-	page.MayModel = d.may(ctx, "registeredmodels")
+	page.MayVersions = d.may(ctx, resourceVersions)
+	page.MayModel = d.may(ctx, resourceModels)
 	return "model.html", page, nil
 }
 
@@ -462,6 +462,9 @@ func (d *dashboard) may(ctx context.Context, resource string) permission {
 	return permission{Reason: reason}
 }
 
+// The resources the actions patch, as a SelfSubjectAccessReview names them.
+const resourceVersions, resourceModels = "modelversions", "registeredmodels"
+
 // dashboardAction is what a confirmation page offers and posts: a command's run, without its wait.
 type dashboardAction struct {
 	Label    string
@@ -472,33 +475,33 @@ type dashboardAction struct {
 }
 
 var dashboardActions = map[string]dashboardAction{
-	"promote": {Label: "Promote", resource: "modelversions", describe: describeRequest, run: func(ctx context.Context,
+	"promote": {Label: "Promote", resource: resourceVersions, describe: describeRequest, run: func(ctx context.Context,
 		o *rolloutOptions, model, version string) error {
-		return o.promoteOptions.run(ctx, model, func(*mlv1.RegisteredModel) (string, error) { return version, nil })
+		return o.run(ctx, model, func(*mlv1.RegisteredModel) (string, error) { return version, nil })
 	}},
-	"approve": {Label: "Approve", resource: "modelversions", describe: describeRequest, run: func(ctx context.Context,
+	"approve": {Label: "Approve", resource: resourceVersions, describe: describeRequest, run: func(ctx context.Context,
 		o *rolloutOptions, model, version string) error {
 		o.approve = true
-		return o.promoteOptions.run(ctx, model, func(*mlv1.RegisteredModel) (string, error) { return version, nil })
+		return o.run(ctx, model, func(*mlv1.RegisteredModel) (string, error) { return version, nil })
 	}},
-	"rollback": {Label: "Roll back", resource: "modelversions", describe: func(m *mlv1.RegisteredModel, version string) string {
+	"rollback": {Label: "Roll back", resource: resourceVersions, describe: func(m *mlv1.RegisteredModel, version string) string {
 		return fmt.Sprintf("Roll %s back to version %s: write spec.stage: Production on it, as kubectl podium rollback "+
 			"%s --to %s does. The operator makes it Production again, and %s becomes Archived and is never promoted "+
 			"automatically again.", m.Name, version, m.Name, version, productionVersion(m))
 	}, run: func(ctx context.Context, o *rolloutOptions, model, version string) error {
 		o.to = version
-		return o.promoteOptions.run(ctx, model, o.rollbackTarget)
+		return o.run(ctx, model, o.rollbackTarget)
 	}},
-	"pause": {Label: "Pause", resource: "registeredmodels", describe: func(m *mlv1.RegisteredModel, _ string) string {
+	"pause": {Label: "Pause", resource: resourceModels, describe: func(m *mlv1.RegisteredModel, _ string) string {
 		return fmt.Sprintf("Hold the canary of %s where it stands, as kubectl podium pause %s does: annotate the model %s=true. "+
 			"Its step does not advance until it is resumed; a failing measurement still aborts it.",
 			m.Name, m.Name, mlv1.AnnotationPauseRollout)
 	}, run: func(ctx context.Context, o *rolloutOptions, model, _ string) error { return o.pause(ctx, model) }},
-	"resume": {Label: "Resume", resource: "registeredmodels", describe: func(m *mlv1.RegisteredModel, _ string) string {
+	"resume": {Label: "Resume", resource: resourceModels, describe: func(m *mlv1.RegisteredModel, _ string) string {
 		return fmt.Sprintf("Resume the canary of %s, as kubectl podium resume %s does: remove the annotation %s. "+
 			"The current step starts again from its beginning.", m.Name, m.Name, mlv1.AnnotationPauseRollout)
 	}, run: func(ctx context.Context, o *rolloutOptions, model, _ string) error { return o.resume(ctx, model) }},
-	"abort": {Label: "Abort", resource: "modelversions", describe: func(m *mlv1.RegisteredModel, _ string) string {
+	"abort": {Label: "Abort", resource: resourceVersions, describe: func(m *mlv1.RegisteredModel, _ string) string {
 		return fmt.Sprintf("End the canary of %s, as kubectl podium abort %s does: write spec.stage: Archived on its "+
 			"candidate. Its pods go, and %s takes all the traffic again.", m.Name, m.Name, productionVersion(m))
 	}, run: func(ctx context.Context, o *rolloutOptions, model, _ string) error { return o.abort(ctx, model) }},
