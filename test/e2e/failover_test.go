@@ -4,6 +4,7 @@ package e2e
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"math/rand/v2"
@@ -195,6 +196,11 @@ var _ = Describe("Failover between two managers", Serial, func() {
 			// on this version just before it was held, which the watch may not show yet: the same
 			// spec.stage alone would ask for nothing.
 			requestID := fmt.Sprintf("failover-%d", time.Now().UnixNano())
+			DeferCleanup(func(ctx context.Context) {
+				if CurrentSpecReport().Failed() {
+					explainRequest(ctx, c, ns, model, rollback, []*managerProcess{leader1, leader2})
+				}
+			})
 			churn.requestAgain(ctx, rollback, mlv1.StageProduction, requestID)
 			// The rules act on a request once: the version becomes Production (or is already,
 			// when the model's decision was ahead of the watch it was picked from) or, when the
@@ -730,4 +736,53 @@ func (ch *churn) report() (registered, productionReqs, archiveReqs int, errs []e
 	ch.mu.Lock()
 	defer ch.mu.Unlock()
 	return ch.registered, ch.productionReqs, ch.archiveReqs, slices.Clone(ch.errs)
+}
+
+// explainRequest writes what the cluster and the managers' logs say about the rollback version,
+// so that a failed answer to its request can be read after the spec: its status, the model's
+// decision and handled requests, its StageRecords, and every log line that names it.
+func explainRequest(ctx context.Context, c client.Client, ns, model, name string, managers []*managerProcess) {
+	w := GinkgoWriter
+	var v mlv1.ModelVersion
+	if err := c.Get(ctx, client.ObjectKey{Namespace: ns, Name: name}, &v); err == nil {
+		spec, _ := json.Marshal(v.Spec)
+		status, _ := json.Marshal(v.Status)
+		_, _ = fmt.Fprintf(w, "\n===== %s: generation %d, uid %s\nspec %s\nstatus %s\n", name, v.Generation, v.UID, spec, status)
+	}
+	var m mlv1.RegisteredModel
+	if err := c.Get(ctx, client.ObjectKey{Namespace: ns, Name: model}, &m); err == nil {
+		handled, _ := json.Marshal(m.Status.HandledRequests)
+		_, _ = fmt.Fprintf(w, "model: production %s, decisionSequence %d, handledRequests %s\n",
+			versionText(m.Status.ProductionVersion), m.Status.DecisionSequence, handled)
+	}
+	var list mlv1.StageRecordList
+	if err := c.List(ctx, &list, client.InNamespace(ns)); err == nil {
+		mlv1.SortStageRecords(list.Items)
+		for _, r := range list.Items {
+			if fmt.Sprintf("%s-%d", model, r.Transition.Version) == name {
+				t, _ := json.Marshal(r.Transition)
+				_, _ = fmt.Fprintf(w, "record %s\n", t)
+			}
+		}
+	}
+	number := name[strings.LastIndex(name, "-")+1:]
+	for _, mp := range managers {
+		data, err := os.ReadFile(mp.logPath)
+		if err != nil {
+			continue
+		}
+		for line := range strings.Lines(string(data)) {
+			if strings.Contains(line, name) || strings.Contains(line, `"version":`+number+`,`) {
+				_, _ = fmt.Fprintf(w, "%s: %s", filepath.Base(mp.logPath), line)
+			}
+		}
+	}
+	_, _ = fmt.Fprintf(w, "===== end of %s\n", name)
+}
+
+func versionText(v *int64) string {
+	if v == nil {
+		return "none"
+	}
+	return fmt.Sprint(*v)
 }
