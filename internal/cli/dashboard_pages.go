@@ -418,7 +418,8 @@ func rolloutPanelOf(m *mlv1.RegisteredModel, now time.Time) *rolloutPanel {
 		for i, s := range spec.Steps {
 			step := rolloutStep{Index: i + 1, Weight: s.Weight, Duration: s.Duration.Duration.String()}
 			if ro.Step != nil {
-				step.Current, step.Done = int(*ro.Step) == i, int(*ro.Step) > i
+				// A rollout that ended stands at no step: the steps it passed stay marked done.
+				step.Current, step.Done = ro.Canary() && int(*ro.Step) == i, int(*ro.Step) > i
 			}
 			p.Steps = append(p.Steps, step)
 			if step.Current && ro.StepStartTime != nil && ro.Phase == mlv1.RolloutProgressing {
