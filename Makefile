@@ -72,7 +72,7 @@ test-unit: kube-binaries seaweedfs registry cosign krew actionlint prometheus ch
 	KUBEBUILDER_ASSETS="$(KUBE_BIN_DIR)" PODIUM_BIN_DIR="$(LOCALBIN)" go test -race $$(go list ./... | grep -v /test/e2e) -coverprofile cover.out
 
 .PHONY: test-e2e
-test-e2e: kube-binaries registry prometheus build helm ## Run the e2e tests on a local kwok cluster (started and removed by the tests).
+test-e2e: kube-binaries registry prometheus chromium build helm ## Run the e2e tests on a local kwok cluster (started and removed by the tests).
 	PODIUM_KUBE_BIN_DIR="$(KUBE_BIN_DIR)" PODIUM_BIN_DIR="$(LOCALBIN)" go test -tags e2e -count=1 -timeout 20m ./test/e2e/ -v -ginkgo.v
 
 SEEDS ?= 100000

@@ -427,6 +427,10 @@ func rolloutPanelOf(m *mlv1.RegisteredModel, now time.Time) *rolloutPanel {
 				p.TimeLeft = max(left, 0).Round(time.Second).String() + " left in step " + strconv.Itoa(i+1)
 			}
 		}
+		if ro.Phase == mlv1.RolloutBaking && spec.Bake != nil && ro.StepStartTime != nil {
+			left := spec.Bake.Duration - now.Sub(ro.StepStartTime.Time)
+			p.TimeLeft = max(left, 0).Round(time.Second).String() + " left in the bake, watched by the online gates"
+		}
 		if spec.Analysis != nil {
 			for _, am := range spec.Analysis.Metrics {
 				queries[am.Name] = am.Query
