@@ -302,6 +302,10 @@ func pullLayer(ctx context.Context, repo *remote.Repository, ref OCIReference, l
 		if ctx.Err() != nil {
 			err = context.Cause(ctx)
 		}
+		if strings.HasSuffix(err.Error(), "mismatch Content-Length") { // oras-go's words, with the URL
+			return fmt.Errorf("the registry sends a blob of another size than the manifest's %d bytes; "+
+				"the registry holds a damaged blob, or something between it and the fetcher changes it", l.Size)
+		}
 		return registryError(err, "the blob", ref)
 	}
 	defer func() { _ = rc.Close() }()
@@ -398,6 +402,9 @@ func registryError(err error, what string, ref OCIReference) error {
 		return fmt.Errorf("the registry asks for credentials, and there are none for %s%s", ref.Registry, ociCredentialsHint)
 	case strings.Contains(err.Error(), "server gave HTTP response to HTTPS client"):
 		return fmt.Errorf("cannot reach the registry (%w)%s%s", err, insecureRegistryHint, ref.Registry)
+	case errors.Is(err, errStalled) || strings.Contains(err.Error(), "timeout awaiting response headers"):
+		return &transientError{fmt.Errorf("the registry at %s accepted the connection but did not answer in time (%w); "+
+			"it may be overloaded, or the address may not be a registry's", ref.Registry, err)}
 	case isTransient(err):
 		return &transientError{fmt.Errorf("cannot reach the registry (%w); check the URI's host and port, and network policies", err)}
 	}

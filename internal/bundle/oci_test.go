@@ -2,9 +2,16 @@ package bundle
 
 import (
 	"archive/tar"
+	"bytes"
 	"encoding/base64"
 	"encoding/json"
 	"fmt"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"net/http/httputil"
+	"net/url"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -124,6 +131,38 @@ func TestFetchOCIInstallsAnOrasPushedFile(t *testing.T) {
 		t.Fatal(err)
 	}
 	wantBundle(t, dest, map[string]string{"model.pkl": "weights"})
+}
+
+// A push that the registry cannot take says what to do: log in, with the command, when it asks
+// for credentials or refuses them; check the address when nothing answers there.
+func TestPushSaysWhatToDo(t *testing.T) {
+	const user, password = "trainer", "s3cret-registry-password"
+	reg := testregistry.Start(t, testregistry.Options{Users: map[string]string{user: password}})
+	dir := writeBundle(t, battleWinner)
+	for name, tc := range map[string]struct {
+		target string
+		creds  auth.CredentialFunc
+		want   []string
+	}{
+		"no credentials": {"oci://" + reg.Host + "/ml/private", nil, []string{
+			"the registry asks for credentials, and there are none for " + reg.Host,
+			"log in with `docker login " + reg.Host + "` or `oras login " + reg.Host + "`"}},
+		"a wrong password": {"oci://" + reg.Host + "/ml/private",
+			auth.StaticCredential(reg.Host, auth.Credential{Username: user, Password: "wrong"}), []string{
+				"the registry refused the credentials for " + reg.Host + " (HTTP 401 Unauthorized)",
+				"log in with `docker login " + reg.Host + "`", "as a user who may push to ml/private"}},
+		"nothing listens": {fmt.Sprintf("oci://127.0.0.1:%d/ml/b", closedPort(t)), nil, []string{
+			"cannot reach the registry", "connection refused", "check the URI's host and port"}},
+	} {
+		t.Run(name, func(t *testing.T) {
+			_, err := Push(t.Context(), dir, tc.target, PushOptions{PlainHTTP: true, Credential: tc.creds, Network: quick})
+			wantError(t, err, tc.want...)
+			wantNoSecret(t, err.Error(), password, "wrong")
+			if strings.Contains(err.Error(), "basic credential not found") {
+				t.Errorf("error %q repeats the client library's words", err)
+			}
+		})
+	}
 }
 
 // The same files give the same manifest digest: nothing records the time of a push unless
@@ -298,8 +337,9 @@ func TestFetchOCIUnreachableRegistryEndsInTime(t *testing.T) {
 		insecure bool
 		want     []string
 	}{
-		"nothing listens":        {fmt.Sprintf("127.0.0.1:%d", closedPort(t)), true, []string{"cannot reach the registry", "connection refused", "gave up after 2 attempts"}},
-		"a registry that stalls": {silentListener(t), true, []string{"cannot reach the registry", "gave up after 2 attempts"}},
+		"nothing listens": {fmt.Sprintf("127.0.0.1:%d", closedPort(t)), true, []string{"cannot reach the registry", "connection refused", "gave up after 2 attempts"}},
+		"a registry that stalls": {silentListener(t), true, []string{"accepted the connection but did not answer in time",
+			"gave up after 2 attempts"}},
 		"plain HTTP without --insecure-registry": {testregistry.Start(t, testregistry.Options{}).Host, false,
 			[]string{"HTTPS", "pass --insecure-registry 127.0.0.1:"}},
 	} {
@@ -340,5 +380,72 @@ func TestParseOCIURI(t *testing.T) {
 	} {
 		_, err := ParseURI(uri)
 		wantError(t, err, want)
+	}
+}
+
+// lyingRegistry stands in front of reg and changes what it answers for the paths that hold
+// target (a manifest or blob digest): lie gets the real body and returns what to send instead.
+func lyingRegistry(t *testing.T, reg *testregistry.Registry, target string, lie func([]byte) []byte) string {
+	t.Helper()
+	upstream, err := url.Parse("http://" + reg.Host)
+	if err != nil {
+		t.Fatal(err)
+	}
+	proxy := httputil.NewSingleHostReverseProxy(upstream)
+	proxy.ModifyResponse = func(resp *http.Response) error {
+		if resp.Request.Method != http.MethodGet || !strings.HasSuffix(resp.Request.URL.Path, target) ||
+			resp.StatusCode != http.StatusOK {
+			return nil
+		}
+		body, err := io.ReadAll(resp.Body)
+		if err != nil {
+			return err
+		}
+		_ = resp.Body.Close()
+		body = lie(body)
+		resp.Body = io.NopCloser(bytes.NewReader(body))
+		resp.ContentLength = int64(len(body))
+		resp.Header.Set("Content-Length", strconv.Itoa(len(body)))
+		return nil
+	}
+	srv := httptest.NewServer(proxy)
+	t.Cleanup(srv.Close)
+	return strings.TrimPrefix(srv.URL, "http://")
+}
+
+// A registry that sends other bytes than the manifest pins, for the manifest or for a layer
+// (changed, cut short, or longer), is refused in words that say which object lied and how, and
+// nothing is installed.
+func TestFetchOCIRefusesARegistryThatLies(t *testing.T) {
+	reg := testregistry.Start(t, testregistry.Options{})
+	uri := push(t, reg, "ml/lies", map[string]string{"model.pkl": "the real weights"}, nil)
+	manifest := uri[strings.LastIndex(uri, "@")+1:]
+	layer := digest.FromString("the real weights").String()
+	flip := func(b []byte) []byte { b = bytes.Clone(b); b[len(b)/2] ^= 1; return b }
+	for name, tc := range map[string]struct {
+		target string
+		lie    func([]byte) []byte
+		want   []string
+	}{
+		"a changed manifest": {manifest, func(b []byte) []byte { return bytes.Replace(b, []byte(`"mediaType"`), []byte(` "mediaType"`), 1) },
+			[]string{"the registry sent a manifest whose digest is sha256:", "not " + manifest}},
+		"a changed layer": {layer, flip, []string{"layer 1 (" + layer + ")", "does not match its digest or size in the manifest",
+			"the registry holds a damaged blob"}},
+		"a layer cut short": {layer, func(b []byte) []byte { return b[:len(b)-3] }, []string{"layer 1 (" + layer + ")",
+			"the registry sends a blob of another size than the manifest's 16 bytes"}},
+		"a longer layer": {layer, func(b []byte) []byte { return append(bytes.Clone(b), "more"...) },
+			[]string{"layer 1 (" + layer + ")", "the registry sends a blob of another size than the manifest's 16 bytes"}},
+	} {
+		t.Run(name, func(t *testing.T) {
+			host := lyingRegistry(t, reg, tc.target, tc.lie)
+			lying := strings.Replace(uri, reg.Host, host, 1)
+			dest := newDest(t)
+			err := Fetch(t.Context(), lying, dest, Options{OCI: OCIOptions{InsecureRegistry: host}, Network: quick})
+			wantError(t, err, tc.want...)
+			if strings.Contains(err.Error(), "mismatch Content-Length") || strings.Contains(err.Error(), "GET \"") {
+				t.Errorf("error %q repeats the client library's words", err)
+			}
+			wantNothing(t, dest)
+		})
 	}
 }

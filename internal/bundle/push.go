@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"net/url"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -19,6 +20,7 @@ import (
 	"oras.land/oras-go/v2/errdef"
 	"oras.land/oras-go/v2/registry/remote"
 	"oras.land/oras-go/v2/registry/remote/auth"
+	"oras.land/oras-go/v2/registry/remote/errcode"
 
 	"github.com/podium-dev/podium/internal/bundleuri"
 )
@@ -77,7 +79,7 @@ func Push(ctx context.Context, dir, target string, opts PushOptions) (string, er
 	for _, rel := range files {
 		desc, err := pushFile(ctx, repo, filepath.Join(dir, filepath.FromSlash(rel)), rel)
 		if err != nil {
-			return "", fmt.Errorf("pushing %s to %s: %w", rel, target, err)
+			return "", pushError(err, rel, target, ref)
 		}
 		layers = append(layers, desc)
 		diffIDs = append(diffIDs, desc.Digest)
@@ -102,7 +104,7 @@ func Push(ctx context.Context, dir, target string, opts PushOptions) (string, er
 	}
 	manifest.Config = blobDescriptor(MediaTypeModelPackConfig, config)
 	if err := pushBlob(ctx, repo, manifest.Config, config); err != nil {
-		return "", fmt.Errorf("pushing the config to %s: %w", target, err)
+		return "", pushError(err, "the config", target, ref)
 	}
 	raw, err := json.Marshal(manifest)
 	if err != nil {
@@ -116,9 +118,32 @@ func Push(ctx context.Context, dir, target string, opts PushOptions) (string, er
 		err = repo.Push(ctx, desc, bytes.NewReader(raw))
 	}
 	if err != nil && !errors.Is(err, errdef.ErrAlreadyExists) {
-		return "", fmt.Errorf("pushing the manifest to %s: %w", target, err)
+		return "", pushError(err, "the manifest", target, ref)
 	}
 	return "oci://" + ref.Registry + "/" + ref.Repository + "@" + desc.Digest.String(), nil
+}
+
+// pushError says what could not be pushed where, and what to do: log in when the registry asks
+// for credentials or refuses them (the plugin reads those of docker login and oras login), or
+// check the address when it cannot be reached or does not answer.
+func pushError(err error, what, target string, ref OCIReference) error {
+	login := fmt.Sprintf("log in with `docker login %s` or `oras login %s`", ref.Registry, ref.Registry)
+	const store = " (kubectl podium push uses the credentials of ~/.docker/config.json)"
+	if urlErr, ok := errors.AsType[*url.Error](err); ok { // its message repeats the URL
+		err = urlErr.Err
+	}
+	switch resp, ok := errors.AsType[*errcode.ErrorResponse](err); {
+	case errors.Is(err, auth.ErrBasicCredentialNotFound):
+		return fmt.Errorf("pushing %s to %s: the registry asks for credentials, and there are none for %s; %s%s",
+			what, target, ref.Registry, login, store)
+	case ok && (resp.StatusCode == http.StatusUnauthorized || resp.StatusCode == http.StatusForbidden):
+		return fmt.Errorf("pushing %s to %s: the registry refused the credentials for %s (HTTP %d %s); %s as a user "+
+			"who may push to %s%s", what, target, ref.Registry, resp.StatusCode, http.StatusText(resp.StatusCode), login,
+			ref.Repository, store)
+	case !ok && isTransient(err):
+		return fmt.Errorf("pushing %s to %s: %w", what, target, registryError(err, what, ref))
+	}
+	return fmt.Errorf("pushing %s to %s: %w", what, target, err)
 }
 
 // ResolveOCI returns the manifest digest that the tag of target (oci://REGISTRY/REPOSITORY:TAG)
