@@ -36,10 +36,13 @@ func NewCommand(streams genericiooptions.IOStreams) *cobra.Command {
 // root holds what every command shares: the cluster flags, the streams, the clock and how often
 // a wait looks at the cluster.
 type root struct {
-	flags        *genericclioptions.ConfigFlags
-	streams      genericiooptions.IOStreams
-	now          func() time.Time
-	pollInterval time.Duration
+	flags *genericclioptions.ConfigFlags
+	// namespaceOverride, when set, is the namespace instead of the flags' (the dashboard's
+	// actions on a model of another namespace).
+	namespaceOverride string
+	streams           genericiooptions.IOStreams
+	now               func() time.Time
+	pollInterval      time.Duration
 }
 
 func newRootCommand(r *root) *cobra.Command {
@@ -82,6 +85,9 @@ and shows a model's status and history.`,
 
 // namespace is the namespace the command works in: --namespace, else the kubeconfig context's.
 func (r *root) namespace() (string, error) {
+	if r.namespaceOverride != "" {
+		return r.namespaceOverride, nil
+	}
 	ns, _, err := r.flags.ToRawKubeConfigLoader().Namespace()
 	if err != nil {
 		return "", fmt.Errorf("reading the namespace from the kubeconfig: %w; pass --namespace", err)

@@ -45,9 +45,10 @@ const contentSecurityPolicy = "default-src 'none'; script-src 'self'; style-src 
 
 type dashboardOptions struct {
 	*root
-	address string
-	port    int
-	open    bool
+	address       string
+	port          int
+	open          bool
+	allNamespaces bool
 }
 
 func newDashboardCommand(r *root) *cobra.Command {
@@ -75,6 +76,7 @@ on Ctrl-C.`,
 		"address lets other machines reach the dashboard (they still need the printed token)")
 	cmd.Flags().IntVar(&o.port, "port", 8765, "The port to listen on; 0 picks a free one")
 	cmd.Flags().BoolVar(&o.open, "open", false, "Open the dashboard in the default browser")
+	cmd.Flags().BoolVarP(&o.allNamespaces, "all-namespaces", "A", false, "Show the models of every namespace")
 	return cmd
 }
 
@@ -91,7 +93,7 @@ func (o *dashboardOptions) serve(ctx context.Context) error {
 		_, _ = fmt.Fprintf(o.streams.ErrOut, "Warning: listening on %s, not a loopback address: anyone who can reach it "+
 			"and has the URL below acts on the cluster as you\n", o.address)
 	}
-	d, err := newDashboard(o.root, c, listener.Addr().String())
+	d, err := newDashboard(o.root, c, listener.Addr().String(), o.allNamespaces)
 	if err != nil {
 		_ = listener.Close()
 		return err
@@ -108,10 +110,10 @@ func (o *dashboardOptions) serve(ctx context.Context) error {
 	}
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
-	go d.live.run(ctx, watcher, c.namespace)
+	go d.live.run(ctx, watcher, d.watched())
 
 	url := d.origin + "/?token=" + d.token
-	_, _ = fmt.Fprintf(o.streams.Out, "Podium dashboard of namespace %s: %s\nPress Ctrl-C to stop.\n", c.namespace, url)
+	_, _ = fmt.Fprintf(o.streams.Out, "Podium dashboard of %s: %s\nPress Ctrl-C to stop.\n", d.scope(), url)
 	if o.open {
 		openBrowser(o.streams.ErrOut, url)
 	}
@@ -147,8 +149,9 @@ func openBrowser(w interface{ Write([]byte) (int, error) }, url string) {
 // be a POST from one of its own pages (Origin, Sec-Fetch-Site and a form token).
 type dashboard struct {
 	r         *root
-	cluster   *cluster
-	origin    string // http://HOST:PORT as the browser names it
+	cluster   *cluster // in the namespace of the flags
+	all       bool     // every namespace (-A), not only the cluster's
+	origin    string   // http://HOST:PORT as the browser names it
 	hosts     map[string]bool
 	token     string
 	csrf      string
@@ -158,7 +161,7 @@ type dashboard struct {
 	actionsMu sync.Mutex // one action at a time: each is a command's run
 }
 
-func newDashboard(r *root, c *cluster, addr string) (*dashboard, error) {
+func newDashboard(r *root, c *cluster, addr string, all bool) (*dashboard, error) {
 	secret := make([]byte, 32)
 	if _, err := rand.Read(secret); err != nil {
 		return nil, err
@@ -184,7 +187,7 @@ func newDashboard(r *root, c *cluster, addr string) (*dashboard, error) {
 		return nil, err
 	}
 	return &dashboard{
-		r: r, cluster: c, origin: origin, hosts: hosts, token: token, csrf: hex.EncodeToString(mac.Sum(nil)),
+		r: r, cluster: c, all: all, origin: origin, hosts: hosts, token: token, csrf: hex.EncodeToString(mac.Sum(nil)),
 		pages: pages, static: http.StripPrefix("/static/", http.FileServer(http.FS(assets))), live: newLiveUpdates(),
 	}, nil
 }
@@ -223,35 +226,75 @@ func (d *dashboard) ServeHTTP(w http.ResponseWriter, req *http.Request) {
 		d.static.ServeHTTP(w, req)
 		return
 	}
-	switch {
-	case req.URL.Path == "/events":
-		d.live.serve(w, req)
-	case req.URL.Path == "/":
-		d.get(w, req, d.modelsPage)
-	case strings.HasPrefix(req.URL.Path, "/models/"):
-		d.routeModel(w, req, strings.TrimPrefix(req.URL.Path, "/models/"))
-	default:
+	d.mux().ServeHTTP(w, req)
+}
+
+// mux routes the pages: the models at /, a model at /namespaces/NS/models/NAME, its actions'
+// confirmation and post under it, and the live updates at /events.
+func (d *dashboard) mux() *http.ServeMux {
+	m := http.NewServeMux()
+	m.HandleFunc("GET /events", d.live.serve)
+	m.HandleFunc("GET /{$}", func(w http.ResponseWriter, req *http.Request) { d.get(w, req, d.modelsPage) })
+	m.HandleFunc("GET /namespaces/{ns}/models/{name}", d.page(d.modelPage))
+	m.HandleFunc("GET /namespaces/{ns}/models/{name}/confirm", d.page(d.confirmPage))
+	m.HandleFunc("POST /namespaces/{ns}/models/{name}/actions", func(w http.ResponseWriter, req *http.Request) {
+		if c := d.in(w, req); c != nil {
+			d.act(w, req, c, req.PathValue("name"))
+		}
+	})
+	m.HandleFunc("/namespaces/{ns}/models/{name}/actions", func(w http.ResponseWriter, req *http.Request) {
+		w.Header().Set("Allow", http.MethodPost)
+		d.refuse(w, http.StatusMethodNotAllowed, "An action is posted from its confirmation page, never by a link.")
+	})
+	readOnly := func(w http.ResponseWriter, req *http.Request) {
+		w.Header().Set("Allow", http.MethodGet)
+		d.refuse(w, http.StatusMethodNotAllowed, "This page only shows; actions are the buttons of its pages.")
+	}
+	m.HandleFunc("/namespaces/{ns}/models/{name}", readOnly)
+	m.HandleFunc("/namespaces/{ns}/models/{name}/confirm", readOnly)
+	m.HandleFunc("/", func(w http.ResponseWriter, req *http.Request) {
 		d.refuse(w, http.StatusNotFound, "No such page.")
+	})
+	return m
+}
+
+// page serves a model's page, in the namespace of its path.
+func (d *dashboard) page(render func(context.Context, *http.Request, *cluster, string) (string, any, error)) http.HandlerFunc {
+	return func(w http.ResponseWriter, req *http.Request) {
+		if c := d.in(w, req); c != nil {
+			d.get(w, req, func(ctx context.Context, req *http.Request) (string, any, error) {
+				return render(ctx, req, c, req.PathValue("name"))
+			})
+		}
 	}
 }
 
-// routeModel serves /models/NAME, /models/NAME/confirm and /models/NAME/actions.
-func (d *dashboard) routeModel(w http.ResponseWriter, req *http.Request, rest string) {
-	name, page, _ := strings.Cut(rest, "/")
-	switch page {
-	case "":
-		d.get(w, req, func(ctx context.Context, req *http.Request) (string, any, error) {
-			return d.modelPage(ctx, req, name)
-		})
-	case "confirm":
-		d.get(w, req, func(ctx context.Context, req *http.Request) (string, any, error) {
-			return d.confirmPage(ctx, req, name)
-		})
-	case "actions":
-		d.act(w, req, name)
-	default:
-		d.refuse(w, http.StatusNotFound, "No such page.")
+// in is the cluster of the request's namespace, or nil, with the refusal written, when this
+// dashboard does not show it.
+func (d *dashboard) in(w http.ResponseWriter, req *http.Request) *cluster {
+	ns := req.PathValue("ns")
+	if !d.all && ns != d.cluster.namespace {
+		d.refuse(w, http.StatusNotFound, fmt.Sprintf("This dashboard shows namespace %s; start it with -n %s, or with -A "+
+			"for every namespace.", d.cluster.namespace, ns))
+		return nil
 	}
+	return &cluster{client: d.cluster.client, namespace: ns}
+}
+
+// watched is the namespace the live updates watch: "" for every one.
+func (d *dashboard) watched() string {
+	if d.all {
+		return ""
+	}
+	return d.cluster.namespace
+}
+
+// scope says what the dashboard shows.
+func (d *dashboard) scope() string {
+	if d.all {
+		return "every namespace"
+	}
+	return "namespace " + d.cluster.namespace
 }
 
 // get renders a page that only reads; any other method is refused.
@@ -271,12 +314,7 @@ func (d *dashboard) get(w http.ResponseWriter, req *http.Request,
 }
 
 // act runs the action a confirmation page posted, as the command would, and shows its outcome.
-func (d *dashboard) act(w http.ResponseWriter, req *http.Request, model string) {
-	if req.Method != http.MethodPost {
-		w.Header().Set("Allow", http.MethodPost)
-		d.refuse(w, http.StatusMethodNotAllowed, "An action is posted from its confirmation page, never by a link.")
-		return
-	}
+func (d *dashboard) act(w http.ResponseWriter, req *http.Request, c *cluster, model string) {
 	if origin := req.Header.Get("Origin"); origin != "" && origin != d.origin && !d.hosts[strings.TrimPrefix(origin, "http://")] {
 		d.refuse(w, http.StatusForbidden, "Refused: the action came from another site ("+origin+").")
 		return
@@ -296,10 +334,11 @@ func (d *dashboard) act(w http.ResponseWriter, req *http.Request, model string) 
 		return
 	}
 	d.actionsMu.Lock()
-	output, err := act.runAs(req.Context(), d.r, model, req.PostForm.Get("version"))
+	output, err := act.runAs(req.Context(), d.r, c.namespace, model, req.PostForm.Get("version"))
 	d.actionsMu.Unlock()
 	// The page is the outcome, a refusal included: it says which, in its heading.
-	d.render(w, http.StatusOK, "result.html", resultPage{Model: model, Action: act.Label, Output: output, Err: errText(err)})
+	d.render(w, http.StatusOK, "result.html", resultPage{Namespace: c.namespace, Model: model, Action: act.Label,
+		Output: output, Err: errText(err)})
 }
 
 func errText(err error) string {
@@ -317,7 +356,7 @@ func (d *dashboard) refuse(w http.ResponseWriter, status int, message string) {
 func (d *dashboard) render(w http.ResponseWriter, status int, name string, data any) {
 	var out strings.Builder
 	if err := d.pages.ExecuteTemplate(&out, name, map[string]any{
-		"Page": data, "Namespace": d.cluster.namespace, "CSRF": d.csrf,
+		"Page": data, "Scope": d.scope(), "CSRF": d.csrf,
 	}); err != nil {
 		http.Error(w, "rendering "+name+": "+err.Error(), http.StatusInternalServerError)
 		return

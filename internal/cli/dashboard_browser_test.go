@@ -107,7 +107,7 @@ var _ = Describe("kubectl podium dashboard, in a browser", func() {
 		func(ctx context.Context) {
 			seedStory(ctx, ns)
 			tab := browser(startDashboard(kubeconfig, ns))
-			act(tab, chromedp.Click(chromedp.CSS(`a[href="/models/battle-winner-predictor"]`)),
+			act(tab, chromedp.Click(chromedp.CSS(`tr[data-model="battle-winner-predictor"] a`)),
 				chromedp.WaitVisible(chromedp.CSS(`table.versions`)))
 
 			By("marking each gate cell with its verdict, in words too")
@@ -157,7 +157,7 @@ var _ = Describe("kubectl podium dashboard, in a browser", func() {
 		d := startDashboard(kubeconfig, ns)
 		tab := browser(d)
 		Expect(text(tab, `tr[data-model="battle-winner-predictor"] .description`)).To(Equal(m.Spec.Description))
-		act(tab, chromedp.Navigate(d.origin+"/models/battle-winner-predictor"),
+		act(tab, chromedp.Navigate(d.origin+"/namespaces/"+ns+"/models/battle-winner-predictor"),
 			chromedp.WaitVisible(chromedp.CSS(`table.versions`)))
 		Expect(text(tab, `tr[data-version="1"] .description`)).To(Equal(v.Spec.Description))
 		Expect(evaluate[bool](tab, `window.pwned !== undefined || document.querySelectorAll("main script, main img").length > 0`)).
@@ -174,7 +174,7 @@ var _ = Describe("kubectl podium dashboard, in a browser", func() {
 			By("opening the model as vera, who may only read: every action is disabled, with the reason")
 			veras := startDashboard(kubeconfig, ns, "--as", "vera")
 			vera := browser(veras)
-			act(vera, chromedp.Navigate(veras.origin+"/models/battle-winner-predictor"),
+			act(vera, chromedp.Navigate(veras.origin+"/namespaces/"+ns+"/models/battle-winner-predictor"),
 				chromedp.WaitVisible(chromedp.CSS(`section.rollout`)))
 			Expect(text(vera, "#denied")).To(ContainSubstring("The API server says you may not patch modelversions in namespace " + ns))
 			Expect(count(vera, `section.rollout button[disabled]`)).To(Equal(2), "pause and abort")
@@ -185,7 +185,7 @@ var _ = Describe("kubectl podium dashboard, in a browser", func() {
 			By("opening it as the suite's administrator, while the canary's pods come up and its steps pass")
 			d := startDashboard(kubeconfig, ns)
 			tab := browser(d)
-			act(tab, chromedp.Navigate(d.origin+"/models/battle-winner-predictor"),
+			act(tab, chromedp.Navigate(d.origin+"/namespaces/"+ns+"/models/battle-winner-predictor"),
 				chromedp.WaitVisible(chromedp.CSS(`section.rollout`)))
 			Expect(text(tab, "section.rollout h2")).To(Equal("Rollout of version 4: Progressing"))
 			Expect(text(tab, "ol.steps li.current")).To(HavePrefix("▶ step 1: 25%"))
@@ -225,7 +225,7 @@ var _ = Describe("kubectl podium dashboard, in a browser", func() {
 			By("promoting version 3 as bob, who may patch but is no approver: the refusal, verbatim")
 			bobs := startDashboard(kubeconfig, ns, "--as", "bob")
 			bob := browser(bobs)
-			act(bob, chromedp.Navigate(bobs.origin+"/models/battle-winner-predictor/confirm?action=promote&version=3"),
+			act(bob, chromedp.Navigate(bobs.origin+"/namespaces/"+ns+"/models/battle-winner-predictor/confirm?action=promote&version=3"),
 				chromedp.Click(chromedp.ID("confirm")), chromedp.WaitVisible(chromedp.ID("outcome")))
 			Expect(text(bob, "h1")).To(Equal("Promote: refused"))
 			Expect(text(bob, "#outcome")).To(ContainSubstring("user bob may not request spec.stage: Production in namespace " +
@@ -235,12 +235,12 @@ var _ = Describe("kubectl podium dashboard, in a browser", func() {
 			By("promoting it as alice, an approver, from the versions table")
 			alices := startDashboard(kubeconfig, ns, "--as", "alice")
 			alice := browser(alices)
-			act(alice, chromedp.Navigate(alices.origin+"/models/battle-winner-predictor"),
+			act(alice, chromedp.Navigate(alices.origin+"/namespaces/"+ns+"/models/battle-winner-predictor"),
 				chromedp.Click(chromedp.CSS(`tr[data-version="3"] a.button`)), chromedp.WaitVisible(chromedp.ID("confirm")),
 				chromedp.Click(chromedp.ID("confirm")), chromedp.WaitVisible(chromedp.ID("outcome")))
 			Expect(text(alice, "#outcome")).To(Equal("Asked for version 3 of battle-winner-predictor as Production"))
 			Eventually(stages).WithArguments(ctx, ns).Should(Equal("2=None 3=Production 4=Archived"))
-			act(alice, chromedp.Navigate(alices.origin+"/models/battle-winner-predictor"),
+			act(alice, chromedp.Navigate(alices.origin+"/namespaces/"+ns+"/models/battle-winner-predictor"),
 				chromedp.WaitVisible(chromedp.CSS("table.timeline")))
 			Eventually(func() string { return text(alice, "table.timeline tbody tr:last-child") }).
 				Should(MatchRegexp(`^\S+ 3 Archived Production \S+ alice`), "the history names the approver")

@@ -9,6 +9,7 @@ import (
 	"maps"
 	"math"
 	"net/http"
+	"net/url"
 	"slices"
 	"strconv"
 	"strings"
@@ -23,6 +24,10 @@ import (
 )
 
 var pageFuncs = template.FuncMap{
+	// modelURL is the path of a model's page, or of one under it.
+	"modelURL": func(namespace, name string, rest ...string) string {
+		return "/namespaces/" + url.PathEscape(namespace) + "/models/" + url.PathEscape(name) + strings.Join(rest, "")
+	},
 	"lower": strings.ToLower,
 	"dict": func(kv ...any) map[string]any {
 		m := make(map[string]any, len(kv)/2)
@@ -42,11 +47,12 @@ var pageFuncs = template.FuncMap{
 
 // modelSummary is a row of the models page.
 type modelSummary struct {
-	Name, Description, Production, Latest, Rollout, Ready, ReadyReason, ReadyMessage string
-	Attention                                                                        string // why it needs a look, or ""
+	Namespace, Name, Description, Production, Latest, Rollout, Ready, ReadyReason, ReadyMessage string
+	Attention                                                                                   string // why it needs a look, or ""
 }
 
 type modelsPage struct {
+	AllNamespaces bool
 	Models        []modelSummary
 	AttentionOnly bool
 	Hidden        int // models the filter hides
@@ -54,15 +60,19 @@ type modelsPage struct {
 }
 
 func (d *dashboard) modelsPage(ctx context.Context, req *http.Request) (string, any, error) {
-	models, err := d.cluster.models(ctx)
+	c := d.cluster
+	if d.all {
+		c = &cluster{client: d.cluster.client}
+	}
+	models, err := c.models(ctx)
 	if err != nil {
 		return "", nil, err
 	}
-	page := modelsPage{AttentionOnly: req.URL.Query().Get("attention") != "", Live: d.live.liveState()}
+	page := modelsPage{AllNamespaces: d.all, AttentionOnly: req.URL.Query().Get("attention") != "", Live: d.live.liveState()}
 	now := d.r.now()
 	for i := range models {
 		m := &models[i]
-		row := modelSummary{Name: m.Name, Description: m.Spec.Description, Production: versionText(m.Status.ProductionVersion),
+		row := modelSummary{Namespace: m.Namespace, Name: m.Name, Description: m.Spec.Description, Production: versionText(m.Status.ProductionVersion),
 			Latest: versionText(m.Status.LatestVersion), Rollout: "-", Attention: attention(m)}
 		if ro := m.Status.Rollout; ro != nil {
 			row.Rollout = rolloutText(ro, m.Spec.Serving != nil && m.Spec.Serving.Rollout.GatewayAPI() != nil, now)
@@ -153,20 +163,20 @@ type permission struct {
 }
 
 type modelPage struct {
-	Name, Description, Mode, Production, Ready, ReadyReason, ReadyMessage, Live string
-	Gates                                                                       []string
-	GateMetrics                                                                 []string
-	Versions                                                                    []versionRow
-	Compared                                                                    []int64
-	Compare                                                                     []compareRow
-	CompareHeads                                                                []string
-	Trends                                                                      []trend
-	Timeline                                                                    []timelineRow
-	At, AtAnswer                                                                string
-	Rollout                                                                     *rolloutPanel
-	Rollback                                                                    int64 // the version a rollback returns to; 0: none
-	RequestVerb                                                                 string
-	MayVersions, MayModel                                                       permission
+	Namespace, Name, Description, Mode, Production, Ready, ReadyReason, ReadyMessage, Live string
+	Gates                                                                                  []string
+	GateMetrics                                                                            []string
+	Versions                                                                               []versionRow
+	Compared                                                                               []int64
+	Compare                                                                                []compareRow
+	CompareHeads                                                                           []string
+	Trends                                                                                 []trend
+	Timeline                                                                               []timelineRow
+	At, AtAnswer                                                                           string
+	Rollout                                                                                *rolloutPanel
+	Rollback                                                                               int64 // the version a rollback returns to; 0: none
+	RequestVerb                                                                            string
+	MayVersions, MayModel                                                                  permission
 }
 
 type rolloutStep struct {
@@ -192,8 +202,7 @@ type rolloutMetric struct {
 	Passed, Failed, Inconclusive       int32
 }
 
-func (d *dashboard) modelPage(ctx context.Context, req *http.Request, name string) (string, any, error) {
-	c := d.cluster
+func (d *dashboard) modelPage(ctx context.Context, req *http.Request, c *cluster, name string) (string, any, error) {
 	model, err := c.model(ctx, name)
 	if err != nil {
 		return "", nil, err
@@ -203,7 +212,7 @@ func (d *dashboard) modelPage(ctx context.Context, req *http.Request, name strin
 		return "", nil, err
 	}
 	now := d.r.now()
-	page := &modelPage{Name: model.Name, Description: model.Spec.Description, Mode: string(model.Spec.Promotion.Mode),
+	page := &modelPage{Namespace: c.namespace, Name: model.Name, Description: model.Spec.Description, Mode: string(model.Spec.Promotion.Mode),
 		Production: versionText(model.Status.ProductionVersion), Live: d.live.liveState(), RequestVerb: "Promote"}
 	if page.Mode == "" {
 		page.Mode = string(mlv1.PromotionAutomatic)
@@ -258,8 +267,8 @@ func (d *dashboard) modelPage(ctx context.Context, req *http.Request, name strin
 			page.AtAnswer = recordedProductionAt(name, model, rows, when)
 		}
 	}
-	page.MayVersions = d.may(ctx, resourceVersions)
-	page.MayModel = d.may(ctx, resourceModels)
+	page.MayVersions = c.may(ctx, resourceVersions)
+	page.MayModel = c.may(ctx, resourceModels)
 	return "model.html", page, nil
 }
 
@@ -450,17 +459,17 @@ func rolloutPanelOf(m *mlv1.RegisteredModel, now time.Time) *rolloutPanel {
 
 // may asks the API server whether the person may patch the resource in the namespace, which every
 // action needs; the reason says who refused.
-func (d *dashboard) may(ctx context.Context, resource string) permission {
+func (c *cluster) may(ctx context.Context, resource string) permission {
 	review := &authorizationv1.SelfSubjectAccessReview{Spec: authorizationv1.SelfSubjectAccessReviewSpec{
-		ResourceAttributes: &authorizationv1.ResourceAttributes{Namespace: d.cluster.namespace, Verb: "patch",
+		ResourceAttributes: &authorizationv1.ResourceAttributes{Namespace: c.namespace, Verb: "patch",
 			Group: mlv1.GroupVersion.Group, Resource: resource}}}
-	if err := d.cluster.client.Create(ctx, review); err != nil {
+	if err := c.client.Create(ctx, review); err != nil {
 		return permission{Allowed: true, Reason: "could not ask the API server (" + err.Error() + "): it judges the action"}
 	}
 	if review.Status.Allowed {
 		return permission{Allowed: true}
 	}
-	reason := fmt.Sprintf("The API server says you may not patch %s in namespace %s", resource, d.cluster.namespace)
+	reason := fmt.Sprintf("The API server says you may not patch %s in namespace %s", resource, c.namespace)
 	if review.Status.Reason != "" {
 		reason += ": " + review.Status.Reason
 	}
@@ -524,27 +533,27 @@ func describeRequest(m *mlv1.RegisteredModel, version string) string {
 
 // runAs runs the action as the command would with --no-wait, and returns what the
 // command printed.
-func (a dashboardAction) runAs(ctx context.Context, r *root, model, version string) (string, error) {
+func (a dashboardAction) runAs(ctx context.Context, r *root, namespace, model, version string) (string, error) {
 	var out bytes.Buffer
 	quiet := &root{flags: r.flags, streams: genericiooptions.IOStreams{In: &bytes.Buffer{}, Out: &out, ErrOut: &out},
-		now: r.now, pollInterval: r.pollInterval}
+		now: r.now, pollInterval: r.pollInterval, namespaceOverride: namespace}
 	o := &rolloutOptions{&promoteOptions{root: quiet, noWait: true}}
 	err := a.run(ctx, o, model, version)
 	return strings.TrimSpace(out.String()), err
 }
 
 type confirmPage struct {
-	Model, Action, Label, Version, Description string
-	Permission                                 permission
+	Namespace, Model, Action, Label, Version, Description string
+	Permission                                            permission
 }
 
-func (d *dashboard) confirmPage(ctx context.Context, req *http.Request, name string) (string, any, error) {
+func (d *dashboard) confirmPage(ctx context.Context, req *http.Request, c *cluster, name string) (string, any, error) {
 	q := req.URL.Query()
 	action, ok := dashboardActions[q.Get("action")]
 	if !ok {
 		return "", nil, fmt.Errorf("no such action: %q", q.Get("action"))
 	}
-	model, err := d.cluster.model(ctx, name)
+	model, err := c.model(ctx, name)
 	if err != nil {
 		return "", nil, err
 	}
@@ -554,10 +563,10 @@ func (d *dashboard) confirmPage(ctx context.Context, req *http.Request, name str
 			return "", nil, fmt.Errorf("%q is not a version number", version)
 		}
 	}
-	return "confirm.html", confirmPage{Model: name, Action: q.Get("action"), Label: action.Label, Version: version,
-		Description: action.describe(model, version), Permission: d.may(ctx, action.resource)}, nil
+	return "confirm.html", confirmPage{Namespace: c.namespace, Model: name, Action: q.Get("action"), Label: action.Label, Version: version,
+		Description: action.describe(model, version), Permission: c.may(ctx, action.resource)}, nil
 }
 
 type resultPage struct {
-	Model, Action, Output, Err string
+	Namespace, Model, Action, Output, Err string
 }

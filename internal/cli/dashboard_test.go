@@ -125,9 +125,15 @@ var _ = Describe("kubectl podium dashboard, over HTTP", func() {
 			Expect(header.Get("Set-Cookie")).To(And(ContainSubstring("HttpOnly"), ContainSubstring("SameSite=Strict")))
 			status, body, _ = fetch(c, newRequest(http.MethodGet, d.origin+"/", nil))
 			Expect(status).To(Equal(http.StatusOK))
-			Expect(body).To(ContainSubstring(`href="/models/battle-winner-predictor"`))
+			Expect(body).To(ContainSubstring(`href="/namespaces/` + ns + `/models/battle-winner-predictor"`))
 
-			actions := d.origin + "/models/" + seed + "/actions"
+			By("refusing a model of another namespace, which this dashboard does not show")
+			status, body, _ = fetch(c, newRequest(http.MethodGet, d.origin+"/namespaces/kube-system/models/"+seed, nil))
+			Expect(status).To(Equal(http.StatusNotFound))
+			Expect(body).To(ContainSubstring("This dashboard shows namespace " + ns + "; start it with -n kube-system, or with -A"))
+
+			model := d.origin + "/namespaces/" + ns + "/models/" + seed
+			actions := model + "/actions"
 			form := url.Values{"action": {"rollback"}, "version": {"3"}}
 			post := func(form url.Values, header map[string]string) (int, string) {
 				req := newRequest(http.MethodPost, actions, strings.NewReader(form.Encode()))
@@ -145,7 +151,7 @@ var _ = Describe("kubectl podium dashboard, over HTTP", func() {
 			Expect(status).To(Equal(http.StatusForbidden))
 			Expect(body).To(ContainSubstring("the form&#39;s token is missing"))
 
-			confirm := d.origin + "/models/" + seed + "/confirm?action=rollback&version=3"
+			confirm := model + "/confirm?action=rollback&version=3"
 			status, body, _ = fetch(c, newRequest(http.MethodGet, confirm, nil))
 			Expect(status).To(Equal(http.StatusOK))
 			token := regexp.MustCompile(`name="csrf" value="([0-9a-f]+)"`).FindStringSubmatch(body)
@@ -164,4 +170,35 @@ var _ = Describe("kubectl podium dashboard, over HTTP", func() {
 			Expect(body).To(ContainSubstring("Asked for version 3 of battle-winner-predictor as Production"))
 			Eventually(stages).WithArguments(ctx, ns).Should(Equal("2=None 3=Production 4=Archived"))
 		})
+
+	It("shows the models of every namespace with -A, and acts in the model's own", func(ctx context.Context) {
+		first, second := newNamespace(ctx), newNamespace(ctx)
+		seedStory(ctx, first)
+		create(ctx, seedModel(second))
+		d := startDashboard(kubeconfig, first, "-A")
+		c := browserless()
+		fetch(c, newRequest(http.MethodGet, d.url, nil))
+		status, body, _ := fetch(c, newRequest(http.MethodGet, d.origin+"/", nil))
+		Expect(status).To(Equal(http.StatusOK))
+		Expect(body).To(And(ContainSubstring("every namespace"),
+			ContainSubstring(`href="/namespaces/`+first+`/models/battle-winner-predictor"`),
+			ContainSubstring(`href="/namespaces/`+second+`/models/battle-winner-predictor"`)))
+		status, body, _ = fetch(c, newRequest(http.MethodGet, d.origin+"/namespaces/"+second+"/models/"+seed, nil))
+		Expect(status).To(Equal(http.StatusOK))
+		Expect(body).To(ContainSubstring("in " + second))
+
+		By("rolling back in the first namespace from the dashboard started in it with -A")
+		model := d.origin + "/namespaces/" + first + "/models/" + seed
+		_, body, _ = fetch(c, newRequest(http.MethodGet, model+"/confirm?action=rollback&version=3", nil))
+		token := regexp.MustCompile(`name="csrf" value="([0-9a-f]+)"`).FindStringSubmatch(body)
+		Expect(token).To(HaveLen(2))
+		form := url.Values{"action": {"rollback"}, "version": {"3"}, "csrf": {token[1]}}
+		req := newRequest(http.MethodPost, model+"/actions", strings.NewReader(form.Encode()))
+		req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+		req.Header.Set("Origin", d.origin)
+		status, body, _ = fetch(c, req)
+		Expect(status).To(Equal(http.StatusOK))
+		Expect(body).To(ContainSubstring("Asked for version 3 of battle-winner-predictor as Production"))
+		Eventually(stages).WithArguments(ctx, first).Should(Equal("2=None 3=Production 4=Archived"))
+	})
 })

@@ -81,7 +81,7 @@ var _ = Describe("kubectl podium dashboard", func() {
 			WithTimeout(30 * time.Second).Should(Equal("version 4"))
 
 		By("rolling back to version 3 from the model's page")
-		do(chromedp.Navigate(origin+"/models/battle-winner-predictor"),
+		do(chromedp.Navigate(origin+"/namespaces/"+ns+"/models/battle-winner-predictor"),
 			chromedp.Click(chromedp.CSS(`a.button[href$="action=rollback&version=3"]`)),
 			chromedp.WaitVisible(chromedp.ID("confirm")), chromedp.Click(chromedp.ID("confirm")),
 			chromedp.WaitVisible(chromedp.ID("outcome")))
