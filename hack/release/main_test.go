@@ -1,6 +1,7 @@
 package main
 
 import (
+	"cmp"
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
@@ -107,5 +108,46 @@ func TestTheReleaseWorkflowPassesActionlint(t *testing.T) {
 	}
 	if out, err := exec.Command(actionlint, "-color=false", broken).CombinedOutput(); err == nil {
 		t.Fatalf("actionlint passed a workflow with an unknown property:\n%s", out)
+	}
+}
+
+// TestThePluginInstallsFromACleanModuleCache builds kubectl-podium as `go install` builds a
+// module: from the committed files only (the working tree's tracked changes included, nothing
+// untracked or generated on the way), with an empty module cache filled from the module proxy
+// protocol (here the local download cache, so that the test needs no network), and go.sum as
+// it is (-mod=readonly). The plugin it builds runs; its dashboard's pages are embedded, which
+// fails the build when they are not in the module.
+func TestThePluginInstallsFromACleanModuleCache(t *testing.T) {
+	root, err := exec.Command("git", "rev-parse", "--show-toplevel").Output()
+	if err != nil {
+		t.Skipf("not a git checkout: %v", err)
+	}
+	repo := strings.TrimSpace(string(root))
+	rev, err := exec.Command("git", "-C", repo, "stash", "create").Output()
+	if err != nil {
+		t.Fatal(err)
+	}
+	commit := cmp.Or(strings.TrimSpace(string(rev)), "HEAD")
+	src := t.TempDir()
+	archive := exec.Command("sh", "-c", `git -C "$1" archive --format=tar "$2" | tar -x -C "$3"`, "sh", repo, commit, src)
+	if out, err := archive.CombinedOutput(); err != nil {
+		t.Fatalf("git archive: %v\n%s", err, out)
+	}
+	downloads, err := exec.Command("go", "env", "GOMODCACHE").Output()
+	if err != nil {
+		t.Fatal(err)
+	}
+	bin := t.TempDir()
+	install := exec.Command("go", "install", "./cmd/kubectl-podium")
+	install.Dir = src
+	install.Env = append(os.Environ(), "GOMODCACHE="+filepath.Join(t.TempDir(), "mod"), "GOBIN="+bin,
+		"GOPROXY=file://"+filepath.Join(strings.TrimSpace(string(downloads)), "cache", "download"),
+		"GOSUMDB=off", "GOFLAGS=-mod=readonly -modcacherw", "GOWORK=off")
+	if out, err := install.CombinedOutput(); err != nil {
+		t.Fatalf("go install ./cmd/kubectl-podium from a clean module cache: %v\n%s", err, out)
+	}
+	out, err := exec.Command(filepath.Join(bin, "kubectl-podium"), "dashboard", "--help").CombinedOutput()
+	if err != nil || !strings.Contains(string(out), "Serve the dashboard") {
+		t.Fatalf("the installed plugin: %v\n%s", err, out)
 	}
 }
