@@ -47,7 +47,7 @@ var _ = Describe("The Helm chart", Serial, func() {
 		createNamespace(ns)
 		mustKubectl("label", "namespace", ns, "pod-security.kubernetes.io/enforce=restricted")
 
-		By("pushing the packaged chart to a registry, as make chart-push does")
+		By("pushing the packaged chart to a registry, as make chart-push does, and under an earlier version")
 		reg := testregistry.Start(GinkgoT(), testregistry.Options{})
 		packages := filepath.Join(workDir, "helm", "packages")
 		_, err := helm("package", filepath.Join(repoRoot, "charts", "podium"), "-d", packages)
@@ -58,11 +58,26 @@ var _ = Describe("The Helm chart", Serial, func() {
 		version := strings.TrimSuffix(strings.TrimPrefix(filepath.Base(archives[0]), "podium-"), ".tgz")
 		_, err = helm("push", archives[0], "oci://"+reg.Host+"/charts", "--plain-http")
 		Expect(err).NotTo(HaveOccurred())
-
-		By("installing the chart from oci:// with helm; the suite has installed the CRDs")
-		_, err = helm("install", release, "oci://"+reg.Host+"/charts/podium", "--version", version, "--plain-http",
-			"-n", ns, "--skip-crds", "--set", "watchNamespaces={"+ns+"}", "--set", "replicaCount=2")
+		// The earlier version is this chart under a lower version number: no release of the chart
+		// exists yet to upgrade from, and this still proves that an upgrade applies (no immutable
+		// field, such as a Deployment's selector, changes with the chart's version).
+		previous := version + "-previous"
+		earlier := filepath.Join(workDir, "helm", "earlier")
+		_, err = helm("package", filepath.Join(repoRoot, "charts", "podium"), "-d", earlier, "--version", previous)
 		Expect(err).NotTo(HaveOccurred())
+		_, err = helm("push", filepath.Join(earlier, "podium-"+previous+".tgz"), "oci://"+reg.Host+"/charts", "--plain-http")
+		Expect(err).NotTo(HaveOccurred())
+
+		By("installing the earlier chart from oci:// with helm, then upgrading to this one; the suite has installed the CRDs")
+		values := []string{"-n", ns, "--plain-http", "--set", "watchNamespaces={" + ns + "}"}
+		_, err = helm(append([]string{"install", release, "oci://" + reg.Host + "/charts/podium", "--version", previous,
+			"--skip-crds", "--set", "replicaCount=1"}, values...)...)
+		Expect(err).NotTo(HaveOccurred())
+		_, err = helm(append([]string{"upgrade", release, "oci://" + reg.Host + "/charts/podium", "--version", version,
+			"--skip-crds", "--set", "replicaCount=2"}, values...)...)
+		Expect(err).NotTo(HaveOccurred())
+		Expect(mustKubectl("get", "deployment", name, "-n", ns, "-o", "jsonpath={.metadata.labels.helm\\.sh/chart}")).
+			To(Equal("podium-"+version), "the upgrade applied this chart")
 		// Uninstalling also deletes the ClusterRoles and ClusterRoleBinding, which outlive the namespace.
 		DeferCleanup(func() {
 			_, err := helm("uninstall", release, "-n", ns)
