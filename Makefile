@@ -139,7 +139,7 @@ chart-push: helm ## Package the chart and push it to CHART_REGISTRY (such as ghc
 
 # The plugin's release: an archive per platform and the krew manifest (docs/kubectl-podium.md).
 .PHONY: plugin-release
-plugin-release: ## Build the kubectl-podium archives for every platform and the krew manifest bin/release/podium.yaml, for VERSION (such as v0.1.0).
+plugin-release: ## Build the kubectl-podium archives for every platform, the krew manifest bin/release/podium.yaml and the release notes (CHANGELOG.md's section), for VERSION (such as v0.1.0).
 	@test -n "$(VERSION)" || { echo "Set VERSION, such as: make plugin-release VERSION=v0.1.0" >&2; exit 1; }
 	go run ./hack/release -version $(VERSION) -out $(LOCALBIN)/release
 

@@ -44,14 +44,61 @@ func main() {
 		"the platforms to build, comma-separated")
 	flag.StringVar(&o.baseURL, "base-url", "https://github.com/podium-dev/podium/releases/download",
 		"the URL the archives are published under, followed by /VERSION/ARCHIVE")
+	changelog := flag.String("changelog", "CHANGELOG.md", "the changelog whose section for -version becomes notes.md")
 	flag.Parse()
 	o.platforms = strings.Split(platforms, ",")
+	if err := writeNotes(*changelog, o.version, filepath.Join(o.out, "notes.md")); err != nil {
+		fmt.Fprintln(os.Stderr, "release:", err)
+		os.Exit(1)
+	}
 	manifest, err := release(context.Background(), o)
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "release:", err)
 		os.Exit(1)
 	}
 	fmt.Println(manifest)
+}
+
+// writeNotes writes the changelog's section for version to path: the release notes.
+func writeNotes(changelog, version, path string) error {
+	data, err := os.ReadFile(changelog)
+	if err != nil {
+		return err
+	}
+	notes, err := releaseNotes(string(data), version)
+	if err != nil {
+		return fmt.Errorf("%s: %w", changelog, err)
+	}
+	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
+		return err
+	}
+	return os.WriteFile(path, []byte(notes), 0o644)
+}
+
+// releaseNotes is the section of the changelog headed "## VERSION" (with or without its v, and
+// with anything after the version on the heading's line), up to the next "## " heading.
+func releaseNotes(changelog, version string) (string, error) {
+	var section []string
+	in := false
+	for line := range strings.Lines(changelog) {
+		if heading, ok := strings.CutPrefix(line, "## "); ok {
+			if in {
+				break
+			}
+			name, _, _ := strings.Cut(strings.TrimSpace(heading), " ")
+			in = name == version || "v"+name == version
+			continue
+		}
+		if in {
+			section = append(section, line)
+		}
+	}
+	notes := strings.TrimSpace(strings.Join(section, ""))
+	if notes == "" {
+		return "", fmt.Errorf("no section for %s: rename its \"## Unreleased\" heading to \"## %s\" before tagging",
+			version, version)
+	}
+	return notes + "\n", nil
 }
 
 // release writes the archives and the krew manifest, and returns the manifest's path.

@@ -151,3 +151,21 @@ func TestThePluginInstallsFromACleanModuleCache(t *testing.T) {
 		t.Fatalf("the installed plugin: %v\n%s", err, out)
 	}
 }
+
+func TestTheReleaseNotesAreTheChangelogsSection(t *testing.T) {
+	changelog := "# Changelog\n\n## Unreleased\n\n- next\n\n" +
+		"## v0.2.0 (2026-12-07)\n\n- the dashboard\n- signed images\n\n" +
+		"## 0.1.0\n\n- the first\n"
+	for version, want := range map[string]string{
+		"v0.2.0": "- the dashboard\n- signed images\n",
+		"v0.1.0": "- the first\n",
+	} {
+		if got, err := releaseNotes(changelog, version); err != nil || got != want {
+			t.Errorf("releaseNotes(%s) = %q, %v; want %q", version, got, err, want)
+		}
+	}
+	if _, err := releaseNotes(changelog, "v0.3.0"); err == nil || !strings.Contains(err.Error(),
+		`rename its "## Unreleased" heading to "## v0.3.0" before tagging`) {
+		t.Errorf("a version without a section: %v", err)
+	}
+}
