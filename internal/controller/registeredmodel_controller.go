@@ -115,8 +115,11 @@ func (r *RegisteredModelReconciler) analysis() *measurer {
 // +kubebuilder:rbac:groups="",resources=persistentvolumeclaims,verbs=get
 // +kubebuilder:rbac:groups="",resources=pods,verbs=get;list;watch
 
-// Reconcile observes a model and its versions, decides with the promotion rules, and records the
-// decision. The cache only tells whether there is anything to record: a decision is recorded
+// Reconcile reads as its steps: observe (a model, its versions and what serves it, into one
+// observation), decide (the promotion rules, the rollout, the renderings and the ordered writes,
+// with the renderings checked by the API server's dry runs on a fresh observation), record (the
+// statuses, records and finalizers, in their order), and apply (the serving objects). The cache
+// only tells whether there is anything to record: a decision is recorded
 // only from what the API server holds, read again for it, and every write is conditional on the
 // resourceVersion that read returned. The writes come in the order that never shows two
 // Production versions of one model (see record), whatever the cache, the errors, a crash between
@@ -263,34 +266,87 @@ func (p plan) rolloutProgressOnly() bool {
 	return equality.Semantic.DeepEqual(before, after)
 }
 
-// plan reads a model and its versions through reader (the cache or the API server), decides, and
-// works out the status writes. The model is read first: from the API server, the versions read
-// after it include every version the model's status names, so a version missing from them was
-// deleted.
+// observation is everything one plan is made from, read in one place (observe) before anything
+// is decided: the model and its versions, through the cache or from the API server, the
+// prediction Deployments and route from the cache, and the online gates' measurements.
+type observation struct {
+	req      ctrl.Request
+	fresh    bool                  // read from the API server
+	model    *mlv1.RegisteredModel // nil when the model does not exist
+	versions []mlv1.ModelVersion
+	// Only for a model that exists and is not being deleted:
+	live, canary *appsv1.Deployment
+	route        routeState
+	measured     []rollout.Measurement
+}
+
+// plan observes a model through reader (the cache or the API server) and decides on what it
+// observed.
 func (r *RegisteredModelReconciler) plan(ctx context.Context, reader client.Reader, req ctrl.Request,
 	measured *measurements) (plan, error) {
-	var p plan
+	o, err := r.observe(ctx, reader, req, measured)
+	if err != nil {
+		return plan{}, err
+	}
+	return r.decide(ctx, o)
+}
+
+// observe reads a model and its versions through reader, and what serves it. The model is read
+// first: from the API server, the versions read after it include every version the model's
+// status names, so a version missing from them was deleted. The measurements are taken once per
+// reconcile, by its first observation.
+func (r *RegisteredModelReconciler) observe(ctx context.Context, reader client.Reader, req ctrl.Request,
+	measured *measurements) (observation, error) {
+	o := observation{req: req, fresh: reader == r.APIReader}
 	model := &mlv1.RegisteredModel{}
 	modelErr := reader.Get(ctx, req.NamespacedName, model)
 	if modelErr != nil && !apierrors.IsNotFound(modelErr) {
-		return p, modelErr
+		return o, modelErr
 	}
-	fresh := reader == r.APIReader
 	var opts []client.ListOption
-	if fresh && modelErr == nil {
+	if o.fresh && modelErr == nil {
 		// Any state at least as new as the model read will do (docs/concepts.md): the API
 		// server serves it from its watch cache without first asking etcd for its revision.
 		opts = append(opts, &client.ListOptions{Raw: &metav1.ListOptions{
 			ResourceVersion: model.ResourceVersion, ResourceVersionMatch: metav1.ResourceVersionMatchNotOlderThan}})
 	}
 	var err error
-	if p.versions, err = versionsOf(ctx, reader, req.Namespace, req.Name, opts...); err != nil {
-		return p, err
+	if o.versions, err = versionsOf(ctx, reader, req.Namespace, req.Name, opts...); err != nil {
+		return o, err
 	}
 	if modelErr != nil {
+		return o, nil
+	}
+	o.model = model
+	if !model.DeletionTimestamp.IsZero() {
+		return o, nil
+	}
+	if !measured.taken {
+		measured.values, measured.taken = r.measure(model), true
+	}
+	o.measured = measured.values
+	if o.live, err = r.observeDeployment(ctx, model); err != nil {
+		return o, err
+	}
+	if o.canary, err = r.observeCanary(ctx, model); err != nil {
+		return o, err
+	}
+	if o.route, err = r.observeRoute(ctx, model); err != nil {
+		return o, err
+	}
+	return o, nil
+}
+
+// decide makes the plan for what o observed: the promotion rules' decision, the rollout's next
+// state, the serving renderings (checked by dry runs when o is fresh), the statuses, the records
+// and the ordered writes. It reads nothing of the cluster but through planServing's checks.
+func (r *RegisteredModelReconciler) decide(ctx context.Context, o observation) (plan, error) {
+	p := plan{versions: o.versions}
+	model := o.model
+	if model == nil {
 		for i := range p.versions {
 			v := &p.versions[i]
-			if want := orphanStatus(v, req.Name, r.now()); !equality.Semantic.DeepEqual(v.Status, want) {
+			if want := orphanStatus(v, o.req.Name, r.now()); !equality.Semantic.DeepEqual(v.Status, want) {
 				p.writes = append(p.writes, versionWrite{version: v, status: want, kind: other})
 			}
 		}
@@ -301,27 +357,14 @@ func (r *RegisteredModelReconciler) plan(ctx context.Context, reader client.Read
 	if !model.DeletionTimestamp.IsZero() {
 		return p, nil
 	}
-	if !measured.taken {
-		measured.values, measured.taken = r.measure(model), true
-	}
-	live, err := r.observeDeployment(ctx, model)
-	if err != nil {
-		return p, err
-	}
-	canary, err := r.observeCanary(ctx, model)
-	if err != nil {
-		return p, err
-	}
-	route, err := r.observeRoute(ctx, model)
-	if err != nil {
-		return p, err
-	}
-	in := observe(model, p.versions)
-	in.Failed = failedRollout(model, live)
-	advanced, verdict := r.advanceRollout(model, live, canary, route, measured.values, &in)
+	in := promotionInput(model, p.versions)
+	in.Failed = failedRollout(model, o.live)
+	advanced, verdict := r.advanceRollout(model, o.live, o.canary, o.route, o.measured, &in)
 	p.decision = promotion.Decide(in)
-	p.rollout = r.settleRollout(model, advanced, verdict, p.decision, canary)
-	if p.serving, err = r.planServing(ctx, model, p.versions, live, canary, route, p.decision, p.rollout, fresh); err != nil {
+	p.rollout = r.settleRollout(model, advanced, verdict, p.decision, o.canary)
+	var err error
+	if p.serving, err = r.planServing(ctx, model, p.versions, o.live, o.canary, o.route, p.decision, p.rollout,
+		o.fresh); err != nil {
 		return p, err
 	}
 	now := r.now()
@@ -469,10 +512,10 @@ func versionsOf(ctx context.Context, reader client.Reader, namespace, model stri
 	return list.Items, nil
 }
 
-// observe turns the cluster's objects into the promotion rules' input. A version being deleted is
+// promotionInput turns the cluster's objects into the promotion rules' input. A version being deleted is
 // not one of them: the rules see it as gone, and, when it was Production, who marked it for
 // deletion as the one who retired it.
-func observe(model *mlv1.RegisteredModel, versions []mlv1.ModelVersion) promotion.Input {
+func promotionInput(model *mlv1.RegisteredModel, versions []mlv1.ModelVersion) promotion.Input {
 	in := promotion.Input{
 		Policy:        model.Spec.Promotion,
 		ModelUID:      string(model.UID),
