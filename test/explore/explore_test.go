@@ -106,7 +106,8 @@ func TestExplore(t *testing.T) {
 	t.Logf("%d schedules ran canaries: %d begun, %d passed their steps into a bake, %d succeeded without one, %d aborted "+
 		"(a canary replaced by another ends Aborted too)", withCanaries, canaries["begun"], canaries[mlv1.RolloutBaking],
 		canaries[mlv1.RolloutSucceeded], canaries[mlv1.RolloutAborted])
-	t.Logf("%d canaries had their rollout removed from the spec while they ran", canaries["removed"])
+	t.Logf("%d canaries had their rollout removed from the spec while they ran; people changed a served model's "+
+		"pod template %d times", canaries["removed"], canaries["template"])
 	t.Logf("%d models were deleted with history, each checked for the record of its deletion", deletions)
 	t.Logf("%d Production versions were deleted with the operator's finalizer, each checked for who the history "+
 		"says retired it", versionDeletions)

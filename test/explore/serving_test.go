@@ -642,10 +642,20 @@ func (w *world) randomRolloutRequest(model string, all []*mlv1.ModelVersion) boo
 	return true
 }
 
-// changeServing has a person change a model's spec.serving: its replicas, or, with canaries, its
-// rollout removed (in the middle of a canary, maybe) or a new one added.
+// changeServing has a person change a model's spec.serving: its pod template (a new image of
+// the predictor, while a canary runs, maybe), its replicas, or, with canaries, its rollout
+// removed (in the middle of a canary, maybe) or a new one added.
 func (w *world) changeServing(model string) {
 	m := w.srv.model(model)
+	if w.rng.IntN(4) == 0 {
+		image := fmt.Sprintf("registry.example.com/predictor:%d", 2+w.rng.IntN(3))
+		w.canaries["template"]++
+		w.user("changes the predictor image of model %s to %s (%s)", model, image, rolloutSummary(m.Status.Rollout))
+		w.userErr(w.srv.updateSpec(models, model, func(o client.Object) {
+			o.(*mlv1.RegisteredModel).Spec.Serving.Template.Spec.Containers[0].Image = image
+		}))
+		return
+	}
 	switch r := w.rng.IntN(3); {
 	case m.Spec.Serving.Rollout != nil && m.Status.Rollout.Canary() && r > 0:
 		w.canaries["removed"]++
