@@ -148,11 +148,14 @@ func openBrowser(w interface{ Write([]byte) (int, error) }, url string) {
 // sets it as a cookie), name this server as its Host (no DNS rebinding), and an action must also
 // be a POST from one of its own pages (Origin, Sec-Fetch-Site and a form token).
 type dashboard struct {
-	r         *root
-	cluster   *cluster // in the namespace of the flags
-	all       bool     // every namespace (-A), not only the cluster's
-	origin    string   // http://HOST:PORT as the browser names it
+	r       *root
+	cluster *cluster // in the namespace of the flags
+	all     bool     // every namespace (-A), not only the cluster's
+	origin  string   // http://HOST:PORT as the browser names it
+	// hosts are the Host headers a loopback listener answers (no DNS rebinding); nil when it
+	// listens on another address, whose names this cannot know: the token guards it alone.
 	hosts     map[string]bool
+	routes    *http.ServeMux
 	token     string
 	csrf      string
 	pages     *template.Template
@@ -170,12 +173,12 @@ func newDashboard(r *root, c *cluster, addr string, all bool) (*dashboard, error
 	mac := hmac.New(sha256.New, secret)
 	mac.Write([]byte("csrf"))
 	host, port, _ := net.SplitHostPort(addr)
-	hosts := map[string]bool{addr: true, "localhost:" + port: true}
-	if ip := net.ParseIP(host); ip != nil && ip.IsUnspecified() {
-		hosts["127.0.0.1:"+port] = true
-	}
 	origin := "http://" + addr
-	if ip := net.ParseIP(host); ip != nil && ip.IsUnspecified() {
+	var hosts map[string]bool
+	switch ip := net.ParseIP(host); {
+	case ip != nil && ip.IsLoopback():
+		hosts = map[string]bool{addr: true, "localhost:" + port: true}
+	case ip != nil && ip.IsUnspecified():
 		origin = "http://127.0.0.1:" + port
 	}
 	pages, err := template.New("").Funcs(pageFuncs).ParseFS(dashboardFiles, "dashboard/*.html")
@@ -186,10 +189,12 @@ func newDashboard(r *root, c *cluster, addr string, all bool) (*dashboard, error
 	if err != nil {
 		return nil, err
 	}
-	return &dashboard{
+	d := &dashboard{
 		r: r, cluster: c, all: all, origin: origin, hosts: hosts, token: token, csrf: hex.EncodeToString(mac.Sum(nil)),
 		pages: pages, static: http.StripPrefix("/static/", http.FileServer(http.FS(assets))), live: newLiveUpdates(),
-	}, nil
+	}
+	d.routes = d.mux()
+	return d, nil
 }
 
 func (d *dashboard) ServeHTTP(w http.ResponseWriter, req *http.Request) {
@@ -199,7 +204,7 @@ func (d *dashboard) ServeHTTP(w http.ResponseWriter, req *http.Request) {
 	h.Set("Referrer-Policy", "same-origin") // "no-referrer" would make a form post's Origin "null"
 	h.Set("X-Frame-Options", "DENY")
 	h.Set("Cache-Control", "no-store")
-	if !d.hosts[req.Host] {
+	if d.hosts != nil && !d.hosts[req.Host] {
 		http.Error(w, "this dashboard answers only as "+d.origin, http.StatusMisdirectedRequest)
 		return
 	}
@@ -226,7 +231,7 @@ func (d *dashboard) ServeHTTP(w http.ResponseWriter, req *http.Request) {
 		d.static.ServeHTTP(w, req)
 		return
 	}
-	d.mux().ServeHTTP(w, req)
+	d.routes.ServeHTTP(w, req)
 }
 
 // mux routes the pages: the models at /, a model at /namespaces/NS/models/NAME, its actions'
@@ -297,14 +302,9 @@ func (d *dashboard) scope() string {
 	return "namespace " + d.cluster.namespace
 }
 
-// get renders a page that only reads; any other method is refused.
+// get renders a page that only reads (the routes take only GET for it).
 func (d *dashboard) get(w http.ResponseWriter, req *http.Request,
 	page func(context.Context, *http.Request) (string, any, error)) {
-	if req.Method != http.MethodGet {
-		w.Header().Set("Allow", http.MethodGet)
-		d.refuse(w, http.StatusMethodNotAllowed, "This page only shows; actions are the buttons of its pages.")
-		return
-	}
 	name, data, err := page(req.Context(), req)
 	if err != nil {
 		d.refuse(w, http.StatusBadGateway, err.Error())
@@ -315,7 +315,8 @@ func (d *dashboard) get(w http.ResponseWriter, req *http.Request,
 
 // act runs the action a confirmation page posted, as the command would, and shows its outcome.
 func (d *dashboard) act(w http.ResponseWriter, req *http.Request, c *cluster, model string) {
-	if origin := req.Header.Get("Origin"); origin != "" && origin != d.origin && !d.hosts[strings.TrimPrefix(origin, "http://")] {
+	// The page posting it was served under this request's Host, which ServeHTTP checked.
+	if origin := req.Header.Get("Origin"); origin != "" && origin != "http://"+req.Host {
 		d.refuse(w, http.StatusForbidden, "Refused: the action came from another site ("+origin+").")
 		return
 	}

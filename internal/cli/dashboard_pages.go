@@ -245,11 +245,9 @@ func (d *dashboard) modelPage(ctx context.Context, req *http.Request, c *cluster
 		page.Rollback = n
 	}
 	page.Rollout = rolloutPanelOf(model, now)
-	records, recordsErr := c.records(ctx, name)
+	// Without records (none yet, or a user who may not list them), the model's status alone.
+	records, _ := c.records(ctx, name)
 	rows := recordedRows(model, records)
-	if recordsErr != nil || len(records) == 0 {
-		rows = recordedRows(model, nil)
-	}
 	for i, h := range rows {
 		page.Timeline = append(page.Timeline, timelineRow{Time: timestamp(h.Time), Version: versionCell(h.Version),
 			From: orDash(string(h.From)), To: string(h.To), Reason: string(h.Reason), By: orDash(h.By), Message: h.Message,
