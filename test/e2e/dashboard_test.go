@@ -34,8 +34,7 @@ var _ = Describe("kubectl podium dashboard", func() {
 
 		By("starting the dashboard with the real kubectl and plugin")
 		cmd := exec.Command(filepath.Join(kubeBinDir, "kubectl"), "podium", "dashboard", "-n", ns, "--port", "0")
-		cmd.Env = append(os.Environ(), "PATH="+podiumBinDir+string(os.PathListSeparator)+os.Getenv("PATH"),
-			"KUBECONFIG="+kubeconfig)
+		cmd.Env = append(os.Environ(), pluginEnv()...)
 		cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
 		stdout, err := cmd.StdoutPipe()
 		Expect(err).NotTo(HaveOccurred())

@@ -166,8 +166,13 @@ var _ = Describe("Failover between two managers", Serial, func() {
 			Expect(leader1.exited()).To(BeFalse(), "the frozen manager cannot have exited")
 
 			By("the new leader acts while the old one is frozen: it answers a rollback request")
-			rollback := pw.pickPassing()
-			Expect(rollback).NotTo(BeEmpty(), "no passing version to roll back to")
+			// Early in the churn every passing version may be Production or already asked for it:
+			// the churn registers more within seconds.
+			var rollback string
+			Eventually(func() string {
+				rollback = pw.pickPassing()
+				return rollback
+			}).WithTimeout(30*time.Second).ShouldNot(BeEmpty(), "no passing version to roll back to")
 			promotionsBefore := pw.promotionsOf(rollback)
 			churn.hold(rollback)
 			requestedAt := time.Now().Truncate(time.Second) // the history's times have seconds

@@ -6,7 +6,6 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"os"
 	"path/filepath"
 	"regexp"
 	"strings"
@@ -37,10 +36,7 @@ var _ = Describe("Governance through kubectl --as", Serial, func() {
 
 	// podium runs `kubectl podium ARGS -n ns` as who and returns its trimmed stdout.
 	podium := func(who []string, args ...string) (string, error) {
-		env := []string{
-			"PATH=" + podiumBinDir + string(os.PathListSeparator) + os.Getenv("PATH"),
-			"KUBECONFIG=" + kubeconfig,
-		}
+		env := pluginEnv()
 		args = append(append(append([]string{"podium"}, args...), "-n", ns), who...)
 		return run(context.Background(), env, "", filepath.Join(kubeBinDir, "kubectl"), args...)
 	}

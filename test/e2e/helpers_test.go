@@ -49,6 +49,15 @@ func run(ctx context.Context, env []string, input string, name string, args ...s
 	return strings.TrimSpace(stdout.String()), nil
 }
 
+// pluginEnv is the environment in which the pinned kubectl finds bin/kubectl-podium and talks to
+// the e2e cluster, with extra variables after it.
+func pluginEnv(extra ...string) []string {
+	return append([]string{
+		"PATH=" + podiumBinDir + string(os.PathListSeparator) + os.Getenv("PATH"),
+		"KUBECONFIG=" + kubeconfig,
+	}, extra...)
+}
+
 // kubectl runs the pinned kubectl against the e2e cluster and returns its trimmed stdout.
 func kubectl(args ...string) (string, error) {
 	return kubectlWithInput("", args...)

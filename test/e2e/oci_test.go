@@ -50,11 +50,7 @@ spec:
 			Expect(os.MkdirAll(filepath.Join(dir, filepath.Dir(name)), 0o755)).To(Succeed())
 			Expect(os.WriteFile(filepath.Join(dir, name), []byte(content), 0o644)).To(Succeed())
 		}
-		env := []string{
-			"PATH=" + podiumBinDir + string(os.PathListSeparator) + os.Getenv("PATH"),
-			"KUBECONFIG=" + kubeconfig,
-			"DOCKER_CONFIG=" + GinkgoT().TempDir(), // no credentials but the registry's anonymous access
-		}
+		env := pluginEnv("DOCKER_CONFIG=" + GinkgoT().TempDir()) // no credentials but the registry's anonymous access
 		kubectlBin := filepath.Join(kubeBinDir, "kubectl")
 		out, err := run(context.Background(), env, "", kubectlBin, "podium", "register", model, "-n", ns,
 			"--push", dir, "--to", "oci://"+reg.Host+"/ml/x", "--plain-http", "--metric", "test_accuracy=0.9")

@@ -6,7 +6,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
@@ -25,10 +24,7 @@ var _ = Describe("kubectl podium", func() {
 
 	// podium runs `kubectl podium ARGS -n ns` and returns its trimmed stdout.
 	podium := func(args ...string) (string, error) {
-		env := []string{
-			"PATH=" + podiumBinDir + string(os.PathListSeparator) + os.Getenv("PATH"),
-			"KUBECONFIG=" + kubeconfig,
-		}
+		env := pluginEnv()
 		args = append(append([]string{"podium"}, args...), "-n", ns)
 		return run(context.Background(), env, "", filepath.Join(kubeBinDir, "kubectl"), args...)
 	}
